@@ -1,0 +1,57 @@
+"""ONNX Runtime runner: full graph optimizations (the seed disabled them), CPU or CUDA EP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from awml_harness.backends.base import BackendUnavailable, check_feeds
+
+
+def providers_for(device: str) -> list:
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if "CUDAExecutionProvider" not in available:
+        raise BackendUnavailable(
+            f"onnx on {device} needs onnxruntime's CUDAExecutionProvider (install the [gpu] extra: "
+            f"onnxruntime-gpu); this onnxruntime {ort.__version__} offers {available}"
+        )
+    index = int(device.split(":")[1]) if ":" in device else 0
+    return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
+
+
+class OnnxRuntimeRunner:
+    def __init__(self, path: Path, device: str = "cpu", threads: int = 0, name: str = "onnx") -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise BackendUnavailable("onnxruntime is not installed") from None
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            opts.intra_op_num_threads = threads
+        opts.log_severity_level = 3
+        self.name = f"{name}:{device}"
+        self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers_for(device))
+        self.input_names = tuple(i.name for i in self.session.get_inputs())
+        self.output_names = tuple(o.name for o in self.session.get_outputs())
+        self._input_types = {i.name: i.type for i in self.session.get_inputs()}
+
+    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        check_feeds(self.name, self.input_names, feeds)
+        inputs = {}
+        for n in self.input_names:
+            arr = feeds[n]
+            if self._input_types[n] == "tensor(float16)" and arr.dtype != np.float16:
+                arr = arr.astype(np.float16)
+            inputs[n] = arr
+        outs = self.session.run(list(self.output_names), inputs)
+        return dict(zip(self.output_names, outs))
+
+    def close(self) -> None:
+        self.session = None  # type: ignore[assignment]

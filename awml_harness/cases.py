@@ -1,0 +1,43 @@
+"""Typed test parameters. The suites are parametrized with these, so a test id reads
+like `CenterPoint-pytorch:cpu-vs-onnx:cpu-s0` and `-k centerpoint` selects a project."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from awml_harness.config.schema import BackendSpec, Scenario
+
+
+@dataclass(frozen=True)
+class ExportCase:
+    config_id: str
+    graph: str
+    target: str  # "onnx" | "onnx-fp16" | "tensorrt"
+
+    @property
+    def id(self) -> str:
+        return f"{self.config_id}-{self.graph}-{self.target}"
+
+
+@dataclass(frozen=True)
+class VerifyCase:
+    config_id: str
+    scenario: Scenario
+    sample_index: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.config_id}-{self.scenario.label}-s{self.sample_index}"
+
+
+@dataclass(frozen=True)
+class BackendCase:
+    """One backend of one config: evaluation and latency tests."""
+
+    config_id: str
+    name: str  # key in evaluation.backends, e.g. "onnx" or "onnx-fp16"
+    spec: BackendSpec
+
+    @property
+    def id(self) -> str:
+        return f"{self.config_id}-{self.spec.label}"

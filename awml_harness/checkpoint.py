@@ -1,0 +1,53 @@
+"""Checkpoint loading shared by every project: safe by default, OpenMMLab layout aware.
+
+`torch.load(weights_only=True)` refuses arbitrary pickles; a checkpoint that needs
+them is refused with the name of the opt-in (`--awml-unsafe-load` / config key
+`unsafe_load=True`), never silently unpickled.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+
+class CheckpointError(RuntimeError):
+    pass
+
+
+def load_state_dict(path: Path | str, *, allow_pickle: bool = False) -> dict[str, Any]:
+    """Tensor mapping from a plain state_dict or an OpenMMLab checkpoint
+    (`{"state_dict": ..., "meta": ...}`; `meta` is ignored)."""
+    import torch
+
+    path = Path(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=not allow_pickle)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {path} does not exist") from None
+    except Exception as exc:
+        if not allow_pickle and "weights_only" in str(exc):
+            raise CheckpointError(
+                f"checkpoint {path} needs full unpickling, which can run arbitrary code; "
+                "if you trust it, pass --awml-unsafe-load (or set unsafe_load=True in the deploy config)"
+            ) from None
+        raise CheckpointError(f"checkpoint {path} could not be read: {type(exc).__name__}: {exc}") from None
+    if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"checkpoint {path} holds {type(obj).__name__}, expected a state_dict mapping")
+    return dict(obj)
+
+
+def load_into(model: Any, state: Mapping[str, Any], *, strict: bool = True, source: str = "checkpoint") -> None:
+    """load_state_dict with an error that lists missing and unexpected keys in full."""
+    result = model.load_state_dict(state, strict=False)
+    missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
+    if strict and (missing or unexpected):
+        lines = [f"{source} does not fit the model:"]
+        if missing:
+            lines.append(f"  missing keys ({len(missing)}): {', '.join(missing)}")
+        if unexpected:
+            lines.append(f"  unexpected keys ({len(unexpected)}): {', '.join(unexpected)}")
+        lines.append("  (set strict_load=False in model_cfg to load anyway)")
+        raise CheckpointError("\n".join(lines))

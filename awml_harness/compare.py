@@ -1,0 +1,211 @@
+"""Nested output comparison: every leaf, every failure, and what tolerance would pass.
+
+The walk checks structure first (keys, lengths), then shape and dtype, then values, so
+a message never talks about values of arrays that cannot be compared. An element
+passes when |test - ref| <= atol + rtol * |ref|; NaN never passes (on either side), an
+infinity passes only where both sides hold the same infinity. Every leaf gets
+statistics, passing or not, so the metrics JSON and tolerance suggestions can use them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+#: (output path) -> (atol, rtol)
+ToleranceFn = Callable[[str], "tuple[float, float]"]
+
+
+@dataclass(frozen=True)
+class LeafResult:
+    path: str
+    passed: bool
+    atol: float
+    rtol: float
+    problem: str = ""  # structure/shape/dtype problem; empty when values were compared
+    shape: tuple[int, ...] = ()
+    numel: int = 0
+    mismatches: int = 0
+    nan_count: int = 0
+    inf_count: int = 0
+    max_abs_diff: float = 0.0
+    mean_abs_diff: float = 0.0
+    max_rel_diff: float = 0.0
+    worst_index: tuple[int, ...] = ()
+    worst_ref: float = 0.0
+    worst_test: float = 0.0
+    min_atol: float = 0.0  # smallest atol that passes every element at this rtol (inf: none)
+
+    @property
+    def mismatch_share(self) -> float:
+        return self.mismatches / self.numel if self.numel else 0.0
+
+    def describe(self) -> str:
+        if self.problem:
+            return f"{self.path}: {self.problem}"
+        parts = [
+            f"{self.path}: mismatched elements {self.mismatches} / {self.numel} ({100 * self.mismatch_share:.2f}%)",
+            f"greatest abs diff {self.max_abs_diff:.4g} at index {self.worst_index} "
+            f"(ref {self.worst_ref:.6g}, test {self.worst_test:.6g}), greatest rel diff {self.max_rel_diff:.4g}",
+            f"allowed atol={self.atol:g} rtol={self.rtol:g}",
+        ]
+        if self.nan_count or self.inf_count:
+            parts.append(f"non-finite: {self.nan_count} NaN, {self.inf_count} Inf")
+        if np.isfinite(self.min_atol):
+            parts.append(f"min atol to pass at rtol={self.rtol:g}: {self.min_atol:.4g}")
+        else:
+            parts.append("no finite atol passes (NaN/Inf mismatch)")
+        return "; ".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["shape"] = list(self.shape)
+        d["worst_index"] = list(self.worst_index)
+        d["mismatch_share"] = self.mismatch_share
+        for k in ("min_atol", "max_abs_diff", "max_rel_diff", "mean_abs_diff", "worst_ref", "worst_test"):
+            if not np.isfinite(d[k]):
+                d[k] = None if np.isnan(d[k]) else str(d[k])
+        return d
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    leaves: tuple[LeafResult, ...] = field(default_factory=tuple)
+
+    @property
+    def passed(self) -> bool:
+        return all(leaf.passed for leaf in self.leaves)
+
+    @property
+    def failures(self) -> list[LeafResult]:
+        return [leaf for leaf in self.leaves if not leaf.passed]
+
+    def message(self, context: str = "", hint: str = "") -> str:
+        failures = self.failures
+        head = f"{context}: " if context else ""
+        lines = [f"{head}{len(failures)} of {len(self.leaves)} outputs differ beyond tolerance"]
+        lines += [f"  - {leaf.describe()}" for leaf in failures]
+        if hint:
+            lines.append(hint)
+        return "\n".join(lines)
+
+
+def _to_numpy(x: Any) -> np.ndarray | None:
+    if isinstance(x, np.ndarray):
+        return x
+    if isinstance(x, (np.generic, int, float, bool, complex)):
+        return np.asarray(x)
+    mod = type(x).__module__
+    if mod.startswith("torch") and hasattr(x, "detach"):
+        return x.detach().cpu().numpy()
+    return None
+
+
+def compare_arrays(path: str, ref: np.ndarray, test: np.ndarray, atol: float, rtol: float) -> LeafResult:
+    base = dict(path=path, atol=atol, rtol=rtol)
+    if ref.shape != test.shape:
+        return LeafResult(passed=False, problem=f"shape mismatch: ref {ref.shape} vs test {test.shape}", **base)
+    if ref.dtype != test.dtype and not (ref.dtype.kind in "fc" and test.dtype.kind in "fc"):
+        return LeafResult(passed=False, problem=f"dtype mismatch: ref {ref.dtype} vs test {test.dtype}", **base)
+    numel = int(ref.size)
+    if numel == 0:
+        return LeafResult(passed=True, shape=ref.shape, **base)
+    r = ref.astype(np.float64, copy=False)
+    t = test.astype(np.float64, copy=False)
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.abs(t - r)
+    nan = np.isnan(r) | np.isnan(t)
+    inf_r, inf_t = np.isinf(r), np.isinf(t)
+    same_inf = inf_r & inf_t & (np.sign(r) == np.sign(t))
+    nonfinite_bad = nan | ((inf_r | inf_t) & ~same_inf)
+    finite = ~(nan | inf_r | inf_t)
+    diff = np.where(finite, diff, 0.0)
+    abs_ref = np.abs(np.where(finite, r, 0.0))
+    ok = (diff <= atol + rtol * abs_ref) & finite | same_inf
+    mismatches = int(numel - np.count_nonzero(ok))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(abs_ref > 0, diff / abs_ref, np.where(diff > 0, np.inf, 0.0))
+    flat_worst = int(np.argmax(np.where(nonfinite_bad, np.inf, diff)))
+    worst_index = tuple(int(i) for i in np.unravel_index(flat_worst, ref.shape)) if ref.ndim else ()
+    needed = diff - rtol * abs_ref
+    min_atol = float(np.inf) if nonfinite_bad.any() else float(max(0.0, needed.max()))
+    return LeafResult(
+        passed=mismatches == 0,
+        shape=tuple(ref.shape),
+        numel=numel,
+        mismatches=mismatches,
+        nan_count=int(np.count_nonzero(np.isnan(t))),
+        inf_count=int(np.count_nonzero(np.isinf(t))),
+        max_abs_diff=float(np.inf if nonfinite_bad.any() else diff.max()),
+        mean_abs_diff=float(diff.mean()),
+        max_rel_diff=float(rel.max()),
+        worst_index=worst_index,
+        worst_ref=float(r.flat[flat_worst]),
+        worst_test=float(t.flat[flat_worst]),
+        min_atol=min_atol,
+        **base,
+    )
+
+
+def _walk(path: str, ref: Any, test: Any, tol: ToleranceFn, out: list[LeafResult]) -> None:
+    def structural(problem: str) -> None:
+        atol, rtol = tol(path)
+        out.append(LeafResult(path=path or "<root>", passed=False, atol=atol, rtol=rtol, problem=problem))
+
+    if isinstance(ref, Mapping):
+        if not isinstance(test, Mapping):
+            return structural(f"type mismatch: ref mapping vs test {type(test).__name__}")
+        for key in ref:
+            sub = f"{path}/{key}" if path else str(key)
+            if key not in test:
+                atol, rtol = tol(sub)
+                out.append(LeafResult(path=sub, passed=False, atol=atol, rtol=rtol, problem="missing in test output"))
+            else:
+                _walk(sub, ref[key], test[key], tol, out)
+        for key in test:
+            if key not in ref:
+                sub = f"{path}/{key}" if path else str(key)
+                atol, rtol = tol(sub)
+                out.append(LeafResult(path=sub, passed=False, atol=atol, rtol=rtol, problem="not in reference output"))
+        return None
+    if isinstance(ref, (list, tuple)):
+        if not isinstance(test, (list, tuple)):
+            return structural(f"type mismatch: ref {type(ref).__name__} vs test {type(test).__name__}")
+        if len(ref) != len(test):
+            structural(f"length mismatch: ref {len(ref)} items vs test {len(test)}")
+        for i, (a, b) in enumerate(zip(ref, test)):
+            _walk(f"{path}[{i}]", a, b, tol, out)
+        return None
+    a, b = _to_numpy(ref), _to_numpy(test)
+    if a is None or b is None:
+        if ref == test:
+            atol, rtol = tol(path)
+            out.append(LeafResult(path=path, passed=True, atol=atol, rtol=rtol))
+            return None
+        return structural(f"unsupported or unequal leaf: ref {type(ref).__name__} {ref!r:.40} vs test {type(test).__name__} {test!r:.40}")
+    atol, rtol = tol(path)
+    out.append(compare_arrays(path or "<root>", a, b, atol, rtol))
+    return None
+
+
+def compare(ref: Any, test: Any, tolerance: ToleranceFn | tuple[float, float] = (1e-3, 1e-3)) -> CompareResult:
+    """Compare nested outputs. `tolerance` is (atol, rtol) or a function of the leaf path."""
+    tol: ToleranceFn = tolerance if callable(tolerance) else (lambda _p, _t=tolerance: _t)  # type: ignore[misc]
+    out: list[LeafResult] = []
+    _walk("", ref, test, tol, out)
+    return CompareResult(tuple(out))
+
+
+def assert_outputs_close(ref: Any, test: Any, tolerance: ToleranceFn | tuple[float, float] = (1e-3, 1e-3),
+                         context: str = "", hint: str = "") -> CompareResult:
+    __tracebackhide__ = True
+    result = compare(ref, test, tolerance)
+    if not result.passed:
+        raise AssertionError(result.message(context, hint))
+    return result
+
+
+def paths(result: CompareResult) -> Sequence[str]:
+    return [leaf.path for leaf in result.leaves]

@@ -1,0 +1,344 @@
+"""The deploy config, typed. Section names follow the seed spec so its configs load.
+
+Every dataclass is frozen: a config is read once at session start and never mutated.
+Cross-field rules live in `validate(key)` methods so their errors carry the key path.
+"""
+
+from __future__ import annotations
+
+import enum
+import fnmatch
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from awml_harness.config.errors import ConfigError
+
+
+class Backend(str, enum.Enum):
+    """Accepted wherever a backend name is: `Backend.ONNX` and `"onnx"` are the same key."""
+
+    PYTORCH = "pytorch"
+    ONNX = "onnx"
+    TENSORRT = "tensorrt"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+ExportMode = Literal["onnx", "trt", "both", "none"]
+PrecisionPolicy = Literal["auto", "fp16", "fp32_tf32", "strongly_typed"]
+Precision = Literal["fp32", "fp16"]
+_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
+
+
+def check_device(device: str, key: str) -> str:
+    if not _DEVICE.match(device):
+        raise ConfigError(key, device, "'cpu', 'cuda' or 'cuda:N'")
+    return "cuda:0" if device == "cuda" else device
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    mode: ExportMode = "onnx"
+    work_dir: Path = Path("work_dirs/awml")
+    onnx_path: Path | None = None  # mode="trt": build engines from this ONNX file / folder
+
+    def validate(self, key: str) -> None:
+        if self.onnx_path is not None and self.mode != "trt":
+            raise ConfigError(f"{key}.onnx_path", str(self.onnx_path), "unset unless export.mode is 'trt'")
+
+
+@dataclass(frozen=True)
+class RuntimeIO:
+    info_file: Path | None = None  # dataset annotation (info .pkl, COCO JSON, ...)
+    data_root: Path | None = None
+    sample_idx: int = 0  # sample whose tensors are traced at export
+
+    def validate(self, key: str) -> None:
+        if self.sample_idx < 0:
+            raise ConfigError(f"{key}.sample_idx", self.sample_idx, "an integer >= 0")
+
+
+@dataclass(frozen=True)
+class ModelIO:
+    """Optional declaration of the exported I/O; test_export checks the ONNX file against it."""
+
+    input_name: str | None = None
+    input_shape: tuple[int, ...] | None = None  # without batch
+    input_dtype: Literal["float32", "float16", "int32", "int64"] = "float32"
+    output_name: str | None = None
+    output_shape: tuple[int, ...] | None = None  # without batch
+    batch_size: int | None = 1  # None: dynamic batch
+    dynamic_axes: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
+
+    def validate(self, key: str) -> None:
+        for name in ("input_shape", "output_shape"):
+            shape = getattr(self, name)
+            if shape is not None and any(d <= 0 for d in shape):
+                raise ConfigError(f"{key}.{name}", list(shape), "positive dimensions")
+        if self.batch_size is not None and self.batch_size <= 0:
+            raise ConfigError(f"{key}.batch_size", self.batch_size, "a positive integer or None (dynamic)")
+
+
+@dataclass(frozen=True)
+class OnnxConfig:
+    opset_version: int = 17
+    do_constant_folding: bool = True
+    simplify: bool = False  # onnxslim when installed
+    exporter: Literal["torchscript", "dynamo"] = "torchscript"
+    save_file: str = "model.onnx"
+    multi_file: bool = False  # informational (seed compatibility): graphs decide the file count
+    dynamic_axes: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
+
+    def validate(self, key: str) -> None:
+        if not 7 <= self.opset_version <= 25:
+            raise ConfigError(f"{key}.opset_version", self.opset_version, "an opset between 7 and 25")
+        if not self.save_file.endswith(".onnx"):
+            raise ConfigError(f"{key}.save_file", self.save_file, "a file name ending in .onnx")
+
+
+@dataclass(frozen=True)
+class ProfileShape:
+    min_shape: tuple[int, ...]
+    opt_shape: tuple[int, ...]
+    max_shape: tuple[int, ...]
+
+    def validate(self, key: str) -> None:
+        if not len(self.min_shape) == len(self.opt_shape) == len(self.max_shape):
+            raise ConfigError(key, [self.min_shape, self.opt_shape, self.max_shape], "min/opt/max shapes of equal rank")
+        for lo, mid, hi in zip(self.min_shape, self.opt_shape, self.max_shape):
+            if not 0 < lo <= mid <= hi:
+                raise ConfigError(key, {"min": self.min_shape, "opt": self.opt_shape, "max": self.max_shape},
+                                  "0 < min <= opt <= max in every dimension")
+
+
+@dataclass(frozen=True)
+class ModelInputs:
+    input_shapes: Mapping[str, ProfileShape] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CommonBackendConfig:
+    precision_policy: PrecisionPolicy = "auto"
+    max_workspace_size: int = 1 << 30
+    builder_optimization_level: int = 3
+
+    def validate(self, key: str) -> None:
+        if self.max_workspace_size <= 0:
+            raise ConfigError(f"{key}.max_workspace_size", self.max_workspace_size, "a positive byte count")
+        if not 0 <= self.builder_optimization_level <= 5:
+            raise ConfigError(f"{key}.builder_optimization_level", self.builder_optimization_level, "0..5")
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    common_config: CommonBackendConfig = field(default_factory=CommonBackendConfig)
+    # one entry per optimization profile; per graph: {"graph_name": {...}} is also allowed
+    model_inputs: tuple[ModelInputs, ...] = ()
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    atol: float = 1e-3
+    rtol: float = 1e-3
+
+    def validate(self, key: str) -> None:
+        if self.atol < 0 or self.rtol < 0:
+            raise ConfigError(key, {"atol": self.atol, "rtol": self.rtol}, "non-negative atol and rtol")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    ref_backend: Backend
+    test_backend: Backend
+    ref_device: str = "cpu"
+    test_device: str = "cpu"
+    ref_precision: Precision = "fp32"
+    test_precision: Precision = "fp32"
+
+    def validate(self, key: str) -> None:
+        object.__setattr__(self, "ref_device", check_device(self.ref_device, f"{key}.ref_device"))
+        object.__setattr__(self, "test_device", check_device(self.test_device, f"{key}.test_device"))
+
+    @property
+    def ref(self) -> BackendSpec:
+        return BackendSpec(self.ref_backend, self.ref_device, self.ref_precision)
+
+    @property
+    def test(self) -> BackendSpec:
+        return BackendSpec(self.test_backend, self.test_device, self.test_precision)
+
+    @property
+    def label(self) -> str:
+        return f"{self.ref.label}-vs-{self.test.label}"
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """One way to run the graphs: backend, device, precision. Hashable runner key."""
+
+    backend: Backend
+    device: str = "cpu"
+    precision: Precision = "fp32"
+
+    @property
+    def label(self) -> str:
+        suffix = "" if self.precision == "fp32" else f"-{self.precision}"
+        return f"{self.backend.value}{suffix}:{self.device}"
+
+
+@dataclass(frozen=True)
+class DetectionMatch:
+    """Detection-aware verification of postprocessed predictions."""
+
+    enabled: bool = True
+    threshold: float | None = None  # IoU (2D) or center distance in m (3D); None: project default
+    score_atol: float = 0.05
+    box_atol: float | None = None  # None: project default
+    min_score: float | None = None  # ignore boxes below this score (near the threshold flicker)
+
+
+@dataclass(frozen=True)
+class VerificationConfig:
+    enabled: bool = True
+    num_verify_samples: int = 3
+    tolerance: float | None = None  # seed's single number: used as atol (and rtol) when set
+    default: Tolerance = field(default_factory=Tolerance)
+    # "pytorch->onnx" or "pytorch:cpu->onnx-fp16:cpu" style keys (backend or label)
+    pairs: Mapping[str, Tolerance] = field(default_factory=dict)
+    # glob on output path ("heatmap", "*/pillar_features") -> tolerance; beats pairs
+    outputs: Mapping[str, Tolerance] = field(default_factory=dict)
+    devices: Mapping[str, str] = field(default_factory=dict)  # seed compatibility, informational
+    scenarios: Mapping[ExportMode, tuple[Scenario, ...]] = field(default_factory=dict)
+    detection: DetectionMatch = field(default_factory=DetectionMatch)
+
+    def validate(self, key: str) -> None:
+        if self.num_verify_samples < 0:
+            raise ConfigError(f"{key}.num_verify_samples", self.num_verify_samples, "an integer >= 0")
+        if self.tolerance is not None and self.tolerance < 0:
+            raise ConfigError(f"{key}.tolerance", self.tolerance, "a non-negative number")
+        for pair in self.pairs:
+            if "->" not in pair:
+                raise ConfigError(f"{key}.pairs.{pair}", pair, "a key like 'pytorch->onnx'")
+
+    def tolerance_for(self, scenario: Scenario, output_path: str) -> Tolerance:
+        """Most specific wins: output glob, then backend pair, then the global default."""
+        for pattern, tol in self.outputs.items():
+            if fnmatch.fnmatchcase(output_path, pattern) or fnmatch.fnmatchcase(output_path.rsplit("/", 1)[-1], pattern):
+                return tol
+        for name in (
+            f"{scenario.ref.label}->{scenario.test.label}",
+            f"{scenario.ref_backend.value}->{scenario.test.label.split(':')[0]}",
+            f"{scenario.ref_backend.value}->{scenario.test_backend.value}",
+        ):
+            if name in self.pairs:
+                return self.pairs[name]
+        if self.tolerance is not None:
+            return Tolerance(atol=self.tolerance, rtol=self.tolerance)
+        if "fp16" in (scenario.ref_precision, scenario.test_precision):
+            return Tolerance(atol=max(self.default.atol, 5e-2), rtol=max(self.default.rtol, 5e-2))
+        return self.default
+
+
+@dataclass(frozen=True)
+class EvalBackend:
+    enabled: bool = True
+    device: str = "cpu"
+    precision: Precision = "fp32"
+    # latency budgets in milliseconds on pytest-benchmark statistics, e.g. {"p95_ms": 20}
+    latency_budget: Mapping[str, float] = field(default_factory=dict)
+
+    def validate(self, key: str) -> None:
+        object.__setattr__(self, "device", check_device(self.device, f"{key}.device"))
+        for stat, value in self.latency_budget.items():
+            if stat not in LATENCY_BUDGET_KEYS:
+                raise ConfigError(f"{key}.latency_budget.{stat}", value, f"one of {sorted(LATENCY_BUDGET_KEYS)}")
+            if value <= 0:
+                raise ConfigError(f"{key}.latency_budget.{stat}", value, "a positive number of milliseconds")
+
+
+LATENCY_BUDGET_KEYS = frozenset({"mean_ms", "median_ms", "min_ms", "max_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms"})
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    enabled: bool = True
+    num_samples: int = -1  # -1: all
+    verbose: bool = False
+    reference: str = "pytorch"  # key of `backends` whose metrics the others are held to
+    # backend name (or name-precision, e.g. "onnx-fp16") -> settings
+    backends: Mapping[str, EvalBackend] = field(
+        default_factory=lambda: {"pytorch": EvalBackend(), "onnx": EvalBackend()}
+    )
+    # metric name -> max |delta| vs the reference backend; "*" applies to every scalar metric
+    metric_tolerance: Mapping[str, float] = field(default_factory=lambda: {"*": 0.02})
+    latency_rounds: int = 20
+    latency_warmup: int = 3
+
+    def validate(self, key: str) -> None:
+        if self.num_samples < -1 or self.num_samples == 0:
+            raise ConfigError(f"{key}.num_samples", self.num_samples, "-1 (all) or a positive integer")
+        for name in self.backends:
+            base = name.split("-", 1)[0]
+            if base not in {b.value for b in Backend}:
+                raise ConfigError(f"{key}.backends.{name}", name, f"a backend among {[b.value for b in Backend]} (optionally '-fp16')")
+        if self.enabled and self.reference not in self.backends:
+            raise ConfigError(f"{key}.reference", self.reference, f"one of the configured backends {sorted(self.backends)}")
+        for metric, tol in self.metric_tolerance.items():
+            if tol < 0:
+                raise ConfigError(f"{key}.metric_tolerance.{metric}", tol, "a non-negative number")
+        if self.latency_rounds < 1 or self.latency_warmup < 0:
+            raise ConfigError(f"{key}.latency_rounds", self.latency_rounds, "rounds >= 1 and warmup >= 0")
+
+    def specs(self) -> dict[str, BackendSpec]:
+        out = {}
+        for name, be in self.backends.items():
+            if not be.enabled:
+                continue
+            base, _, prec = name.partition("-")
+            out[name] = BackendSpec(Backend(base), be.device, (prec or be.precision))  # type: ignore[arg-type]
+        return out
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    metrics_json: Path | None = None  # default: <work_dir>/metrics.json
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    """A whole deploy config. `model_settings` is the project's typed `model_cfg`."""
+
+    project: str
+    task_type: Literal["classification", "detection2d", "detection3d"]
+    checkpoint_path: Path | None = None
+    model_cfg: Any = None  # project-specific mapping (validated by the project's settings_cls)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    runtime_io: RuntimeIO = field(default_factory=RuntimeIO)
+    model_io: ModelIO = field(default_factory=ModelIO)
+    onnx_config: OnnxConfig = field(default_factory=OnnxConfig)
+    backend_config: BackendConfig = field(default_factory=BackendConfig)
+    verification: VerificationConfig = field(default_factory=VerificationConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+    devices: Mapping[str, str] = field(default_factory=dict)  # seed compatibility
+    # filled by the loader, not by the user
+    source: str = ""
+    name: str = ""
+    model_settings: Any = None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def id(self) -> str:
+        """What test ids start with: the config name (project name unless overridden)."""
+        return self.name or self.project
+
+    def scenarios(self) -> tuple[Scenario, ...]:
+        if not self.verification.enabled:
+            return ()
+        return self.verification.scenarios.get(self.export.mode, ())
+
+    def needs_onnx(self) -> bool:
+        return self.export.mode in ("onnx", "both", "trt")

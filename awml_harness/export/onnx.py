@@ -1,0 +1,96 @@
+"""Graph -> ONNX file, with the exporter chosen by config.
+
+The TorchScript exporter (`exporter="torchscript"`, default) needs nothing beyond torch
+and writes one self-contained file. The dynamo exporter (`exporter="dynamo"`) needs
+onnxscript and may write weights to `<file>.data`; the store hashes every file in the
+artifact folder, so external data is covered by the artifact key check either way.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from awml_harness.config.schema import OnnxConfig
+    from awml_harness.graph import Graph
+
+
+class ExportError(RuntimeError):
+    pass
+
+
+def tool_versions() -> dict[str, str]:
+    import onnx
+    import torch
+
+    return {"torch": torch.__version__, "onnx": onnx.__version__}
+
+
+def export_graph(graph: Graph, folder: Path, cfg: OnnxConfig, file_name: str | None = None) -> str:
+    import torch
+
+    name = file_name or f"{graph.name}.onnx"
+    path = folder / name
+    args = tuple(torch.from_numpy(graph.example_inputs[n].copy()) for n in graph.input_names)
+    dynamic_axes = {k: dict(v) for k, v in graph.dynamic_axes.items()} or None
+    module = graph.module
+    if hasattr(module, "eval"):
+        module.eval()
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # exporter chatter (deprecations, tracer warnings)
+            kwargs: dict[str, Any] = dict(
+                input_names=list(graph.input_names), output_names=list(graph.output_names),
+                dynamic_axes=dynamic_axes, opset_version=cfg.opset_version,
+                do_constant_folding=cfg.do_constant_folding,
+            )
+            if cfg.exporter == "dynamo":
+                torch.onnx.export(module, args, str(path), dynamo=True, external_data=True, **kwargs)
+            else:
+                torch.onnx.export(module, args, str(path), dynamo=False, **kwargs)
+    except Exception as exc:
+        raise ExportError(f"exporting graph {graph.name!r} to ONNX failed ({cfg.exporter} exporter, "
+                          f"opset {cfg.opset_version}): {type(exc).__name__}: {exc}") from exc
+    if cfg.simplify:
+        _simplify(path)
+    check(path)
+    return name
+
+
+def _simplify(path: Path) -> None:
+    try:
+        import onnxslim  # type: ignore[import-not-found]
+    except ImportError:
+        warnings.warn("onnx_config.simplify=True but onnxslim is not installed; exporting unsimplified", stacklevel=2)
+        return
+    import onnx
+
+    model = onnxslim.slim(onnx.load(str(path)))
+    onnx.save(model, str(path))
+
+
+def check(path: Path) -> None:
+    import onnx
+
+    try:
+        onnx.checker.check_model(str(path), full_check=False)
+    except Exception as exc:
+        raise ExportError(f"{path} fails onnx.checker: {exc}") from None
+
+
+def io_signature(path: Path) -> dict[str, dict[str, list]]:
+    """Names and shapes (ints, or the symbolic axis names) of the file's inputs/outputs."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    init = {i.name for i in model.graph.initializer}
+
+    def dims(v: Any) -> list:
+        return [d.dim_param if d.dim_param else d.dim_value for d in v.type.tensor_type.shape.dim]
+
+    return {
+        "inputs": {v.name: dims(v) for v in model.graph.input if v.name not in init},
+        "outputs": {v.name: dims(v) for v in model.graph.output},
+    }

@@ -1,0 +1,106 @@
+"""Public fixtures of the harness and the case generation behind the suites' parameters.
+
+Registered by the plugin once configs are loaded. Fixtures are thin: state lives in
+HarnessSession (config.stash), so xdist workers and serial runs build the same things.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import pytest
+
+from awml_harness.plugin import SESSION_KEY
+from awml_harness.report.sink import RECORD_TAG
+
+
+def generate_cases(session: Any, kind: str) -> list[Any]:
+    from awml_harness.cases import BackendCase, ExportCase, VerifyCase
+
+    cases: list[Any] = []
+    for cid, cfg in session.configs.items():
+        adapter = session.adapter(cid)
+        if kind == "awml_export_case":
+            if cfg.export.mode in ("onnx", "both"):
+                cases += [ExportCase(cid, g, "onnx") for g in adapter.graph_names()]
+            fp16 = any(s.precision == "fp16" and s.backend.value == "onnx" for s in cfg.evaluation.specs().values())
+            if fp16 and cfg.export.mode != "none":
+                cases += [ExportCase(cid, g, "onnx-fp16") for g in adapter.graph_names()]
+            if cfg.export.mode in ("trt", "both"):
+                cases += [ExportCase(cid, g, "tensorrt") for g in adapter.graph_names()]
+        elif kind == "awml_verify_case":
+            n = cfg.verification.num_verify_samples
+            cases += [VerifyCase(cid, sc, i) for sc in cfg.scenarios() for i in range(n)]
+        elif kind in ("awml_eval_case", "awml_latency_case"):
+            if kind == "awml_eval_case" and not cfg.evaluation.enabled:
+                continue
+            cases += [BackendCase(cid, name, spec) for name, spec in cfg.evaluation.specs().items()]
+    return cases
+
+
+@pytest.fixture(scope="session")
+def awml(pytestconfig: pytest.Config) -> Any:
+    """The run's HarnessSession: configs and their lazily built contexts."""
+    session = pytestconfig.stash.get(SESSION_KEY, None)
+    if session is None:
+        pytest.skip("no deploy config loaded")
+    return session
+
+
+@pytest.fixture
+def awml_record(request: pytest.FixtureRequest) -> Any:
+    """`awml_record(dict)` attaches a result to this test's report (travels across xdist)."""
+    from awml_harness.report.metrics import jsonable
+
+    def record(data: dict[str, Any]) -> None:
+        request.node.user_properties.append((RECORD_TAG, jsonable(data)))
+
+    return record
+
+
+@pytest.fixture
+def awml_unavailable(pytestconfig: pytest.Config) -> Any:
+    """`awml_unavailable(reason)`: skip, or fail under --awml-strict."""
+
+    def handle(reason: str) -> None:
+        __tracebackhide__ = True
+        if pytestconfig.option.awml_strict:
+            pytest.fail(f"--awml-strict: {reason}", pytrace=False)
+        pytest.skip(reason)
+
+    return handle
+
+
+@pytest.fixture
+def deploy_config(awml: Any, request: pytest.FixtureRequest) -> Any:
+    """The DeployConfig of the current case (for user-written tests next to the suites)."""
+    for name in ("awml_export_case", "awml_verify_case", "awml_eval_case", "awml_latency_case"):
+        if name in request.fixturenames:
+            return awml.configs[request.getfixturevalue(name).config_id]
+    if len(awml.configs) == 1:
+        return next(iter(awml.configs.values()))
+    raise pytest.UsageError("deploy_config is ambiguous: several deploy configs and no awml case parameter")
+
+
+@pytest.fixture
+def project(awml: Any, deploy_config: Any) -> Any:
+    """The ProjectContext (adapter, model, artifacts, runners) of the current case."""
+    return awml.context(deploy_config.id)
+
+
+@pytest.fixture
+def guard_backend(awml_unavailable: Any) -> Iterator[Any]:
+    """Context manager turning BackendUnavailable into skip/strict failure."""
+    from contextlib import contextmanager
+
+    from awml_harness.backends.base import BackendUnavailable
+
+    @contextmanager
+    def guard() -> Iterator[None]:
+        __tracebackhide__ = True
+        try:
+            yield
+        except BackendUnavailable as exc:
+            awml_unavailable(str(exc))
+
+    yield guard

@@ -1,0 +1,72 @@
+"""The unit of export: one exportable piece of a model, one ONNX file, one engine.
+
+A project with one network has one Graph. A project whose deployed form is several
+files (CenterPoint: voxel encoder, then backbone/neck/head) returns several, and its
+pipeline calls them in turn with plain Python in between. Nothing in the core knows
+how many a project has, which is why no "workflow" class exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ShapeRange:
+    """min/opt/max shape of one input; the TensorRT optimization profile entry."""
+
+    min: tuple[int, ...]
+    opt: tuple[int, ...]
+    max: tuple[int, ...]
+
+    def as_dict(self) -> dict[str, list[int]]:
+        return {"min": list(self.min), "opt": list(self.opt), "max": list(self.max)}
+
+
+@dataclass(frozen=True)
+class Graph:
+    """An exportable module with its I/O contract.
+
+    `module` is excluded from equality and from the artifact key: the key covers the
+    checkpoint bytes and settings instead, which determine the module's weights.
+    `example_inputs` are the tensors traced during export (host numpy arrays, ordered
+    like `input_names`). `profiles` is a tuple of TensorRT optimization profiles, each
+    mapping input name -> ShapeRange; empty means static shapes taken from the examples.
+    """
+
+    name: str
+    module: Any = field(compare=False, repr=False)
+    example_inputs: Mapping[str, np.ndarray] = field(compare=False, repr=False)
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+    dynamic_axes: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
+    profiles: tuple[Mapping[str, ShapeRange], ...] = ()
+
+    def __post_init__(self) -> None:
+        missing = [n for n in self.input_names if n not in self.example_inputs]
+        if missing:
+            raise ValueError(
+                f"Graph {self.name!r}: example_inputs lacks {missing}; it has "
+                f"{sorted(self.example_inputs)}"
+            )
+
+    def spec(self) -> dict[str, Any]:
+        """Everything about this graph that changes the exported file, as JSON data."""
+        return {
+            "name": self.name,
+            "inputs": {
+                n: {"shape": list(self.example_inputs[n].shape), "dtype": str(self.example_inputs[n].dtype)}
+                for n in self.input_names
+            },
+            "outputs": list(self.output_names),
+            "dynamic_axes": {k: {str(a): v for a, v in ax.items()} for k, ax in self.dynamic_axes.items()},
+            "profiles": [{k: r.as_dict() for k, r in p.items()} for p in self.profiles],
+        }
+
+    def spec_digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.spec(), sort_keys=True).encode()).hexdigest()

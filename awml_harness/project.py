@@ -1,0 +1,230 @@
+"""The contract between the core and a project, and how a project is found.
+
+A project lives in `projects/<Name>/project.py` and defines `Project`, a subclass of
+:class:`ProjectAdapter`. The deploy config names it (`project = "CenterPoint"`); the
+core finds the folder by walking up from the config file (or from the rootdir), so
+adding a project never means editing `awml_harness/`.
+
+The pipeline is split so that every backend runs the same Python:
+
+    sample --preprocess--> Prepared(inputs, meta)          once per sample, shared
+    Prepared --forward(run_graph)--> raw outputs            only run_graph differs
+    raw outputs --postprocess--> prediction (compact)       what the evaluator keeps
+
+`forward` receives a callable that executes one Graph by name on whatever backend is
+under test; a multi-graph project does its in-between work (the pillar scatter) there.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import time
+from abc import ABC, abstractmethod
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from awml_harness.config.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from awml_harness.config.schema import DeployConfig
+    from awml_harness.graph import Graph
+    from awml_harness.matching import Detections
+
+#: run_graph(name, feeds) -> outputs; host numpy arrays in and out.
+GraphCaller = Callable[[str, Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A preprocessed sample: graph feeds plus whatever postprocess needs (scale, ids)."""
+
+    sample_id: str
+    inputs: Mapping[str, np.ndarray]
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+class StageTimer:
+    """Accumulates wall time per named stage (preprocess, each graph, postprocess ...)."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, list[float]] = {}
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.times.setdefault(stage, []).append(time.perf_counter() - start)
+
+
+class NullTimer(StageTimer):
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        yield
+
+
+class Evaluator(ABC):
+    """Accumulates compact predictions with their targets, then computes metrics once.
+
+    `add` receives builtin/numpy data only, so results computed on xdist workers can be
+    merged on the controller (`merge`) before `compute`.
+    """
+
+    #: the metric the summary table leads with, e.g. "accuracy" or "mAP".
+    headline: ClassVar[str]
+
+    @abstractmethod
+    def add(self, sample_id: str, prediction: Any, target: Any) -> None: ...
+
+    @abstractmethod
+    def compute(self) -> dict[str, Any]:
+        """Flat scalars plus optional nested dicts (per-class values). JSON-ready."""
+
+
+class ProjectAdapter(ABC):
+    """Base of every project. Subclasses set `name`, `task_type` and implement the
+    abstract methods; `settings_cls` (a frozen dataclass) types the config's
+    `model_cfg` section and is validated with the same rules as the core schema."""
+
+    name: ClassVar[str]
+    task_type: ClassVar[str]  # "classification" | "detection2d" | "detection3d"
+    settings_cls: ClassVar[type | None] = None
+
+    def __init__(self, cfg: DeployConfig) -> None:
+        self.cfg = cfg
+        self.settings = cfg.model_settings  # instance of settings_cls (or None)
+
+    # -- config (class level: runs at session start, must not import torch) ------------
+    @classmethod
+    def load_settings(cls, model_cfg: Any, config_dir: Path) -> Any:
+        """`model_cfg` as given in the deploy config -> `settings_cls` instance.
+        A string is a path (relative to the deploy config) to a .py/.yaml file."""
+        from awml_harness.config.load import read_file
+        from awml_harness.config.typed import from_mapping
+
+        assert cls.settings_cls is not None
+        if isinstance(model_cfg, (str, Path)):
+            path = Path(model_cfg)
+            data = read_file(path if path.is_absolute() else config_dir / path)
+            data = {k: v for k, v in data.items() if not str(k).startswith("_")}
+            return from_mapping(cls.settings_cls, data, "model_cfg")
+        return from_mapping(cls.settings_cls, model_cfg or {}, "model_cfg")
+
+    @classmethod
+    def check_config(cls, cfg: DeployConfig) -> None:
+        """Project-specific checks across sections; raise ConfigError with the key."""
+
+    # -- model ------------------------------------------------------------------------
+    @abstractmethod
+    def build_model(self) -> Any:
+        """The PyTorch model on CPU in eval mode with the checkpoint loaded."""
+
+    @abstractmethod
+    def graphs(self, model: Any) -> Sequence[Graph]:
+        """The exportable pieces of `model`, in execution order."""
+
+    # -- data -------------------------------------------------------------------------
+    @abstractmethod
+    def dataset(self) -> Sequence[Any]:
+        """Evaluation samples (indexable, sized). Deterministic: same order every run."""
+
+    @abstractmethod
+    def target(self, sample: Any) -> Any:
+        """Ground truth of `sample` in the compact form the evaluator takes."""
+
+    # -- pipeline ---------------------------------------------------------------------
+    @abstractmethod
+    def preprocess(self, sample: Any) -> Prepared: ...
+
+    def forward(self, prepared: Prepared, run_graph: GraphCaller, timer: StageTimer) -> dict[str, Any]:
+        """Default: the single graph on the prepared inputs. Returns the raw outputs
+        that verification compares (nested dicts/lists of arrays are fine)."""
+        graph_names = self.graph_names()
+        if len(graph_names) != 1:
+            raise NotImplementedError(f"{self.name}: a project with {len(graph_names)} graphs must override forward()")
+        with timer(graph_names[0]):
+            return dict(run_graph(graph_names[0], prepared.inputs))
+
+    @abstractmethod
+    def postprocess(self, outputs: Mapping[str, Any], prepared: Prepared) -> Any:
+        """Compact prediction (builtin types / small numpy arrays)."""
+
+    @abstractmethod
+    def graph_names(self) -> tuple[str, ...]:
+        """Names of the graphs, without building the model (used for test ids)."""
+
+    @abstractmethod
+    def evaluator(self) -> Evaluator: ...
+
+    # -- optional ---------------------------------------------------------------------
+    def detections(self, prediction: Any) -> Detections | None:
+        """Detection projects return their prediction as core Detections so
+        verification can match boxes instead of comparing list positions."""
+        return None
+
+    def match_settings(self) -> Mapping[str, Any]:
+        """Keyword arguments for :func:`awml_harness.matching.match_detections`."""
+        return {}
+
+
+def _import_from_path(module_name: str, path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:  # pragma: no cover - defensive
+        raise ImportError(path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def find_project_dir(name: str, search_from: Sequence[Path]) -> Path | None:
+    for start in search_from:
+        for folder in (start, *start.parents):
+            candidate = folder / "projects" / name / "project.py"
+            if candidate.is_file():
+                return candidate.parent
+    return None
+
+
+def _expose_projects_folder(projects_dir: Path) -> None:
+    """Make `projects.<Name>` importable from `projects_dir`. When a `projects` package
+    from another root is already imported (a user's repo and the harness's test data),
+    the folder joins its __path__ instead of shadowing it."""
+    root = str(projects_dir.parent)
+    pkg = sys.modules.get("projects")
+    if pkg is None:
+        if root not in sys.path:
+            sys.path.insert(0, root)
+        pkg = importlib.import_module("projects")
+    search = getattr(pkg, "__path__", None)
+    if search is not None and str(projects_dir) not in list(search):
+        search.append(str(projects_dir))
+
+
+def load_project_class(name: str, search_from: Sequence[Path]) -> type[ProjectAdapter]:
+    """`name` is a folder under some `projects/` above the config, or `pkg.module:Class`."""
+    if ":" in name:
+        module_name, _, cls_name = name.partition(":")
+        module = importlib.import_module(module_name)
+        cls = getattr(module, cls_name)
+    else:
+        folder = find_project_dir(name, search_from)
+        if folder is None:
+            raise ConfigError(
+                "project", name,
+                "a folder projects/<Name>/project.py above the config file or the rootdir, "
+                "or 'package.module:Class'",
+            )
+        _expose_projects_folder(folder.parent)
+        module = importlib.import_module(f"projects.{name}.project")
+        cls = getattr(module, "Project", None)
+    if not (isinstance(cls, type) and issubclass(cls, ProjectAdapter)):
+        raise ConfigError("project", name, "a module defining `Project`, a subclass of awml_harness.project.ProjectAdapter")
+    return cls

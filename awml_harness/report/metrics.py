@@ -1,0 +1,130 @@
+"""The metrics JSON: one versioned document per run, written atomically.
+
+Built on the controller from the records tests attached to their reports, so a run
+under pytest-xdist yields the same document as a serial one. The shape is fixed by
+`metrics.schema.json` beside this module (SCHEMA_VERSION below).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+SCHEMA_FILE = Path(__file__).with_name("metrics.schema.json")
+
+
+def jsonable(obj: Any) -> Any:
+    """numpy scalars/arrays, tuples, Paths, NaN -> JSON-safe builtins (NaN/Inf become None)."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, bool) or obj is None or isinstance(obj, str):
+        return obj
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if hasattr(obj, "tolist"):  # numpy
+        return jsonable(obj.tolist())
+    if hasattr(obj, "item"):
+        return jsonable(obj.item())
+    return str(obj)
+
+
+def _project_entry(cfg: Any) -> dict[str, Any]:
+    return {
+        "project": cfg.project, "task_type": cfg.task_type, "config": cfg.source,
+        "export_mode": cfg.export.mode, "artifacts": [],
+        "verification": {"passed": 0, "failed": 0, "results": []},
+        "evaluation": {"reference": cfg.evaluation.reference, "backends": {}},
+        "latency": {},
+    }
+
+
+def build_document(harness: Any, sink: Any, *, exitstatus: int, argv: list[str], workers: int) -> dict[str, Any]:
+    from awml_harness.report.machine import machine_info
+
+    projects: dict[str, dict[str, Any]] = {}
+    artifacts: dict[str, dict[str, dict[str, Any]]] = {}
+    for rec in sink.records:
+        cid = rec.get("config")
+        if cid not in harness.configs:
+            continue
+        entry = projects.setdefault(cid, _project_entry(harness.configs[cid]))
+        for art in rec.get("artifacts", []):
+            seen = artifacts.setdefault(cid, {})
+            k = f"{art['name']}:{art['key']}"
+            if k in seen:
+                seen[k]["reused"] = seen[k]["reused"] and art["reused"]
+            else:
+                seen[k] = dict(art)
+        kind = rec.get("kind")
+        if kind == "verification":
+            ver = entry["verification"]
+            ver["passed" if rec["passed"] else "failed"] += 1
+            ver["results"].append({k: v for k, v in rec.items() if k not in ("kind", "config", "artifacts")})
+        elif kind == "evaluation":
+            entry["evaluation"]["backends"][rec["backend"]] = {
+                k: v for k, v in rec.items() if k not in ("kind", "config", "artifacts", "backend")}
+        elif kind == "latency":
+            entry["latency"][rec["backend"]] = {k: v for k, v in rec.items() if k not in ("kind", "config", "artifacts", "backend")}
+    for cid, arts in artifacts.items():
+        projects[cid]["artifacts"] = sorted(arts.values(), key=lambda a: (a["name"], a.get("variant", "")))
+    for entry in projects.values():
+        entry["verification"]["results"].sort(key=lambda r: (r["scenario"], r["sample_index"]))
+    now = time.time()
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        "run": {
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(sink.started)),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(now)),
+            "duration_s": round(now - sink.started, 3),
+            "exitstatus": exitstatus,
+            "argv": argv,
+            "xdist_workers": workers,
+            "tests": dict(sink.outcomes),
+            "problems": sink.problems,
+        },
+        "machine": machine_info(),
+        "projects": projects,
+    }
+    return jsonable(doc)
+
+
+def metrics_path(harness: Any, option: str | None, rootdir: Path) -> Path:
+    if option:
+        p = Path(option)
+        return p if p.is_absolute() else rootdir / p
+    for cfg in harness.configs.values():
+        if cfg.report.metrics_json is not None:
+            return Path(cfg.report.metrics_json)
+    first = next(iter(harness.configs.values()))
+    return Path(first.export.work_dir) / "metrics.json"
+
+
+def write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
+    """Write to a temp file in the same folder, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(doc, fh, indent=2, sort_keys=False, allow_nan=False)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def validate_document(doc: dict[str, Any]) -> None:
+    """Raise jsonschema.ValidationError when `doc` does not follow the shipped schema."""
+    import jsonschema
+
+    jsonschema.validate(doc, json.loads(SCHEMA_FILE.read_text()))

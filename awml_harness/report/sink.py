@@ -1,0 +1,53 @@
+"""Collects what tests report, on the process that writes the metrics JSON.
+
+Tests attach builtin-typed records to `item.user_properties` under the tag "awml";
+pytest copies them onto every report and pytest-xdist ships reports from workers to
+the controller, so this one hook sees every result of the run exactly once per phase.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+RECORD_TAG = "awml"
+
+
+@dataclass
+class ResultSink:
+    started: float
+    records: list[dict[str, Any]] = field(default_factory=list)
+    outcomes: dict[str, int] = field(default_factory=lambda: {"passed": 0, "failed": 0, "skipped": 0, "error": 0})
+    problems: list[dict[str, Any]] = field(default_factory=list)
+    written: Any = None
+
+    @pytest.hookimpl
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            for name, value in report.user_properties:
+                if name == RECORD_TAG and isinstance(value, dict):
+                    self.records.append(value)
+        if report.when == "call":
+            self.outcomes[report.outcome] = self.outcomes.get(report.outcome, 0) + 1
+        elif report.when == "setup" and report.skipped:
+            self.outcomes["skipped"] += 1
+        elif report.failed:  # setup/teardown errors
+            self.outcomes["error"] += 1
+        if report.failed or (report.skipped and report.when == "setup"):
+            self.problems.append({
+                "nodeid": report.nodeid,
+                "when": report.when,
+                "outcome": "error" if report.when != "call" and report.failed else report.outcome,
+                "message": _short(report),
+            })
+
+
+def _short(report: pytest.TestReport) -> str:
+    if report.skipped and isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2])
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None:
+        return str(crash.message)[:2000]
+    return str(report.longreprtext)[-2000:]

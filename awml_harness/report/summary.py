@@ -1,0 +1,56 @@
+"""The end-of-run table: one per project, one row per backend, from the metrics JSON
+itself, so the terminal and the file can never disagree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _fmt(value: Any, spec: str = ".4f") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, (int, float)):
+        return format(value, spec)
+    return str(value)
+
+
+def rows_for(entry: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    ev = entry["evaluation"]["backends"]
+    lat = entry["latency"]
+    headline = next((b.get("headline") for b in ev.values() if b.get("headline")), None) or "metric"
+    header = ["backend", "device", "precision", headline, "delta", "p50 ms", "p95 ms", "verified", "artifacts"]
+    names = list(dict.fromkeys([*ev, *lat]))
+    results = entry["verification"]["results"]
+    reused = [a["reused"] for a in entry.get("artifacts", [])]
+    art = f"{sum(reused)}/{len(reused)} reused" if reused else "-"
+    rows = []
+    for name in names:
+        e, l = ev.get(name, {}), lat.get(name, {})
+        device = e.get("device") or l.get("device") or "-"
+        precision = e.get("precision") or l.get("precision") or "-"
+        label = f"{name.split('-')[0]}{'' if precision in ('fp32', '-') else '-' + precision}:{device}"
+        mine = [r for r in results if r["test"] == label]
+        verified = f"{sum(r['passed'] for r in mine)}/{len(mine)}" if mine else "-"
+        metrics = e.get("metrics") or {}
+        delta = (e.get("deltas") or {}).get(headline)
+        status = e.get("status")
+        value = _fmt(metrics.get(headline)) if status in (None, "ok", "no-reference") else status
+        rows.append([name, device, precision, value, _fmt(delta, "+.4f"),
+                     _fmt(l.get("p50"), ".3f"), _fmt(l.get("p95"), ".3f"), verified, art])
+    return header, rows
+
+
+def render_summary(doc: dict[str, Any]) -> list[str]:
+    lines = []
+    for cid, entry in doc.get("projects", {}).items():
+        header, rows = rows_for(entry)
+        if not rows:
+            ver = entry["verification"]
+            lines.append(f"awml {cid}: verification {ver['passed']}/{ver['passed'] + ver['failed']} passed")
+            continue
+        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+        lines.append(f"awml {cid} ({entry['task_type']}, export {entry['export_mode']})")
+        lines.append("  " + "  ".join(h.ljust(w) for h, w in zip(header, widths)))
+        for r in rows:
+            lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)))
+    return lines

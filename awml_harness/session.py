@@ -1,0 +1,338 @@
+"""Per-run state, kept on `config.stash`: configs, models, artifacts, runners, results.
+
+Everything expensive is built on first use and cached for the session: a model is
+built once per config, each Graph exported once, each runner created once, each
+verification sample preprocessed once and fed to every backend. Evaluation runs all
+available backends in one pass over the samples, so each sample is preprocessed once
+and only compact predictions are kept.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from awml_harness.backends.base import BackendUnavailable
+from awml_harness.config.schema import Backend, BackendSpec, DeployConfig
+from awml_harness.config.typed import to_builtin
+from awml_harness.export.store import Artifact, ArtifactStore, file_sha256
+from awml_harness.project import NullTimer, Prepared, ProjectAdapter, StageTimer, load_project_class
+
+ARTIFACT_FORMAT = 1  # bump when the export code changes what it writes
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    rebuild_before: float | None = None
+    strict: bool = False
+    threads: int = 0
+    unsafe_load: bool = False
+
+
+@dataclass
+class RunResult:
+    """One backend's pass: raw outputs, compact prediction, stage times."""
+
+    outputs: dict[str, Any]
+    prediction: Any
+    stages: dict[str, list[float]] = field(default_factory=dict)
+
+
+class ProjectContext:
+    """Lazy, cached access to everything one deploy config needs during a run."""
+
+    def __init__(self, cfg: DeployConfig, options: RunOptions) -> None:
+        self.cfg = cfg
+        self.options = options
+        cls = load_project_class(cfg.project, [Path(cfg.source).parent])
+        self.adapter: ProjectAdapter = cls(cfg)
+        self.unsafe_load = options.unsafe_load
+        self._model: Any = None
+        self._graphs: dict[str, Any] | None = None
+        self._dataset: Any = None
+        self._artifacts: dict[str, dict[str, Artifact]] = {}
+        self._runners: dict[BackendSpec, dict[str, Any]] = {}
+        self._unavailable: dict[BackendSpec, str] = {}
+        self._prepared: dict[int, Prepared] = {}
+        self._ref_results: dict[tuple[BackendSpec, int], RunResult] = {}
+        self._evaluation: dict[str, Any] | None = None
+        self.store = ArtifactStore(Path(cfg.export.work_dir) / "artifacts")
+
+    # -- model and data -------------------------------------------------------------------
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            self._model = self.adapter.build_model()
+        return self._model
+
+    @property
+    def graphs(self) -> dict[str, Any]:
+        if self._graphs is None:
+            graphs = list(self.adapter.graphs(self.model))
+            self._graphs = {g.name: g for g in graphs}
+        return self._graphs
+
+    @property
+    def dataset(self) -> Any:
+        if self._dataset is None:
+            self._dataset = self.adapter.dataset()
+        return self._dataset
+
+    def prepared(self, index: int) -> Prepared:
+        """Preprocessed sample, cached: every backend is fed the very same arrays."""
+        if index not in self._prepared:
+            self._prepared[index] = self.adapter.preprocess(self.dataset[index])
+        return self._prepared[index]
+
+    def verification_indices(self) -> list[int]:
+        n = self.cfg.verification.num_verify_samples
+        return list(range(min(n, len(self.dataset))))
+
+    # -- artifacts ------------------------------------------------------------------------
+    def checkpoint_digest(self) -> str:
+        path = self.cfg.checkpoint_path
+        return file_sha256(path) if path is not None else "random-init"
+
+    def _onnx_key(self, graph: Any) -> dict[str, Any]:
+        from awml_harness.export.onnx import tool_versions
+
+        return {
+            "kind": "onnx", "format": ARTIFACT_FORMAT, "project": self.cfg.project,
+            "checkpoint": self.checkpoint_digest(), "model_settings": to_builtin(self.cfg.model_settings),
+            "onnx_config": to_builtin(self.cfg.onnx_config), "graph": graph.spec(), "tools": tool_versions(),
+        }
+
+    def onnx_artifacts(self, precision: str = "fp32") -> dict[str, Artifact]:
+        """fp32 ONNX per graph (exported, or taken from export.onnx_path); fp16 derived from it."""
+        if precision in self._artifacts:
+            return self._artifacts[precision]
+        mode = self.cfg.export.mode
+        if precision == "fp32":
+            if self.cfg.export.onnx_path is not None:
+                arts = self._external_onnx()
+            elif mode == "none":
+                raise BackendUnavailable("export.mode='none' and no export.onnx_path: there is no ONNX model to run")
+            else:
+                arts = {}
+                single = len(self.graphs) == 1
+                for name, graph in self.graphs.items():
+                    from awml_harness.export.onnx import export_graph
+
+                    file_name = self.cfg.onnx_config.save_file if single else None
+                    arts[name] = self.store.get_or_build(
+                        name, self._onnx_key(graph),
+                        lambda tmp, g=graph, f=file_name: export_graph(g, tmp, self.cfg.onnx_config, f),
+                        rebuild_before=self.options.rebuild_before,
+                    )
+        else:
+            from awml_harness.export.fp16 import convert_to_fp16, fp16_tool_versions
+
+            base = self.onnx_artifacts("fp32")
+            arts = {}
+            for name, art in base.items():
+                key = {"kind": "onnx-fp16", "format": ARTIFACT_FORMAT, "source": art.key, "tools": fp16_tool_versions()}
+                arts[name] = self.store.get_or_build(
+                    f"{name}-fp16", key, lambda tmp, a=art: convert_to_fp16(a.path, tmp),
+                    rebuild_before=self.options.rebuild_before,
+                )
+        self._artifacts[precision] = arts
+        return arts
+
+    def _external_onnx(self) -> dict[str, Artifact]:
+        path = Path(self.cfg.export.onnx_path)  # type: ignore[arg-type]
+        names = self.adapter.graph_names()
+        out = {}
+        for name in names:
+            if path.is_dir():
+                f = path / f"{name}.onnx"
+                if not f.is_file() and len(names) == 1:
+                    f = path / self.cfg.onnx_config.save_file
+            else:
+                f = path
+            if not f.is_file():
+                raise BackendUnavailable(f"export.onnx_path={path} has no ONNX file for graph {name!r} (looked for {f})")
+            out[name] = Artifact(name=name, key="external:" + file_sha256(f), folder=f.parent,
+                                 files={f.name: {"sha256": file_sha256(f), "size": f.stat().st_size}},
+                                 build_seconds=0.0, reused=True, main=f.name)
+        return out
+
+    def engine_artifacts(self, spec: BackendSpec) -> dict[str, Artifact]:
+        key = f"trt-{spec.device}-{spec.precision}"
+        if key not in self._artifacts:
+            from awml_harness.export.tensorrt import build_engines
+
+            self._artifacts[key] = build_engines(self, spec)
+        return self._artifacts[key]
+
+    def all_artifacts(self) -> list[dict[str, Any]]:
+        out = []
+        for precision, arts in self._artifacts.items():
+            for art in arts.values():
+                out.append({**art.as_dict(), "variant": precision})
+        return out
+
+    # -- runners --------------------------------------------------------------------------
+    def runners(self, spec: BackendSpec) -> dict[str, Any]:
+        """One runner per graph for `spec`; raises BackendUnavailable (cached) when it cannot run."""
+        if spec in self._unavailable:
+            raise BackendUnavailable(self._unavailable[spec])
+        if spec not in self._runners:
+            try:
+                self._runners[spec] = self._make_runners(spec)
+            except BackendUnavailable as exc:
+                self._unavailable[spec] = str(exc)
+                raise
+        return self._runners[spec]
+
+    def _make_runners(self, spec: BackendSpec) -> dict[str, Any]:
+        if spec.backend is Backend.PYTORCH:
+            from awml_harness.backends.torch import TorchRunner
+
+            if spec.precision != "fp32":
+                raise BackendUnavailable(f"pytorch runs fp32 only here; {spec.label} is not supported")
+            out = {}
+            for name, g in self.graphs.items():
+                module = g.module if spec.device == "cpu" else copy.deepcopy(g.module)
+                out[name] = TorchRunner(module, g.input_names, g.output_names, spec.device)
+            return out
+        if spec.backend is Backend.ONNX:
+            from awml_harness.backends.onnxruntime import OnnxRuntimeRunner
+
+            arts = self.onnx_artifacts(spec.precision)
+            return {name: OnnxRuntimeRunner(a.path, spec.device, self.options.threads) for name, a in arts.items()}
+        if spec.backend is Backend.TENSORRT:
+            from awml_harness.backends.tensorrt import TensorRTRunner, require_tensorrt
+
+            require_tensorrt(spec.device)
+            arts = self.engine_artifacts(spec)
+            return {name: TensorRTRunner(a.path, spec.device) for name, a in arts.items()}
+        raise BackendUnavailable(f"unknown backend {spec.backend}")  # pragma: no cover
+
+    # -- running --------------------------------------------------------------------------
+    def run(self, spec: BackendSpec, prepared: Prepared, timer: StageTimer | None = None) -> RunResult:
+        runners = self.runners(spec)
+        timer = timer or NullTimer()
+
+        def run_graph(name: str, feeds: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
+            return runners[name].infer(feeds)
+
+        outputs = self.adapter.forward(prepared, run_graph, timer)
+        with timer("postprocess"):
+            prediction = self.adapter.postprocess(outputs, prepared)
+        return RunResult(outputs=outputs, prediction=prediction, stages=dict(timer.times))
+
+    def reference_result(self, spec: BackendSpec, index: int) -> RunResult:
+        """Reference outputs are shared by every scenario that uses the same reference."""
+        key = (spec, index)
+        if key not in self._ref_results:
+            self._ref_results[key] = self.run(spec, self.prepared(index))
+        return self._ref_results[key]
+
+    def timed_run(self, spec: BackendSpec, sample: Any) -> RunResult:
+        timer = StageTimer()
+        with timer("preprocess"):
+            prepared = self.adapter.preprocess(sample)
+        return self.run(spec, prepared, timer)
+
+    # -- evaluation -----------------------------------------------------------------------
+    def evaluate_all(self) -> dict[str, Any]:
+        """Metrics of every enabled backend, from one pass over the samples.
+
+        Returns {backend_name: {"spec", "metrics", "seconds", "num_samples"} or {"error"}}.
+        """
+        if self._evaluation is not None:
+            return self._evaluation
+        ev = self.cfg.evaluation
+        specs = ev.specs()
+        active: dict[str, BackendSpec] = {}
+        result: dict[str, Any] = {}
+        for name, spec in specs.items():
+            try:
+                self.runners(spec)
+                active[name] = spec
+            except BackendUnavailable as exc:
+                result[name] = {"spec": spec, "unavailable": str(exc)}
+        evaluators = {name: self.adapter.evaluator() for name in active}
+        seconds = {name: 0.0 for name in active}
+        n = len(self.dataset) if ev.num_samples == -1 else min(ev.num_samples, len(self.dataset))
+        errors: dict[str, str] = {}
+        for i in range(n):
+            sample = self.dataset[i]
+            prepared = self.adapter.preprocess(sample)
+            target = self.adapter.target(sample)
+            for name, spec in active.items():
+                if name in errors:
+                    continue
+                start = time.perf_counter()
+                try:
+                    res = self.run(spec, prepared)
+                except Exception as exc:  # recorded for that backend's test, others go on
+                    errors[name] = f"sample {i} ({prepared.sample_id}): {type(exc).__name__}: {exc}"
+                    continue
+                seconds[name] += time.perf_counter() - start
+                evaluators[name].add(prepared.sample_id, res.prediction, target)
+        for name, spec in active.items():
+            if name in errors:
+                result[name] = {"spec": spec, "error": errors[name]}
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                metrics = evaluators[name].compute()
+            result[name] = {"spec": spec, "metrics": to_builtin(metrics), "seconds": seconds[name], "num_samples": n}
+        self._evaluation = result
+        return result
+
+
+def scalar_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def metric_deltas(metrics: Mapping[str, Any], reference: Mapping[str, Any]) -> dict[str, float]:
+    ref = scalar_metrics(reference)
+    return {k: v - ref[k] for k, v in scalar_metrics(metrics).items() if k in ref}
+
+
+class HarnessSession:
+    """All deploy configs of the run and their contexts. One per pytest process."""
+
+    def __init__(self, configs: list[DeployConfig], options: RunOptions) -> None:
+        self.configs = {c.id: c for c in configs}
+        self.options = options
+        self._contexts: dict[str, ProjectContext] = {}
+        self._adapters: dict[str, ProjectAdapter] = {}
+
+    def adapter(self, config_id: str) -> ProjectAdapter:
+        """A cheap adapter (no model built) for collection-time questions."""
+        if config_id not in self._adapters:
+            cfg = self.configs[config_id]
+            cls = load_project_class(cfg.project, [Path(cfg.source).parent])
+            self._adapters[config_id] = cls(cfg)
+        return self._adapters[config_id]
+
+    def context(self, config_id: str) -> ProjectContext:
+        if config_id not in self._contexts:
+            self._contexts[config_id] = ProjectContext(self.configs[config_id], self.options)
+        return self._contexts[config_id]
+
+    def contexts(self) -> dict[str, ProjectContext]:
+        return dict(self._contexts)
+
+
+def with_unique_ids(configs: list[DeployConfig]) -> list[DeployConfig]:
+    """Two configs of one project get ids `<Project>-<config stem>` so test ids stay unique."""
+    counts: dict[str, int] = {}
+    for c in configs:
+        counts[c.id] = counts.get(c.id, 0) + 1
+    out = []
+    for c in configs:
+        if counts[c.id] > 1 and not c.name:
+            c = dataclasses.replace(c, name=f"{c.project}-{Path(c.source).stem}")
+        out.append(c)
+    return out

@@ -1,0 +1,372 @@
+"""The real data layout of AWML's calibration classifier, read without mmengine or OpenCV.
+
+Layout (as AWML's T4 calibration info files): an info file (mmengine-style `.pkl`
+holding `{"metainfo": ..., "data_list": [...]}` or a bare list; JSON with the same
+structure also works) whose entries look like
+
+    {"sample_idx": 0,
+     "image": {"img_path": "images/eval_000000.png", "cam2img": 3x3, "lidar2cam": 4x4,
+               "height": H, "width": W},
+     "lidar_points": {"lidar_path": "lidar/eval_000000.bin", "num_pts_feats": 4}}
+
+with paths relative to `data_root`. The LiDAR file is float32 rows of x, y, z,
+intensity (extra columns are ignored). Images: PNG (read by `png.py`, or OpenCV when
+installed), JPEG (OpenCV only) or `.npy` (uint8 HxWx3, BGR).
+
+The 5-channel input follows AWML's CalibrationClassificationTransform: B, G, R from
+the image; depth = clip(255 * z_cam / depth_scale, 0, 255) with depth_scale = 80 m
+by default (so 0..80 m spans the 0..255 range; farther points saturate at 255);
+intensity min-max normalised over the whole cloud to 0..255. Depth and intensity are
+truncated to uint8 like AWML's uint8 images, then all five channels are divided by
+255. Where several points land on one pixel the nearest (smallest z) wins; empty
+pixels are 0.
+
+Miscalibration: the lidar->camera extrinsic is post-multiplied by a noise transform
+(rotation of 1-10 degrees about a random axis, translation of 0.05-0.2 m in a random
+direction), drawn from `np.random.default_rng(seed + sample_idx)`, so every backend
+and every run sees the same miscalibrated input. AWML draws the magnitudes from a
+truncated Gaussian; here they are uniform in the same ranges (documented choice).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from .png import read_png
+
+CALIBRATED, MISCALIBRATED = 1, 0
+CLASS_NAMES = ("miscalibrated", "calibrated")  # index = label
+
+
+class UnsafeInfoFileError(pickle.UnpicklingError):
+    """An info pickle asked for a class outside the allow-list."""
+
+
+# (module, name) pairs an info pickle may reference: numpy arrays, dtypes and scalars.
+# Plain containers (dict, list, tuple, str, numbers) need no lookup at all.
+_ALLOWED_GLOBALS = frozenset({
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy._core.numeric", "_frombuffer"),
+    ("numpy.core.multiarray", "_reconstruct"),  # pickles written under numpy 1.x
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("builtins", "set"),
+    ("builtins", "frozenset"),
+    ("builtins", "complex"),
+    ("builtins", "bytearray"),
+    ("collections", "OrderedDict"),
+})
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Unpickles builtins and numpy arrays only, so an info file cannot run code."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _ALLOWED_GLOBALS:
+            raise UnsafeInfoFileError(
+                f"info file references {module}.{name}, which is not allowed "
+                "(only builtins containers and numpy arrays/scalars may appear in an info .pkl)"
+            )
+        if module.startswith("numpy.core.") and np.lib.NumpyVersion(np.__version__) >= "2.0.0":
+            module = "numpy._core." + module[len("numpy.core."):]
+        return super().find_class(module, name)
+
+
+def restricted_loads(blob: bytes) -> Any:
+    return RestrictedUnpickler(io.BytesIO(blob)).load()
+
+
+@dataclass(frozen=True)
+class CalibrationRecord:
+    """One camera frame with its LiDAR sweep and calibration, paths resolved."""
+
+    sample_idx: int
+    img_path: Path
+    lidar_path: Path
+    num_pts_feats: int
+    cam2img: np.ndarray = field(repr=False)  # 3x3 intrinsics
+    lidar2cam: np.ndarray = field(repr=False)  # 4x4 extrinsic, LiDAR -> camera
+
+    @property
+    def token(self) -> str:
+        return f"{self.sample_idx:06d}"
+
+
+def read_info_file(info_file: Path | str) -> list[dict[str, Any]]:
+    """Info entries from a `.pkl` (restricted unpickling) or `.json` file."""
+    path = Path(info_file)
+    if path.suffix == ".json":
+        data = json.loads(path.read_text())
+    else:
+        data = restricted_loads(path.read_bytes())
+    if isinstance(data, dict) and "data_list" in data:
+        data = data["data_list"]
+    if not isinstance(data, list) or not all(isinstance(e, dict) for e in data):
+        raise ValueError(f"{path}: expected a list of dicts or {{'data_list': [...]}}, got {type(data).__name__}")
+    return data
+
+
+def _matrix(value: Any, shape: tuple[int, int], what: str) -> np.ndarray:
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.shape != shape:
+        raise ValueError(f"{what} must be {shape[0]}x{shape[1]}, got shape {arr.shape}")
+    return arr
+
+
+def parse_record(entry: dict[str, Any], data_root: Path, position: int) -> CalibrationRecord:
+    image, lidar = entry["image"], entry["lidar_points"]
+    idx = int(entry.get("sample_idx", position))
+    return CalibrationRecord(
+        sample_idx=idx,
+        img_path=data_root / image["img_path"],
+        lidar_path=data_root / lidar["lidar_path"],
+        num_pts_feats=int(lidar.get("num_pts_feats", 4)),
+        cam2img=_matrix(image["cam2img"], (3, 3), f"sample {idx}: image.cam2img"),
+        lidar2cam=_matrix(image["lidar2cam"], (4, 4), f"sample {idx}: image.lidar2cam"),
+    )
+
+
+def load_records(info_file: Path | str, data_root: Path | str | None = None) -> list[CalibrationRecord]:
+    info_file = Path(info_file)
+    root = Path(data_root) if data_root is not None else info_file.parent
+    return [parse_record(e, root, i) for i, e in enumerate(read_info_file(info_file))]
+
+
+# -- files ------------------------------------------------------------------------------
+
+def read_image(path: Path | str) -> np.ndarray:
+    """uint8 HxWx3 BGR. PNG through OpenCV when installed, else png.py; `.npy` as stored."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        arr = np.load(path, allow_pickle=False)
+    else:
+        try:
+            import cv2  # type: ignore[import-not-found]
+        except ImportError:
+            cv2 = None
+        if cv2 is not None:
+            arr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if arr is None:
+                raise ValueError(f"could not read image {path}")
+        elif suffix == ".png":
+            arr = read_png(path)
+        else:
+            raise ValueError(f"reading {suffix} images needs OpenCV (pip install opencv-python-headless): {path}")
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
+        raise ValueError(f"image {path} must be uint8 HxWx3, got {arr.dtype} {arr.shape}")
+    return arr
+
+
+def read_points(path: Path | str, num_pts_feats: int = 4) -> np.ndarray:
+    """float32 (N, num_pts_feats): x, y, z, intensity, ..."""
+    raw = np.fromfile(path, dtype=np.float32)
+    if raw.size % num_pts_feats:
+        raise ValueError(f"{path}: {raw.size} floats do not split into rows of {num_pts_feats}")
+    return raw.reshape(-1, num_pts_feats)
+
+
+# -- geometry ---------------------------------------------------------------------------
+
+def rotation_matrix(axis: np.ndarray, angle_rad: float) -> np.ndarray:
+    """Rodrigues: rotation by `angle_rad` about unit `axis`."""
+    x, y, z = np.asarray(axis, dtype=np.float64) / np.linalg.norm(axis)
+    k = np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
+    return np.eye(3) + np.sin(angle_rad) * k + (1.0 - np.cos(angle_rad)) * (k @ k)
+
+
+def random_unit_vector(rng: np.random.Generator) -> np.ndarray:
+    v = rng.normal(size=3)
+    return v / np.linalg.norm(v)
+
+
+@dataclass(frozen=True)
+class Miscalibration:
+    """Ranges of the extrinsic perturbation (AWML's: 1-10 degrees, 0.05-0.2 m)."""
+
+    min_angle_deg: float = 1.0
+    max_angle_deg: float = 10.0
+    min_translation_m: float = 0.05
+    max_translation_m: float = 0.2
+
+    def noise(self, rng: np.random.Generator) -> np.ndarray:
+        """A 4x4 rigid transform with angle and translation norm inside the ranges."""
+        angle = np.deg2rad(rng.uniform(self.min_angle_deg, self.max_angle_deg))
+        rot = rotation_matrix(random_unit_vector(rng), angle)
+        shift = rng.uniform(self.min_translation_m, self.max_translation_m) * random_unit_vector(rng)
+        out = np.eye(4)
+        out[:3, :3], out[:3, 3] = rot, shift
+        return out
+
+    def apply(self, lidar2cam: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        # post-multiplied as AWML's alter_calibration: the noise acts in the LiDAR frame
+        return np.asarray(lidar2cam, dtype=np.float64) @ self.noise(rng)
+
+
+def seeded_rng(seed: int, sample_idx: int) -> np.random.Generator:
+    return np.random.default_rng(seed + sample_idx)
+
+
+def resize_nearest(image: np.ndarray, cam2img: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest-neighbour resize of an HxWxC image to `size` (H, W) with matching intrinsics.
+
+    Pixel centres map exactly: u' + 0.5 = s (u + 0.5), so the projection stays
+    consistent with the resized image."""
+    h0, w0 = image.shape[:2]
+    height, width = size
+    if (h0, w0) == (height, width):
+        return image, cam2img
+    rows = np.minimum(((np.arange(height) + 0.5) * h0 / height).astype(np.int64), h0 - 1)
+    cols = np.minimum(((np.arange(width) + 0.5) * w0 / width).astype(np.int64), w0 - 1)
+    sx, sy = width / w0, height / h0
+    k = np.array(cam2img, dtype=np.float64)
+    k[0, :] *= sx
+    k[1, :] *= sy
+    k[0, 2] += 0.5 * sx - 0.5
+    k[1, 2] += 0.5 * sy - 0.5
+    return image[rows[:, None], cols[None, :]], k
+
+
+def normalize_intensity(intensity: np.ndarray) -> np.ndarray:
+    """Min-max over the whole cloud to [0, 1] (AWML); a constant cloud gives zeros."""
+    lo, hi = float(intensity.min(initial=0.0)), float(intensity.max(initial=0.0))
+    if intensity.size == 0 or hi - lo < 1e-8:
+        return np.zeros_like(intensity, dtype=np.float64)
+    return (intensity.astype(np.float64) - lo) / (hi - lo)
+
+
+def project_lidar(
+    points: np.ndarray,
+    intensity01: np.ndarray,
+    cam2img: np.ndarray,
+    lidar2cam: np.ndarray,
+    height: int,
+    width: int,
+    *,
+    depth_scale: float = 80.0,
+    radius: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Depth and intensity images (uint8 HxW) of the points seen by the camera.
+
+    Each point covers a (2*radius+1)^2 patch (AWML uses radius 2 at full size). Per
+    pixel the nearest point wins: a z-buffer built with one lexsort, no Python loop."""
+    xyz = np.asarray(points, dtype=np.float64)[:, :3]
+    cam = xyz @ lidar2cam[:3, :3].T + lidar2cam[:3, 3]
+    front = cam[:, 2] > 0.0
+    cam, inten = cam[front], np.asarray(intensity01, dtype=np.float64)[front]
+    uvw = cam @ np.asarray(cam2img, dtype=np.float64).T
+    u, v = uvw[:, 0] / uvw[:, 2], uvw[:, 1] / uvw[:, 2]
+    inside = (u >= 0) & (u < width) & (v >= 0) & (v < height)
+    cols, rows = u[inside].astype(np.int64), v[inside].astype(np.int64)
+    z, inten = cam[inside, 2], inten[inside]
+    if radius > 0:
+        dy, dx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
+        rows = (rows[:, None] + dy.ravel()[None, :]).ravel()
+        cols = (cols[:, None] + dx.ravel()[None, :]).ravel()
+        reps = dy.size
+        z, inten = np.repeat(z, reps), np.repeat(inten, reps)
+        keep = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
+        rows, cols, z, inten = rows[keep], cols[keep], z[keep], inten[keep]
+    depth_img = np.zeros(height * width, np.uint8)
+    inten_img = np.zeros(height * width, np.uint8)
+    if z.size:
+        pixel = rows * width + cols
+        order = np.lexsort((z, pixel))  # by pixel, then nearest first
+        pixel_sorted = pixel[order]
+        first = np.flatnonzero(np.r_[True, pixel_sorted[1:] != pixel_sorted[:-1]])
+        winner = order[first]
+        depth_img[pixel[winner]] = np.clip(255.0 * z[winner] / depth_scale, 0.0, 255.0).astype(np.uint8)
+        inten_img[pixel[winner]] = np.clip(255.0 * inten[winner], 0.0, 255.0).astype(np.uint8)
+    return depth_img.reshape(height, width), inten_img.reshape(height, width)
+
+
+def fuse(image_bgr: np.ndarray, depth: np.ndarray, intensity: np.ndarray) -> np.ndarray:
+    """(5, H, W) float32 in [0, 1]: B, G, R, depth, intensity, each /255."""
+    stacked = np.concatenate([image_bgr, depth[:, :, None], intensity[:, :, None]], axis=2)
+    return np.ascontiguousarray(stacked.transpose(2, 0, 1), dtype=np.float32) / np.float32(255.0)
+
+
+@dataclass(frozen=True)
+class ProjectionConfig:
+    depth_scale: float = 80.0
+    radius: int = 0
+    input_size: tuple[int, int] | None = None  # (H, W); None: the image's own size
+
+
+def build_input(
+    image_bgr: np.ndarray,
+    points: np.ndarray,
+    cam2img: np.ndarray,
+    lidar2cam: np.ndarray,
+    cfg: ProjectionConfig = ProjectionConfig(),
+) -> np.ndarray:
+    """Image + points + calibration -> the network's (5, H, W) float32 input."""
+    if cfg.input_size is not None:
+        image_bgr, cam2img = resize_nearest(image_bgr, cam2img, cfg.input_size)
+    height, width = image_bgr.shape[:2]
+    intensity01 = normalize_intensity(points[:, 3]) if points.shape[1] > 3 else np.zeros(len(points))
+    depth, inten = project_lidar(points, intensity01, cam2img, lidar2cam, height, width,
+                                 depth_scale=cfg.depth_scale, radius=cfg.radius)
+    return fuse(image_bgr, depth, inten)
+
+
+# -- the evaluated dataset -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CalibrationSample:
+    """One evaluated item: a record seen with its true or its perturbed extrinsic."""
+
+    record: CalibrationRecord
+    label: int  # CALIBRATED (1) or MISCALIBRATED (0)
+
+    @property
+    def sample_id(self) -> str:
+        return f"{self.record.token}-{CLASS_NAMES[self.label]}"
+
+
+class CalibrationDataset(Sequence[CalibrationSample]):
+    """Every record twice, calibrated then miscalibrated, in info-file order."""
+
+    def __init__(self, records: Sequence[CalibrationRecord], *, seed: int = 0,
+                 miscalibration: Miscalibration = Miscalibration(),
+                 projection: ProjectionConfig = ProjectionConfig()) -> None:
+        self.records = list(records)
+        self.seed = seed
+        self.miscalibration = miscalibration
+        self.projection = projection
+
+    def __len__(self) -> int:
+        return 2 * len(self.records)
+
+    def __getitem__(self, index: int) -> CalibrationSample:  # type: ignore[override]
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        index %= len(self)
+        label = CALIBRATED if index % 2 == 0 else MISCALIBRATED
+        return CalibrationSample(self.records[index // 2], label)
+
+    def __iter__(self) -> Iterator[CalibrationSample]:
+        return (self[i] for i in range(len(self)))
+
+    def extrinsic(self, sample: CalibrationSample) -> np.ndarray:
+        true = sample.record.lidar2cam
+        if sample.label == CALIBRATED:
+            return true
+        return self.miscalibration.apply(true, seeded_rng(self.seed, sample.record.sample_idx))
+
+    def load(self, sample: CalibrationSample) -> np.ndarray:
+        """(5, H, W) float32 network input of `sample`; deterministic."""
+        rec = sample.record
+        image = read_image(rec.img_path)
+        points = read_points(rec.lidar_path, rec.num_pts_feats)
+        return build_input(image, points, rec.cam2img, self.extrinsic(sample), self.projection)

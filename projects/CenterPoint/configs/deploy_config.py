@@ -1,0 +1,106 @@
+# CenterPoint, small CI default: +-25.6 m, 0.4 m pillars (128 x 128 grid), narrow
+# channels, the shipped synthetic dataset and checkpoint (fixtures/centerpoint/).
+# `pytest suites/ -k centerpoint` runs on CPU in well under a minute.
+#
+# Profiles: the voxel encoder's input is (num_voxels, max_points, C) with
+# C = num_point_features + 6, derived by the project; backend_config below restates
+# the same numbers and the project checks that they agree.
+
+_range = [-25.6, -25.6, -3.0, 25.6, 25.6, 3.0]
+_voxel = [0.4, 0.4, 6.0]
+_feats = 4  # x, y, z, intensity
+_max_points = 20
+_max_voxels = 12000
+_num_voxels = [100, 3000, _max_voxels]  # min, opt, max of the dynamic voxel axis
+_pillar_channels = 32
+_grid = 128
+
+project = "CenterPoint"
+task_type = "detection3d"
+checkpoint_path = "fixtures/centerpoint/checkpoint.pth"
+
+model_cfg = dict(
+    class_names=["car", "truck", "bus", "bicycle", "pedestrian"],
+    point_cloud_range=_range,
+    voxel_size=_voxel,
+    num_point_features=_feats,
+    max_points_per_voxel=_max_points,
+    max_voxels=_max_voxels,
+    num_voxels_profile=_num_voxels,
+    pfn_channels=[_pillar_channels],
+    backbone_layer_nums=[2, 2],
+    backbone_out_channels=[32, 64],
+    backbone_strides=[2, 2],
+    neck_out_channels=[32, 32],
+    neck_upsample_strides=[1, 2],
+    share_conv_channel=32,
+    head_conv=16,
+    rot_y_axis_reference=False,
+    score_threshold=0.1,
+    pre_max_size=500,
+    post_max_size=83,
+    nms_radius=[1.0, 2.0, 2.5, 0.5, 0.4],
+    distance_thresholds=[0.5, 1.0, 2.0, 4.0],
+    match_threshold=0.5,
+    match_box_atol=0.05,
+)
+
+export = dict(mode="onnx", work_dir="work_dirs/centerpoint")
+
+runtime_io = dict(
+    info_file="fixtures/centerpoint/infos_eval.pkl",
+    data_root="fixtures/centerpoint",
+    sample_idx=0,
+)
+
+onnx_config = dict(opset_version=17, do_constant_folding=True, simplify=False, multi_file=True)
+
+backend_config = dict(
+    common_config=dict(precision_policy="auto", max_workspace_size=1 << 30),
+    model_inputs=[
+        dict(
+            input_shapes=dict(
+                input_features=dict(
+                    min_shape=[_num_voxels[0], _max_points, _feats + 6],
+                    opt_shape=[_num_voxels[1], _max_points, _feats + 6],
+                    max_shape=[_num_voxels[2], _max_points, _feats + 6],
+                ),
+                spatial_features=dict(
+                    min_shape=[1, _pillar_channels, _grid, _grid],
+                    opt_shape=[1, _pillar_channels, _grid, _grid],
+                    max_shape=[1, _pillar_channels, _grid, _grid],
+                ),
+            )
+        )
+    ],
+)
+
+verification = dict(
+    enabled=True,
+    num_verify_samples=3,
+    default=dict(atol=1e-3, rtol=1e-3),
+    outputs={
+        "pillar_features": dict(atol=1e-4, rtol=1e-4),
+        "heatmap": dict(atol=1e-3, rtol=1e-3),
+        "dim": dict(atol=1e-3, rtol=1e-3),
+    },
+    scenarios=dict(
+        onnx=[dict(ref_backend="pytorch", ref_device="cpu", test_backend="onnx", test_device="cpu")],
+        both=[
+            dict(ref_backend="pytorch", ref_device="cpu", test_backend="onnx", test_device="cpu"),
+            dict(ref_backend="onnx", ref_device="cpu", test_backend="tensorrt", test_device="cuda:0"),
+        ],
+        trt=[dict(ref_backend="onnx", ref_device="cpu", test_backend="tensorrt", test_device="cuda:0")],
+        none=[],
+    ),
+)
+
+evaluation = dict(
+    enabled=True,
+    num_samples=-1,
+    reference="pytorch",
+    backends=dict(pytorch=dict(device="cpu"), onnx=dict(device="cpu")),
+    metric_tolerance={"*": 0.02},
+    latency_rounds=10,
+    latency_warmup=2,
+)

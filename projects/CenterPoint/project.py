@@ -1,0 +1,181 @@
+"""CenterPoint adapter: two exported graphs with the pillar scatter between them.
+
+    points --voxelize+decorate--> input_features (V, P, C)       [numpy, timed "voxelize"]
+           --pts_voxel_encoder--> pillar_features (V, 1, C')     [graph]
+           --scatter------------> spatial_features (1, C', ny, nx) [numpy, timed "scatter"]
+           --pts_backbone_neck_head--> heatmap, reg, height, dim, rot, vel [graph]
+           --decode + circle NMS--> boxes (N, 7), scores, labels [postprocess]
+
+Voxelization runs inside `forward` (not `preprocess`) so that it is timed as its own
+stage; it is deterministic numpy, identical for every backend. The voxel axis is
+dynamic (`num_voxels`); C = num_point_features + 6 and every profile come from the
+typed settings (settings.py). Torch is imported inside methods only.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from awml_harness.config.errors import ConfigError
+from awml_harness.project import GraphCaller, Prepared, ProjectAdapter, StageTimer
+from projects.CenterPoint.settings import CenterPointSettings
+
+VOXEL_ENCODER = "pts_voxel_encoder"
+BACKBONE_NECK_HEAD = "pts_backbone_neck_head"
+HEAD_OUTPUTS = ("heatmap", "reg", "height", "dim", "rot", "vel")
+
+
+class Project(ProjectAdapter):
+    name = "CenterPoint"
+    task_type = "detection3d"
+    settings_cls = CenterPointSettings
+    settings: CenterPointSettings
+
+    # -- config -----------------------------------------------------------------------
+    @classmethod
+    def check_config(cls, cfg: Any) -> None:
+        """Profiles written in backend_config must agree with the ones derived from model_cfg."""
+        s: CenterPointSettings = cfg.model_settings
+        expected = {name: (rng.min, rng.opt, rng.max) for name, rng in _profiles(s).items()}
+        for i, entry in enumerate(cfg.backend_config.model_inputs):
+            for name, shape in entry.input_shapes.items():
+                if name not in expected:
+                    raise ConfigError(f"backend_config.model_inputs[{i}].input_shapes.{name}", name,
+                                      f"one of the graph inputs {sorted(expected)}")
+                got = (tuple(shape.min_shape), tuple(shape.opt_shape), tuple(shape.max_shape))
+                if got != expected[name]:
+                    raise ConfigError(f"backend_config.model_inputs[{i}].input_shapes.{name}",
+                                      {"min": got[0], "opt": got[1], "max": got[2]},
+                                      f"the shapes model_cfg implies: min {expected[name][0]}, opt {expected[name][1]}, max {expected[name][2]}")
+
+    # -- model ------------------------------------------------------------------------
+    def build_model(self) -> Any:
+        import torch
+
+        from awml_harness.checkpoint import load_into, load_state_dict
+        from projects.CenterPoint.model import CenterPoint
+
+        torch.manual_seed(self.settings.seed)
+        model = CenterPoint(self.settings)
+        if self.cfg.checkpoint_path is None:
+            warnings.warn("CenterPoint: checkpoint_path is None; using a seeded random initialization", UserWarning, stacklevel=2)
+        else:
+            state = load_state_dict(self.cfg.checkpoint_path)
+            load_into(model, state, strict=self.settings.strict_load, source=str(self.cfg.checkpoint_path))
+        return model.eval()
+
+    def graphs(self, model: Any) -> Sequence[Any]:
+        import torch
+
+        from awml_harness.graph import Graph
+        from projects.CenterPoint.model import BackboneNeckHeadGraph, VoxelEncoderGraph
+        from projects.CenterPoint.voxelize import scatter
+
+        s = self.settings
+        data = self.dataset()
+        sample = data[min(self.cfg.runtime_io.sample_idx, len(data) - 1)]
+        features, coords = self.voxel_inputs(self.preprocess(sample).inputs["points"])
+        encoder = VoxelEncoderGraph(model).eval()
+        head = BackboneNeckHeadGraph(model, s.rot_y_axis_reference).eval()
+        with torch.no_grad():
+            pillars = encoder(torch.from_numpy(features)).numpy()
+        nx, ny, _ = s.grid_size
+        spatial = scatter(pillars, coords, (nx, ny))
+        profiles = _profiles(s)
+        return (
+            Graph(
+                name=VOXEL_ENCODER, module=encoder, example_inputs={"input_features": features},
+                input_names=("input_features",), output_names=("pillar_features",),
+                dynamic_axes={"input_features": {0: "num_voxels"}, "pillar_features": {0: "num_voxels"}},
+                profiles=({"input_features": profiles["input_features"]},),
+            ),
+            Graph(
+                name=BACKBONE_NECK_HEAD, module=head, example_inputs={"spatial_features": spatial},
+                input_names=("spatial_features",), output_names=HEAD_OUTPUTS,
+                profiles=({"spatial_features": profiles["spatial_features"]},),
+            ),
+        )
+
+    def graph_names(self) -> tuple[str, ...]:
+        return (VOXEL_ENCODER, BACKBONE_NECK_HEAD)
+
+    # -- data -------------------------------------------------------------------------
+    def dataset(self) -> Sequence[Any]:
+        from projects.CenterPoint.data import InfoDataset, SyntheticDataset
+
+        s, io = self.settings, self.cfg.runtime_io
+        if io.info_file is None:
+            return SyntheticDataset(s.synthetic_samples, s.synthetic_points, s.point_cloud_range, s.num_point_features, s.seed)
+        return InfoDataset(io.info_file, io.data_root, s.num_point_features)
+
+    def target(self, sample: Any) -> Any:
+        return {"boxes": sample.boxes, "labels": sample.labels}
+
+    # -- pipeline ---------------------------------------------------------------------
+    def preprocess(self, sample: Any) -> Prepared:
+        from projects.CenterPoint.voxelize import drop_nan_points
+
+        points = np.ascontiguousarray(sample.points[:, : self.settings.num_point_features], dtype=np.float32)
+        return Prepared(sample.sample_id, {"points": drop_nan_points(points)})
+
+    def voxel_inputs(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """points -> (`input_features` (V, P, C), coords (V, 3) z, y, x)."""
+        from projects.CenterPoint.voxelize import decorate, voxelize
+
+        s = self.settings
+        vox = voxelize(points, s.point_cloud_range, s.voxel_size, s.max_points_per_voxel, s.max_voxels)
+        return decorate(vox, s.point_cloud_range, s.voxel_size), vox.coords
+
+    def forward(self, prepared: Prepared, run_graph: GraphCaller, timer: StageTimer) -> dict[str, Any]:
+        from projects.CenterPoint.voxelize import scatter
+
+        s = self.settings
+        nx, ny, _ = s.grid_size
+        with timer("voxelize"):
+            features, coords = self.voxel_inputs(prepared.inputs["points"])
+        if len(features):
+            with timer(VOXEL_ENCODER):
+                pillars = np.asarray(run_graph(VOXEL_ENCODER, {"input_features": features})["pillar_features"])
+        else:  # an empty cloud: nothing to encode (engines refuse a zero-size axis)
+            pillars = np.zeros((0, 1, s.pillar_channels), np.float32)
+        with timer("scatter"):
+            spatial = scatter(pillars, coords, (nx, ny))
+        with timer(BACKBONE_NECK_HEAD):
+            heads = run_graph(BACKBONE_NECK_HEAD, {"spatial_features": spatial})
+        return {"pillar_features": pillars, **{n: np.asarray(heads[n]) for n in HEAD_OUTPUTS}}
+
+    def postprocess(self, outputs: Mapping[str, Any], prepared: Prepared) -> Any:
+        from projects.CenterPoint.decode import decode
+
+        return decode(outputs, self.settings)
+
+    # -- evaluation / verification ----------------------------------------------------
+    def evaluator(self) -> Any:
+        from projects.CenterPoint.metrics import CenterDistanceEvaluator
+
+        return CenterDistanceEvaluator(self.settings.class_names, self.settings.distance_thresholds)
+
+    def detections(self, prediction: Any) -> Any:
+        from awml_harness.matching import Detections
+
+        return Detections(prediction["boxes"], prediction["scores"], prediction["labels"], kind="box3d")
+
+    def match_settings(self) -> Mapping[str, Any]:
+        s = self.settings
+        return {"threshold": s.match_threshold, "box_atol": s.match_box_atol, "score_threshold": s.score_threshold}
+
+
+def _profiles(s: CenterPointSettings) -> dict[str, Any]:
+    from awml_harness.graph import ShapeRange
+
+    lo, opt, hi = s.voxel_profile
+    p, c = s.max_points_per_voxel, s.in_channels
+    nx, ny, _ = s.grid_size
+    bev = (1, s.pillar_channels, ny, nx)
+    return {
+        "input_features": ShapeRange((lo, p, c), (opt, p, c), (hi, p, c)),
+        "spatial_features": ShapeRange(bev, bev, bev),
+    }

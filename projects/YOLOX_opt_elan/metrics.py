@@ -1,0 +1,96 @@
+"""COCO box metrics through pycocotools, built in memory.
+
+The ground truth COCO object is assembled from the targets that were actually added
+(not re-read from the annotation file), so a run over a subset (`num_samples`) or a
+merge of worker results is scored over exactly the images it saw. pycocotools' own
+COCOeval computes everything; its printout is silenced.
+
+Category id = label + 1. Per-class AP is the mean over IoU 0.50:0.95 of the precision
+table (area "all", 100 detections), as COCOeval's summary does for the mean; classes
+without ground truth in the evaluated images are left out of the per-class dicts
+(pycocotools marks them -1 and leaves them out of the mean too).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+from awml_harness.project import Evaluator
+
+
+def _xywh(boxes: np.ndarray) -> np.ndarray:
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    return np.concatenate([b[:, :2], b[:, 2:] - b[:, :2]], axis=1)
+
+
+class CocoEvaluator(Evaluator):
+    headline: ClassVar[str] = "mAP50"
+
+    def __init__(self, class_names: Sequence[str]) -> None:
+        self.class_names = tuple(class_names)
+        self._images: list[dict[str, Any]] = []
+        self._gts: list[dict[str, Any]] = []
+        self._dets: list[dict[str, Any]] = []
+
+    def add(self, sample_id: str, prediction: Any, target: Any) -> None:
+        image_id = int(target["image_id"])
+        self._images.append({"id": image_id, "height": int(target["height"]), "width": int(target["width"])})
+        for box, label, area, crowd in zip(_xywh(target["boxes"]), target["labels"], target["areas"], target["iscrowd"]):
+            self._gts.append({
+                "id": len(self._gts) + 1, "image_id": image_id, "category_id": int(label) + 1,
+                "bbox": [float(v) for v in box], "area": float(area), "iscrowd": int(crowd),
+            })
+        for box, score, label in zip(_xywh(prediction["boxes"]), prediction["scores"], prediction["labels"]):
+            self._dets.append({
+                "image_id": image_id, "category_id": int(label) + 1,
+                "bbox": [float(v) for v in box], "score": float(score),
+            })
+
+    def compute(self) -> dict[str, Any]:
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval
+
+        zero = {
+            "mAP": 0.0, "mAP50": 0.0, "mAP75": 0.0,
+            "num_images": len(self._images), "num_detections": len(self._dets),
+        }
+        present = sorted({g["category_id"] for g in self._gts})
+        if not self._gts:
+            return {**zero, "per_class_AP": {}, "per_class_AP50": {}}
+        if not self._dets:  # COCO.loadRes cannot take an empty list
+            classes = {self.class_names[c - 1]: 0.0 for c in present}
+            return {**zero, "per_class_AP": classes, "per_class_AP50": dict(classes)}
+        with contextlib.redirect_stdout(io.StringIO()):
+            gt = COCO()
+            gt.dataset = {
+                "images": self._images, "annotations": self._gts,
+                "categories": [{"id": i + 1, "name": n} for i, n in enumerate(self.class_names)],
+            }
+            gt.createIndex()
+            dt = gt.loadRes(self._dets)
+            ev = COCOeval(gt, dt, "bbox")
+            ev.evaluate()
+            ev.accumulate()
+            ev.summarize()
+        stats = [float(s) for s in ev.stats]  # -1: no ground truth of that size
+        precision = ev.eval["precision"]  # [iou, recall, class, area, maxdets]
+        per_class, per_class50 = {}, {}
+        for k, cat_id in enumerate(ev.params.catIds):
+            if cat_id not in present:
+                continue
+            p = precision[:, :, k, 0, -1]
+            valid = p[p > -1]
+            per_class[self.class_names[cat_id - 1]] = float(valid.mean()) if valid.size else 0.0
+            p50 = precision[0, :, k, 0, -1]
+            valid50 = p50[p50 > -1]
+            per_class50[self.class_names[cat_id - 1]] = float(valid50.mean()) if valid50.size else 0.0
+        sizes = {f"mAP_{n}": v for n, v in zip(("small", "medium", "large"), stats[3:6]) if v >= 0}
+        return {
+            "mAP": stats[0], "mAP50": stats[1], "mAP75": stats[2], **sizes,
+            "num_images": len(self._images), "num_detections": len(self._dets),
+            "per_class_AP": per_class, "per_class_AP50": per_class50,
+        }

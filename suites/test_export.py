@@ -1,0 +1,63 @@
+"""Artifacts exist, pass onnx.checker, and expose the I/O the deploy config promises."""
+
+from __future__ import annotations
+
+
+def test_export(awml, awml_export_case, awml_record, guard_backend):
+    case = awml_export_case
+    ctx = awml.context(case.config_id)
+    cfg = ctx.cfg
+    with guard_backend():
+        if case.target == "tensorrt":
+            from awml_harness.config.schema import Backend, BackendSpec
+
+            spec = next((s for s in cfg.evaluation.specs().values() if s.backend is Backend.TENSORRT),
+                        BackendSpec(Backend.TENSORRT, "cuda:0"))
+            from awml_harness.backends.tensorrt import require_tensorrt
+
+            require_tensorrt(spec.device)
+            art = ctx.engine_artifacts(spec)[case.graph]
+            awml_record({"kind": "export", "config": case.config_id, "artifacts": ctx.all_artifacts()})
+            assert art.path.stat().st_size > 0
+            return
+        precision = "fp16" if case.target == "onnx-fp16" else "fp32"
+        art = ctx.onnx_artifacts(precision)[case.graph]
+    awml_record({"kind": "export", "config": case.config_id, "artifacts": ctx.all_artifacts()})
+
+    from awml_harness.export.onnx import check, io_signature
+
+    check(art.path)
+    graph = ctx.graphs[case.graph]
+    sig = io_signature(art.path)
+    assert list(sig["inputs"]) == list(graph.input_names), (
+        f"{art.path.name}: inputs {list(sig['inputs'])} but graph {graph.name!r} declares {list(graph.input_names)}")
+    assert list(sig["outputs"]) == list(graph.output_names), (
+        f"{art.path.name}: outputs {list(sig['outputs'])} but graph {graph.name!r} declares {list(graph.output_names)}")
+    for name in graph.input_names:
+        want = list(graph.example_inputs[name].shape)
+        got = sig["inputs"][name]
+        dynamic = set(graph.dynamic_axes.get(name, {}))
+        for axis, (g, w) in enumerate(zip(got, want)):
+            if axis in dynamic:
+                assert isinstance(g, str) or g == w, f"{name} axis {axis} should be dynamic, file says {g}"
+            else:
+                assert g == w, f"input {name!r} shape in {art.path.name} is {got}, traced with {want}"
+        assert len(got) == len(want), f"input {name!r} rank {len(got)} != {len(want)}"
+
+    io = cfg.model_io
+    if io.input_name is not None and case.graph == ctx.adapter.graph_names()[0]:
+        assert io.input_name in sig["inputs"], (
+            f"model_io.input_name={io.input_name!r} is not an input of {art.path.name}: {list(sig['inputs'])}")
+        if io.input_shape is not None:
+            got = sig["inputs"][io.input_name][1:]
+            dyn = {a - 1 for a in graph.dynamic_axes.get(io.input_name, {}) if a > 0}
+            for axis, (g, w) in enumerate(zip(got, io.input_shape)):
+                assert axis in dyn or g == w, (
+                    f"model_io.input_shape={list(io.input_shape)} but {art.path.name} has {got}")
+    if io.output_name is not None and case.graph == ctx.adapter.graph_names()[-1]:
+        assert io.output_name in sig["outputs"], (
+            f"model_io.output_name={io.output_name!r} is not an output of {art.path.name}: {list(sig['outputs'])}")
+        if io.output_shape is not None:
+            got = sig["outputs"][io.output_name][1:]
+            assert all(isinstance(g, str) or g == w for g, w in zip(got, io.output_shape)) and len(got) == len(io.output_shape), (
+                f"model_io.output_shape={list(io.output_shape)} but {art.path.name} has {got}")

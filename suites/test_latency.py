@@ -1,0 +1,56 @@
+"""Model latency per backend through pytest-benchmark (so --benchmark-autosave,
+--benchmark-compare and --benchmark-compare-fail work unchanged), plus percentiles,
+a per-stage breakdown and the configured latency budgets."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_latency(awml, awml_latency_case, awml_record, guard_backend, benchmark, pytestconfig):
+    from awml_harness.metrics.latency import check_budget, stage_medians, summarize
+    from awml_harness.project import NullTimer
+
+    case = awml_latency_case
+    if benchmark.disabled:
+        pytest.skip("latency is not measured here: pytest-benchmark is disabled "
+                    "(--benchmark-disable, or pytest-xdist where workers compete for cores; run latency without -n)")
+    ctx = awml.context(case.config_id)
+    ev = ctx.cfg.evaluation
+    index = min(ctx.cfg.runtime_io.sample_idx, len(ctx.dataset) - 1)
+    with guard_backend():
+        runners = ctx.runners(case.spec)
+        prepared = ctx.prepared(index)
+    timer = NullTimer()
+
+    def run_graph(name, feeds):
+        return runners[name].infer(feeds)
+
+    def model_call():
+        return ctx.adapter.forward(prepared, run_graph, timer)
+
+    benchmark.group = f"{case.config_id}-model"
+    benchmark.pedantic(model_call, rounds=ev.latency_rounds, warmup_rounds=ev.latency_warmup, iterations=1)
+    stats = summarize(benchmark.stats.stats.data)
+    sample = ctx.dataset[index]
+    stage_runs = [ctx.timed_run(case.spec, sample).stages for _ in range(min(ev.latency_rounds, 10))]
+    stages = stage_medians(stage_runs)
+    benchmark.extra_info.update({f"{k}": v for k, v in stats.items() if k.startswith("p")})
+    benchmark.extra_info["stages_median_ms"] = stages
+    benchmark.extra_info["device"] = case.spec.device
+    benchmark.extra_info["precision"] = case.spec.precision
+    device_ms = None
+    if case.spec.device.startswith("cuda"):
+        from awml_harness.metrics.latency import cuda_event_times
+
+        device_ms = cuda_event_times(model_call, rounds=ev.latency_rounds)
+        if device_ms is not None:
+            benchmark.extra_info["device_time_ms"] = device_ms
+    budget = ev.backends[case.name].latency_budget
+    violations = check_budget(stats, budget, key_prefix=f"evaluation.backends.{case.name}.latency_budget")
+    awml_record({"kind": "latency", "config": case.config_id, "backend": case.name,
+                 "device": case.spec.device, "precision": case.spec.precision, "unit": "ms",
+                 **stats, "stages_median_ms": stages, "device_time_ms": device_ms,
+                 "budget": dict(budget), "budget_violations": violations, "artifacts": ctx.all_artifacts()})
+    if violations:
+        pytest.fail(f"{case.id}: latency over budget:\n" + "\n".join(violations), pytrace=False)

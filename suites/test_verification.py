@@ -1,0 +1,76 @@
+"""Every scenario x sample: test backend outputs against the reference backend's.
+
+Raw graph outputs are compared leaf by leaf with the configured tolerances; for
+detection projects the postprocessed boxes are matched as well, so a reordering of
+near-equal boxes passes while a lost or extra box fails.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_verification(awml, awml_verify_case, awml_record, guard_backend):
+    from awml_harness.compare import compare
+    from awml_harness.matching import match_detections
+
+    case = awml_verify_case
+    ctx = awml.context(case.config_id)
+    sc = case.scenario
+    index = case.sample_index
+    if index >= len(ctx.dataset):
+        pytest.skip(f"num_verify_samples asks for sample {index}, the dataset has {len(ctx.dataset)}")
+    with guard_backend():
+        ref = ctx.reference_result(sc.ref, index)
+        test = ctx.run(sc.test, ctx.prepared(index))
+    ver = ctx.cfg.verification
+
+    def tolerance(path: str) -> tuple[float, float]:
+        tol = ver.tolerance_for(sc, path)
+        return tol.atol, tol.rtol
+
+    result = compare(ref.outputs, test.outputs, tolerance)
+    messages = []
+    if not result.passed:
+        messages.append(result.message(f"{case.id}", hint=_hint(result, sc)))
+    record = {
+        "kind": "verification", "config": case.config_id, "scenario": sc.label, "ref": sc.ref.label,
+        "test": sc.test.label, "sample_index": index, "sample_id": ctx.prepared(index).sample_id,
+        "leaves": [leaf.as_dict() for leaf in result.leaves], "artifacts": ctx.all_artifacts(),
+    }
+    ref_det = ctx.adapter.detections(ref.prediction)
+    if ref_det is not None and ver.detection.enabled:
+        settings = dict(ctx.adapter.match_settings())
+        if ver.detection.threshold is not None:
+            settings["threshold"] = ver.detection.threshold
+        if ver.detection.box_atol is not None:
+            settings["box_atol"] = ver.detection.box_atol
+        settings["score_atol"] = ver.detection.score_atol
+        match = match_detections(ref_det, ctx.adapter.detections(test.prediction), **settings)
+        record["detections"] = {
+            "passed": match.passed, "num_ref": match.num_ref, "num_test": match.num_test, "matched": match.matched,
+            "lost": match.unmatched_ref, "extra": match.unmatched_test, "borderline": match.borderline,
+            "max_score_delta": match.max_score_delta, "max_box_delta": match.max_box_delta,
+        }
+        if not match.passed:
+            messages.append(f"{case.id}: " + match.message()
+                            + "\n  -> if the difference is acceptable, raise verification.detection.score_atol / box_atol")
+    record["passed"] = not messages
+    awml_record(record)
+    if messages:
+        pytest.fail("\n".join(messages), pytrace=False)
+
+
+def _hint(result, sc) -> str:
+    """The config line that would have passed, so the fix can be pasted (if it is right)."""
+    suggestions = []
+    for leaf in result.failures:
+        if leaf.problem or leaf.min_atol == float("inf"):
+            continue
+        name = leaf.path.rsplit("/", 1)[-1]
+        suggestions.append(f"'{name}': dict(atol={leaf.min_atol * 1.5:.3g}, rtol={leaf.rtol:g})")
+    pair = f"{sc.ref_backend.value}->{sc.test_backend.value}"
+    if not suggestions:
+        return "  -> structure/shape/dtype or NaN/Inf differences: no tolerance fixes these"
+    return (f"  -> if this difference is acceptable, set verification.outputs={{{', '.join(suggestions)}}} "
+            f"(or a pair-wide tolerance under verification.pairs['{pair}'])")

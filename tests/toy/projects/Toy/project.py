@@ -1,0 +1,102 @@
+"""A tiny classification project for the harness's own tests: seconds to export and run.
+
+It exercises the same contract as the shipped projects (settings dataclass, graphs,
+pipeline, evaluator) without their data, so core tests stay independent of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from awml_harness.config.errors import ConfigError
+from awml_harness.graph import Graph
+from awml_harness.project import Evaluator, Prepared, ProjectAdapter
+
+
+@dataclass(frozen=True)
+class ToySettings:
+    channels: int = 4
+    size: int = 16
+    num_samples: int = 6
+    seed: int = 0
+    # testing aids: add this to every ONNX-backend output via a perturbed graph constant
+    scale: float = 1.0
+
+    def validate(self, key: str) -> None:
+        if self.size < 4:
+            raise ConfigError(f"{key}.size", self.size, "an integer >= 4")
+
+
+class AccuracyEvaluator(Evaluator):
+    headline = "accuracy"
+
+    def __init__(self) -> None:
+        self.hits: list[bool] = []
+
+    def add(self, sample_id: str, prediction: Any, target: Any) -> None:
+        self.hits.append(int(prediction["label"]) == int(target))
+
+    def compute(self) -> dict[str, Any]:
+        n = len(self.hits)
+        return {"accuracy": float(np.mean(self.hits)) if n else 0.0, "num_samples": n}
+
+
+def _build_module(settings: ToySettings) -> Any:
+    import torch
+
+    torch.manual_seed(settings.seed)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, settings.channels, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(settings.channels, 2),
+    ).eval()
+
+
+class Project(ProjectAdapter):
+    name = "Toy"
+    task_type = "classification"
+    settings_cls = ToySettings
+
+    def build_model(self) -> Any:
+        import torch
+
+        model = _build_module(self.settings)
+        if self.cfg.checkpoint_path is not None:
+            from awml_harness.checkpoint import load_into, load_state_dict
+
+            load_into(model, load_state_dict(self.cfg.checkpoint_path))
+        with torch.no_grad():
+            model[-1].weight.mul_(self.settings.scale)
+        return model
+
+    def graph_names(self) -> tuple[str, ...]:
+        return ("model",)
+
+    def graphs(self, model: Any) -> list[Graph]:
+        example = self.preprocess(self.dataset()[self.cfg.runtime_io.sample_idx]).inputs["input"]
+        return [Graph("model", model, {"input": example}, ("input",), ("output",),
+                      dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})]
+
+    def dataset(self) -> list[dict[str, Any]]:
+        rng = np.random.default_rng(self.settings.seed)
+        s = self.settings.size
+        return [{"id": f"toy{i}", "image": rng.standard_normal((3, s, s)).astype(np.float32), "label": i % 2}
+                for i in range(self.settings.num_samples)]
+
+    def target(self, sample: Any) -> Any:
+        return sample["label"]
+
+    def preprocess(self, sample: Any) -> Prepared:
+        return Prepared(sample["id"], {"input": sample["image"][None]})
+
+    def postprocess(self, outputs: Any, prepared: Prepared) -> Any:
+        logits = outputs["output"][0]
+        return {"label": int(np.argmax(logits)), "logits": logits.astype(np.float32)}
+
+    def evaluator(self) -> Evaluator:
+        return AccuracyEvaluator()
