@@ -7,7 +7,6 @@ collect no suite stay fast.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -137,19 +136,32 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize(wanted[0], [pytest.param(c, marks=pytest.mark.awml) for c in cases], ids=[c.id for c in cases])
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    sink = config.stash.get(SINK_KEY, None)
+    if sink is not None:
+        sink.selected = sum(1 for item in items if item.get_closest_marker("awml") is not None)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     sink = config.stash.get(SINK_KEY, None)
     harness = config.stash.get(SESSION_KEY, None)
     if sink is None or harness is None or _is_worker(config):
         return
+    if not sink.selected and not sink.records:
+        return  # no harness test in this run (e.g. only the unit tests): nothing to report
     from awml_harness.report.metrics import build_document, metrics_path, write_json_atomic
 
     doc = build_document(harness, sink, exitstatus=int(exitstatus), argv=list(config.invocation_params.args),
-                         workers=int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0))
+                         workers=_worker_count(config))
     path = metrics_path(harness, config.option.awml_metrics_json, config.rootpath)
     write_json_atomic(path, doc)
     sink.written = (path, doc)
+
+
+def _worker_count(config: pytest.Config) -> int:
+    n = config.getoption("numprocesses", None) if config.pluginmanager.hasplugin("xdist") else None
+    return n if isinstance(n, int) else 0
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

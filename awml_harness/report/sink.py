@@ -22,9 +22,12 @@ class ResultSink:
     outcomes: dict[str, int] = field(default_factory=lambda: {"passed": 0, "failed": 0, "skipped": 0, "error": 0})
     problems: list[dict[str, Any]] = field(default_factory=list)
     written: Any = None
+    selected: int = 0
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "setup" and "awml" in report.keywords:
+            self.selected += 1  # counts under xdist too, where the controller collects nothing
         if report.when == "call" or (report.when == "setup" and not report.passed):
             for name, value in report.user_properties:
                 if name == RECORD_TAG and isinstance(value, dict):

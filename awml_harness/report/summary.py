@@ -44,13 +44,16 @@ def render_summary(doc: dict[str, Any]) -> list[str]:
     lines = []
     for cid, entry in doc.get("projects", {}).items():
         header, rows = rows_for(entry)
-        if not rows:
-            ver = entry["verification"]
-            lines.append(f"awml {cid}: verification {ver['passed']}/{ver['passed'] + ver['failed']} passed")
-            continue
-        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
         lines.append(f"awml {cid} ({entry['task_type']}, export {entry['export_mode']})")
-        lines.append("  " + "  ".join(h.ljust(w) for h, w in zip(header, widths)))
-        for r in rows:
-            lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)))
+        if rows:
+            widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+            lines.append("  " + "  ".join(h.ljust(w) for h, w in zip(header, widths)))
+            for r in rows:
+                lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)))
+        ver = entry["verification"]
+        if ver["passed"] + ver["failed"]:
+            lines.append(f"  verification: {ver['passed']}/{ver['passed'] + ver['failed']} passed")
+        for art in entry.get("artifacts", []):
+            how = "reused from cache" if art["reused"] else f"built in {art['build_seconds']:.2f} s"
+            lines.append(f"  artifact {art['name']} ({art.get('variant', '')}, {art['size_bytes'] / 1e6:.2f} MB): {how}")
     return lines

@@ -1,0 +1,20 @@
+"""Shared fixtures of the harness's own tests."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+REPO = HERE.parent
+
+
+@pytest.fixture
+def toy_repo(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A throwaway repo holding the Toy project, its YAML config and the generic suites."""
+    shutil.copytree(HERE / "toy" / "projects", pytester.path / "projects")
+    shutil.copytree(REPO / "suites", pytester.path / "suites", ignore=shutil.ignore_patterns("__pycache__"))
+    pytester.makeini("[pytest]\nawml_deploy_configs = projects/Toy/configs/deploy.yaml\n")
+    return pytester

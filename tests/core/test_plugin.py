@@ -1,0 +1,128 @@
+"""The plugin end to end, through pytest's own pytester (each run in a subprocess)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from awml_harness.report.metrics import validate_document
+
+
+def metrics(pytester: pytest.Pytester) -> dict:
+    path = pytester.path / "work_dirs" / "toy" / "metrics.json"
+    doc = json.loads(path.read_text())
+    validate_document(doc)
+    return doc
+
+
+def test_passing_run_writes_a_valid_metrics_json(toy_repo):
+    result = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=7)
+    result.stdout.fnmatch_lines(["awml Toy (classification, export onnx)", "*onnx*cpu*fp32*", "awml metrics JSON: *"])
+    doc = metrics(toy_repo)
+    toy = doc["projects"]["Toy"]
+    ev = toy["evaluation"]["backends"]
+    assert set(ev) == {"pytorch", "onnx"}
+    assert ev["onnx"]["metrics"]["accuracy"] == ev["pytorch"]["metrics"]["accuracy"]
+    assert ev["onnx"]["deltas"]["accuracy"] == 0.0
+    assert toy["verification"]["passed"] == 2 and toy["verification"]["failed"] == 0
+    assert {"p50", "p90", "p95", "p99", "rounds"} <= set(toy["latency"]["onnx"])
+    assert [a["reused"] for a in toy["artifacts"]] == [False]
+    assert doc["run"]["exitstatus"] == 0
+
+
+def test_second_run_reuses_the_artifact(toy_repo):
+    toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "export").assert_outcomes(passed=1)
+    result = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "export")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*artifact model (fp32, * MB): reused from cache"])
+    assert metrics(toy_repo)["projects"]["Toy"]["artifacts"][0]["reused"] is True
+    rebuilt = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "export", "--awml-rebuild")
+    rebuilt.assert_outcomes(passed=1)
+    assert metrics(toy_repo)["projects"]["Toy"]["artifacts"][0]["reused"] is False
+
+
+def test_impossible_tolerance_fails_naming_output_and_minimum_atol(toy_repo):
+    result = toy_repo.runpytest_subprocess(
+        "suites", "-p", "no:cacheprovider", "-k", "verification",
+        "--cfg-options", "verification.default.atol=0", "verification.default.rtol=0", "model_cfg.scale=1000.0",
+    )
+    assert result.ret == 1
+    result.stdout.fnmatch_lines([
+        "*Toy-pytorch:cpu-vs-onnx:cpu-s0: 1 of 1 outputs differ beyond tolerance",
+        "*- output: mismatched elements * / 2 *min atol to pass at rtol=0: *",
+        "*verification.outputs={'output': dict(atol=*",
+    ])
+    assert "Traceback" not in result.stdout.str()
+    doc = metrics(toy_repo)
+    assert doc["projects"]["Toy"]["verification"]["failed"] == 2
+    assert doc["run"]["exitstatus"] == 1
+
+
+def test_bad_config_is_a_usage_error_with_one_line(toy_repo):
+    result = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "--cfg-options", "export.mode=tflite")
+    assert result.ret == 4
+    errors = [line for line in result.stderr.lines if line.strip()]
+    assert len(errors) == 1, errors
+    assert "config key 'export.mode' = 'tflite' is invalid; expected one of 'onnx', 'trt', 'both', 'none'" in errors[0]
+    assert "deploy.yaml" in errors[0]
+
+
+def test_missing_backend_skips_with_reason_and_fails_under_strict(toy_repo):
+    args = ("suites", "-p", "no:cacheprovider", "-rs", "-k", "verification", "--cfg-options", "export.mode=both")
+    result = toy_repo.runpytest_subprocess(*args)
+    result.assert_outcomes(passed=2, skipped=2)
+    result.stdout.fnmatch_lines(["*SKIPPED*tensorrt*"])
+    strict = toy_repo.runpytest_subprocess(*args, "--awml-strict")
+    strict.assert_outcomes(passed=2, failed=2)
+    strict.stdout.fnmatch_lines(["*--awml-strict: *tensorrt*"])
+
+
+def test_xdist_run_writes_one_complete_json(toy_repo):
+    pytest.importorskip("xdist")
+    serial = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "not latency")
+    serial.assert_outcomes(passed=5)
+    serial_doc = metrics(toy_repo)
+    result = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-n", "2")
+    result.assert_outcomes(passed=5, skipped=2)
+    doc = metrics(toy_repo)
+    assert doc["run"]["xdist_workers"] == 2
+    toy = doc["projects"]["Toy"]
+    assert toy["verification"]["passed"] == 2
+    for name in ("pytorch", "onnx"):
+        assert toy["evaluation"]["backends"][name]["metrics"] == serial_doc["projects"]["Toy"]["evaluation"]["backends"][name]["metrics"]
+    assert len(list((toy_repo.path / "work_dirs" / "toy" / "artifacts").glob("model-*.lock"))) == 1
+
+
+def test_benchmark_autosave_and_compare(toy_repo):
+    first = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "latency", "--benchmark-autosave")
+    first.assert_outcomes(passed=2)
+    saved = list((toy_repo.path / ".benchmarks").rglob("*.json"))
+    assert len(saved) == 1
+    data = json.loads(saved[0].read_text())
+    assert {"p50", "p95", "p99"} <= set(data["benchmarks"][0]["extra_info"])
+    assert "awml" in data["machine_info"]
+    second = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "latency",
+                                           "--benchmark-compare", "--benchmark-compare-fail=median:100000%")
+    second.assert_outcomes(passed=2)
+    second.stdout.fnmatch_lines(["*(0001*", "*(NOW)*"])
+
+
+def test_help_and_unrelated_collection_do_not_import_heavy_modules(tmp_path):
+    (tmp_path / "test_x.py").write_text("def test_x():\n    assert 1\n")
+    code = (
+        "import sys, pytest\n"
+        "rc = pytest.main(sys.argv[1:])\n"
+        "heavy = sorted(m for m in ('torch', 'onnxruntime', 'tensorrt', 'onnx') if m in sys.modules)\n"
+        "print('HEAVY', heavy)\n"
+    )
+    for args in (["--help"], [str(tmp_path / "test_x.py"), "-q", "-p", "no:cacheprovider"]):
+        out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=tmp_path)
+        assert "HEAVY []" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
+    help_text = subprocess.run([sys.executable, "-m", "pytest", "--help"], capture_output=True, text=True, cwd=tmp_path).stdout
+    for option in ("--deploy-cfg", "--cfg-options", "--work-dir", "--device", "--awml-metrics-json",
+                   "--awml-rebuild", "--awml-strict"):
+        assert option in help_text
