@@ -41,3 +41,16 @@ class BackendCase:
     @property
     def id(self) -> str:
         return f"{self.config_id}-{self.spec.label}"
+
+
+@dataclass(frozen=True)
+class EvalShardCase:
+    """Under pytest-xdist: every backend on samples i % of == shard; merged on the controller."""
+
+    config_id: str
+    shard: int
+    of: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.config_id}-shard{self.shard + 1}of{self.of}"

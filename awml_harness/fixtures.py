@@ -15,7 +15,7 @@ from awml_harness.report.sink import RECORD_TAG
 
 
 def generate_cases(session: Any, kind: str) -> list[Any]:
-    from awml_harness.cases import BackendCase, ExportCase, VerifyCase
+    from awml_harness.cases import BackendCase, EvalShardCase, ExportCase, VerifyCase
 
     cases: list[Any] = []
     for cid, cfg in session.configs.items():
@@ -31,9 +31,14 @@ def generate_cases(session: Any, kind: str) -> list[Any]:
         elif kind == "awml_verify_case":
             n = cfg.verification.num_verify_samples
             cases += [VerifyCase(cid, sc, i) for sc in cfg.scenarios() for i in range(n)]
-        elif kind in ("awml_eval_case", "awml_latency_case"):
-            if kind == "awml_eval_case" and not cfg.evaluation.enabled:
+        elif kind == "awml_eval_case":
+            if not cfg.evaluation.enabled:
                 continue
+            if session.shards > 1:
+                cases += [EvalShardCase(cid, k, session.shards) for k in range(session.shards)]
+            else:
+                cases += [BackendCase(cid, name, spec) for name, spec in cfg.evaluation.specs().items()]
+        elif kind == "awml_latency_case":
             cases += [BackendCase(cid, name, spec) for name, spec in cfg.evaluation.specs().items()]
     return cases
 

@@ -84,7 +84,11 @@ def pytest_configure(config: pytest.Config) -> None:
         threads=config.option.awml_threads,
         unsafe_load=config.option.awml_unsafe_load,
     )
-    config.stash[SESSION_KEY] = HarnessSession(with_unique_ids(configs), options)
+    if _is_worker(config):
+        shards = int(config.workerinput.get("workercount", 1))
+    else:
+        shards = max(_worker_count(config), 1)
+    config.stash[SESSION_KEY] = HarnessSession(with_unique_ids(configs), options, shards=shards)
     from awml_harness.report.sink import ResultSink
 
     sink = ResultSink(started=float(started))
@@ -157,6 +161,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     path = metrics_path(harness, config.option.awml_metrics_json, config.rootpath)
     write_json_atomic(path, doc)
     sink.written = (path, doc)
+    if sink.gate_failures and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def _worker_count(config: pytest.Config) -> int:
@@ -173,4 +179,6 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     path, doc = sink.written
     for line in render_summary(doc):
         terminalreporter.write_line(line)
+    for line in sink.gate_failures:
+        terminalreporter.write_line(line, red=True)
     terminalreporter.write_line(f"awml metrics JSON: {path}")

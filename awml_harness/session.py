@@ -242,69 +242,88 @@ class ProjectContext:
         return self.run(spec, prepared, timer)
 
     # -- evaluation -----------------------------------------------------------------------
-    def evaluate_all(self) -> dict[str, Any]:
-        """Metrics of every enabled backend, from one pass over the samples.
+    def num_eval_samples(self) -> int:
+        n = self.cfg.evaluation.num_samples
+        return len(self.dataset) if n == -1 else min(n, len(self.dataset))
 
-        Returns {backend_name: {"spec", "metrics", "seconds", "num_samples"} or {"error"}}.
-        """
-        if self._evaluation is not None:
-            return self._evaluation
-        ev = self.cfg.evaluation
-        specs = ev.specs()
+    def _evaluation_pass(self, indices: Any, sink: Any) -> dict[str, Any]:
+        """Preprocess each sample once, run every available backend on it, hand the
+        compact prediction to `sink(name, index, sample_id, prediction, target)`.
+        Returns per backend: spec, seconds, and "unavailable"/"error" when it could not run."""
+        status: dict[str, Any] = {}
         active: dict[str, BackendSpec] = {}
-        result: dict[str, Any] = {}
-        for name, spec in specs.items():
+        for name, spec in self.cfg.evaluation.specs().items():
+            status[name] = {"spec": spec, "seconds": 0.0}
             try:
                 self.runners(spec)
                 active[name] = spec
             except BackendUnavailable as exc:
-                result[name] = {"spec": spec, "unavailable": str(exc)}
-        evaluators = {name: self.adapter.evaluator() for name in active}
-        seconds = {name: 0.0 for name in active}
-        n = len(self.dataset) if ev.num_samples == -1 else min(ev.num_samples, len(self.dataset))
-        errors: dict[str, str] = {}
-        for i in range(n):
+                status[name]["unavailable"] = str(exc)
+        for i in indices:
             sample = self.dataset[i]
             prepared = self.adapter.preprocess(sample)
             target = self.adapter.target(sample)
             for name, spec in active.items():
-                if name in errors:
+                if "error" in status[name]:
                     continue
                 start = time.perf_counter()
                 try:
                     res = self.run(spec, prepared)
-                except Exception as exc:  # recorded for that backend's test, others go on
-                    errors[name] = f"sample {i} ({prepared.sample_id}): {type(exc).__name__}: {exc}"
+                except Exception as exc:  # recorded for that backend's test, the others go on
+                    status[name]["error"] = f"sample {i} ({prepared.sample_id}): {type(exc).__name__}: {exc}"
                     continue
-                seconds[name] += time.perf_counter() - start
-                evaluators[name].add(prepared.sample_id, res.prediction, target)
-        for name, spec in active.items():
-            if name in errors:
-                result[name] = {"spec": spec, "error": errors[name]}
+                status[name]["seconds"] += time.perf_counter() - start
+                sink(name, i, prepared.sample_id, res.prediction, target)
+        return status
+
+    def evaluate_all(self) -> dict[str, Any]:
+        """Metrics of every enabled backend from one pass over the samples (serial runs).
+        Only the evaluators' compact state is kept, never raw outputs."""
+        if self._evaluation is not None:
+            return self._evaluation
+        evaluators = {name: self.adapter.evaluator() for name in self.cfg.evaluation.specs()}
+
+        def sink(name: str, index: int, sample_id: str, prediction: Any, target: Any) -> None:
+            evaluators[name].add(sample_id, prediction, target)
+
+        n = self.num_eval_samples()
+        status = self._evaluation_pass(range(n), sink)
+        for name, entry in status.items():
+            if "unavailable" in entry or "error" in entry:
                 continue
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                metrics = evaluators[name].compute()
-            result[name] = {"spec": spec, "metrics": to_builtin(metrics), "seconds": seconds[name], "num_samples": n}
-        self._evaluation = result
-        return result
+                entry["metrics"] = to_builtin(evaluators[name].compute())
+            entry["num_samples"] = n
+        self._evaluation = status
+        return status
 
+    def evaluate_shard(self, shard: int, of: int) -> dict[str, Any]:
+        """Predictions (wire-encoded) of samples i % of == shard, for the controller to merge."""
+        from awml_harness.evaluation import encode
 
-def scalar_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        rows: dict[str, list[dict[str, Any]]] = {name: [] for name in self.cfg.evaluation.specs()}
 
+        def sink(name: str, index: int, sample_id: str, prediction: Any, target: Any) -> None:
+            rows[name].append({"index": index, "sample_id": sample_id,
+                               "prediction": encode(prediction), "target": encode(target)})
 
-def metric_deltas(metrics: Mapping[str, Any], reference: Mapping[str, Any]) -> dict[str, float]:
-    ref = scalar_metrics(reference)
-    return {k: v - ref[k] for k, v in scalar_metrics(metrics).items() if k in ref}
+        status = self._evaluation_pass(range(shard, self.num_eval_samples(), of), sink)
+        out = {}
+        for name, entry in status.items():
+            spec = entry["spec"]
+            out[name] = {"device": spec.device, "precision": spec.precision, "seconds": entry["seconds"],
+                         "samples": rows[name], **{k: entry[k] for k in ("unavailable", "error") if k in entry}}
+        return out
 
 
 class HarnessSession:
     """All deploy configs of the run and their contexts. One per pytest process."""
 
-    def __init__(self, configs: list[DeployConfig], options: RunOptions) -> None:
+    def __init__(self, configs: list[DeployConfig], options: RunOptions, shards: int = 1) -> None:
         self.configs = {c.id: c for c in configs}
         self.options = options
+        self.shards = shards  # evaluation shards: the xdist worker count, 1 in serial runs
         self._contexts: dict[str, ProjectContext] = {}
         self._adapters: dict[str, ProjectAdapter] = {}
 

@@ -1,5 +1,9 @@
 """Task metrics per backend, and each metric's delta vs the reference backend held to
-`evaluation.metric_tolerance` (a metric name, or "*" for every scalar metric)."""
+`evaluation.metric_tolerance` (a metric name, or "*" for every scalar metric).
+
+Serial runs: one test per backend. Under pytest-xdist: one test per shard of samples,
+every backend inside it; the controller merges the shards, computes the metrics once
+and applies the same tolerance gate (see awml_harness.evaluation)."""
 
 from __future__ import annotations
 
@@ -7,11 +11,20 @@ import pytest
 
 
 def test_evaluation(awml, awml_eval_case, awml_record, awml_unavailable):
-    from awml_harness.session import metric_deltas
+    from awml_harness.cases import EvalShardCase
+    from awml_harness.evaluation import delta_failures, scalar_metrics
 
     case = awml_eval_case
     ctx = awml.context(case.config_id)
     ev = ctx.cfg.evaluation
+    if isinstance(case, EvalShardCase):
+        backends = ctx.evaluate_shard(case.shard, case.of)
+        awml_record({"kind": "evaluation-shard", "config": case.config_id, "shard": case.shard, "of": case.of,
+                     "backends": backends, "artifacts": ctx.all_artifacts()})
+        errors = [f"{name}: {b['error']}" for name, b in backends.items() if "error" in b]
+        if errors:
+            pytest.fail(f"{case.id}: evaluation failed:\n" + "\n".join(errors), pytrace=False)
+        return
     results = ctx.evaluate_all()
     mine = results[case.name]
     record = {"kind": "evaluation", "config": case.config_id, "backend": case.name,
@@ -20,19 +33,15 @@ def test_evaluation(awml, awml_eval_case, awml_record, awml_unavailable):
     if "unavailable" in mine:
         awml_record({**record, "status": "unavailable", "reason": mine["unavailable"]})
         awml_unavailable(mine["unavailable"])
-    assert "error" not in mine, f"{case.id}: evaluation failed on {mine['error']}"
+    if "error" in mine:
+        pytest.fail(f"{case.id}: evaluation failed on {mine['error']}", pytrace=False)
     reference = results.get(ev.reference, {})
     if "metrics" not in reference:
         why = reference.get("unavailable") or reference.get("error") or "not configured"
         awml_record({**record, "status": "no-reference", "metrics": mine["metrics"], "num_samples": mine["num_samples"]})
         awml_unavailable(f"reference backend {ev.reference!r} has no metrics ({why}); cannot compute deltas")
-    deltas = metric_deltas(mine["metrics"], reference["metrics"])
-    failures = []
-    for metric, delta in sorted(deltas.items()):
-        tol = ev.metric_tolerance.get(metric, ev.metric_tolerance.get("*"))
-        if tol is not None and abs(delta) > tol + 1e-12:
-            failures.append(f"  - {metric}: {mine['metrics'][metric]:.6g} vs reference {reference['metrics'][metric]:.6g} "
-                            f"(delta {delta:+.6g}, allowed {tol:g}; key evaluation.metric_tolerance.{metric})")
+    deltas, failures = delta_failures(scalar_metrics(mine["metrics"]), scalar_metrics(reference["metrics"]),
+                                      ev.metric_tolerance)
     awml_record({**record, "status": "ok", "metrics": mine["metrics"], "deltas": deltas,
                  "num_samples": mine["num_samples"], "seconds": mine["seconds"], "passed": not failures})
     if failures:

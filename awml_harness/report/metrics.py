@@ -75,6 +75,24 @@ def build_document(harness: Any, sink: Any, *, exitstatus: int, argv: list[str],
                 k: v for k, v in rec.items() if k not in ("kind", "config", "artifacts", "backend")}
         elif kind == "latency":
             entry["latency"][rec["backend"]] = {k: v for k, v in rec.items() if k not in ("kind", "config", "artifacts", "backend")}
+    shards: dict[str, list[dict[str, Any]]] = {}
+    for rec in sink.records:
+        if rec.get("kind") == "evaluation-shard" and rec.get("config") in projects:
+            shards.setdefault(rec["config"], []).append(rec)
+    for cid, recs in shards.items():
+        from awml_harness.evaluation import merge_shards
+
+        cfg = harness.configs[cid]
+        merged = merge_shards(harness.adapter(cid), recs, cfg.evaluation.reference, cfg.evaluation.metric_tolerance)
+        for name, entry in merged.items():
+            failures = entry.pop("failures", [])
+            if failures:
+                sink.gate_failures.append(f"awml {cid}-{entry['precision']}:{entry['device']} ({name}): "
+                                          f"metrics differ from {cfg.evaluation.reference}:")
+                sink.gate_failures.extend(failures)
+            if entry.get("status") == "error":
+                sink.gate_failures.append(f"awml {cid} ({name}): evaluation failed on {entry['error']}")
+            projects[cid]["evaluation"]["backends"][name] = entry
     for cid, arts in artifacts.items():
         projects[cid]["artifacts"] = sorted(arts.values(), key=lambda a: (a["name"], a.get("variant", "")))
     for entry in projects.values():

@@ -23,6 +23,7 @@ class ResultSink:
     problems: list[dict[str, Any]] = field(default_factory=list)
     written: Any = None
     selected: int = 0
+    gate_failures: list[str] = field(default_factory=list)  # sharded evaluation verdicts
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:

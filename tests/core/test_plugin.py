@@ -48,7 +48,7 @@ def test_second_run_reuses_the_artifact(toy_repo):
 def test_impossible_tolerance_fails_naming_output_and_minimum_atol(toy_repo):
     result = toy_repo.runpytest_subprocess(
         "suites", "-p", "no:cacheprovider", "-k", "verification",
-        "--cfg-options", "verification.default.atol=0", "verification.default.rtol=0", "model_cfg.scale=1000.0",
+        "--cfg-options", "verification.default.atol=0", "verification.default.rtol=0", "model_cfg.export_skew=0.5",
     )
     assert result.ret == 1
     result.stdout.fnmatch_lines([
@@ -126,3 +126,22 @@ def test_help_and_unrelated_collection_do_not_import_heavy_modules(tmp_path):
     for option in ("--deploy-cfg", "--cfg-options", "--work-dir", "--device", "--awml-metrics-json",
                    "--awml-rebuild", "--awml-strict"):
         assert option in help_text
+
+
+def test_metric_delta_beyond_tolerance_fails_serial_and_sharded(toy_repo):
+    skew = ("--cfg-options", "model_cfg.export_skew=-100.0")
+    serial = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "evaluation", *skew)
+    assert serial.ret == 1
+    serial.stdout.fnmatch_lines(["*Toy-onnx:cpu: metrics differ from pytorch:",
+                                 "*- accuracy: * (delta *, allowed 0; key evaluation.metric_tolerance.accuracy)"])
+    serial_doc = metrics(toy_repo)
+    pytest.importorskip("xdist")
+    sharded = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "evaluation", "-n", "2", *skew)
+    assert sharded.ret == 1
+    sharded.stdout.fnmatch_lines(["*metrics differ from pytorch:*", "*- accuracy: *allowed 0*"])
+    doc = metrics(toy_repo)
+    for name in ("pytorch", "onnx"):
+        a = doc["projects"]["Toy"]["evaluation"]["backends"][name]
+        b = serial_doc["projects"]["Toy"]["evaluation"]["backends"][name]
+        assert (a["metrics"], a["deltas"], a["passed"]) == (b["metrics"], b["deltas"], b["passed"])
+    assert doc["projects"]["Toy"]["evaluation"]["backends"]["onnx"]["passed"] is False

@@ -22,8 +22,11 @@ class ToySettings:
     size: int = 16
     num_samples: int = 6
     seed: int = 0
-    # testing aids: add this to every ONNX-backend output via a perturbed graph constant
+    # testing aids: `scale` multiplies the head weights (bigger logits, bigger diffs);
+    # `export_skew` is added to logit 0 only while tracing, so the exported ONNX graph
+    # disagrees with PyTorch the way a broken deployment would
     scale: float = 1.0
+    export_skew: float = 0.0
 
     def validate(self, key: str) -> None:
         if self.size < 4:
@@ -47,6 +50,12 @@ class AccuracyEvaluator(Evaluator):
 def _build_module(settings: ToySettings) -> Any:
     import torch
 
+    class Skew(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if settings.export_skew and torch.jit.is_tracing():
+                return x + torch.tensor([settings.export_skew, 0.0])
+            return x
+
     torch.manual_seed(settings.seed)
     return torch.nn.Sequential(
         torch.nn.Conv2d(3, settings.channels, 3, padding=1),
@@ -54,6 +63,7 @@ def _build_module(settings: ToySettings) -> Any:
         torch.nn.AdaptiveAvgPool2d(1),
         torch.nn.Flatten(),
         torch.nn.Linear(settings.channels, 2),
+        Skew(),
     ).eval()
 
 
@@ -71,7 +81,7 @@ class Project(ProjectAdapter):
 
             load_into(model, load_state_dict(self.cfg.checkpoint_path))
         with torch.no_grad():
-            model[-1].weight.mul_(self.settings.scale)
+            model[-2].weight.mul_(self.settings.scale)
         return model
 
     def graph_names(self) -> tuple[str, ...]:
