@@ -12,8 +12,11 @@ REPO = HERE.parent
 
 
 @pytest.fixture
-def toy_repo(pytester: pytest.Pytester) -> pytest.Pytester:
+def toy_repo(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     """A throwaway repo holding the Toy project, its YAML config and the generic suites."""
+    # when this suite itself runs under xdist, the inner runs must not think they are workers
+    for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(var, raising=False)
     shutil.copytree(HERE / "toy" / "projects", pytester.path / "projects")
     shutil.copytree(REPO / "suites", pytester.path / "suites", ignore=shutil.ignore_patterns("__pycache__"))
     pytester.makeini("[pytest]\nawml_deploy_configs = projects/Toy/configs/deploy.yaml\n")
