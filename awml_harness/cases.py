@@ -24,10 +24,25 @@ class VerifyCase:
     config_id: str
     scenario: Scenario
     sample_index: int
+    golden: bool = False  # reference outputs come from --awml-golden files
 
     @property
     def id(self) -> str:
-        return f"{self.config_id}-{self.scenario.label}-s{self.sample_index}"
+        prefix = "golden:" if self.golden else ""
+        return f"{self.config_id}-{prefix}{self.scenario.label}-s{self.sample_index}"
+
+
+@dataclass(frozen=True)
+class ShapeCase:
+    """Graph-level check at profile shapes ("min", "opt", "max") or of batch-row consistency."""
+
+    config_id: str
+    scenario: Scenario
+    which: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.config_id}-{self.scenario.label}-{self.which}"
 
 
 @dataclass(frozen=True)

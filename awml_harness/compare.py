@@ -14,6 +14,9 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+#: decade edges of the |diff| histogram: [0, 1e-12), [1e-12, 1e-11), ..., [10, inf)
+HIST_EDGES = tuple([0.0] + [10.0 ** e for e in range(-12, 2)] + [float("inf")])
+
 #: (output path) -> (atol, rtol)
 ToleranceFn = Callable[[str], "tuple[float, float]"]
 
@@ -37,6 +40,7 @@ class LeafResult:
     worst_ref: float = 0.0
     worst_test: float = 0.0
     min_atol: float = 0.0  # smallest atol that passes every element at this rtol (inf: none)
+    diff_hist: tuple[int, ...] = ()  # counts of |diff| per decade, bins HIST_EDGES (for reports)
 
     @property
     def mismatch_share(self) -> float:
@@ -63,6 +67,7 @@ class LeafResult:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
         d["shape"] = list(self.shape)
         d["worst_index"] = list(self.worst_index)
+        d["diff_hist"] = list(self.diff_hist)
         d["mismatch_share"] = self.mismatch_share
         for k in ("min_atol", "max_abs_diff", "max_rel_diff", "mean_abs_diff", "worst_ref", "worst_test"):
             if not np.isfinite(d[k]):
@@ -145,6 +150,7 @@ def compare_arrays(path: str, ref: np.ndarray, test: np.ndarray, atol: float, rt
         worst_ref=float(r.flat[flat_worst]),
         worst_test=float(t.flat[flat_worst]),
         min_atol=min_atol,
+        diff_hist=tuple(int(c) for c in np.histogram(diff[finite], bins=np.asarray(HIST_EDGES))[0]),
         **base,
     )
 

@@ -14,8 +14,11 @@ from awml_harness.plugin import SESSION_KEY
 from awml_harness.report.sink import RECORD_TAG
 
 
+CASE_FIXTURES = ("awml_export_case", "awml_verify_case", "awml_eval_case", "awml_latency_case", "awml_shape_case")
+
+
 def generate_cases(session: Any, kind: str) -> list[Any]:
-    from awml_harness.cases import BackendCase, EvalShardCase, ExportCase, VerifyCase
+    from awml_harness.cases import BackendCase, EvalShardCase, ExportCase, ShapeCase, VerifyCase
 
     cases: list[Any] = []
     for cid, cfg in session.configs.items():
@@ -31,6 +34,12 @@ def generate_cases(session: Any, kind: str) -> list[Any]:
         elif kind == "awml_verify_case":
             n = cfg.verification.num_verify_samples
             cases += [VerifyCase(cid, sc, i) for sc in cfg.scenarios() for i in range(n)]
+            if session.options.golden is not None:
+                cases += [VerifyCase(cid, sc, i, golden=True) for sc in cfg.scenarios() for i in range(n)]
+        elif kind == "awml_shape_case":
+            scenarios = cfg.scenarios()
+            if scenarios and adapter.has_dynamic_shapes():
+                cases += [ShapeCase(cid, scenarios[0], w) for w in ("min", "opt", "max", "batch")]
         elif kind == "awml_eval_case":
             if not cfg.evaluation.enabled:
                 continue
@@ -38,7 +47,7 @@ def generate_cases(session: Any, kind: str) -> list[Any]:
                 cases += [EvalShardCase(cid, k, session.shards) for k in range(session.shards)]
             else:
                 cases += [BackendCase(cid, name, spec) for name, spec in cfg.evaluation.specs().items()]
-        elif kind == "awml_latency_case":
+        elif kind == "awml_latency_case" and cfg.evaluation.latency:
             cases += [BackendCase(cid, name, spec) for name, spec in cfg.evaluation.specs().items()]
     return cases
 
@@ -79,7 +88,7 @@ def awml_unavailable(pytestconfig: pytest.Config) -> Any:
 @pytest.fixture
 def deploy_config(awml: Any, request: pytest.FixtureRequest) -> Any:
     """The DeployConfig of the current case (for user-written tests next to the suites)."""
-    for name in ("awml_export_case", "awml_verify_case", "awml_eval_case", "awml_latency_case"):
+    for name in CASE_FIXTURES:
         if name in request.fixturenames:
             return awml.configs[request.getfixturevalue(name).config_id]
     if len(awml.configs) == 1:

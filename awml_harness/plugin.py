@@ -47,8 +47,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="allow checkpoints / info files that need full unpickling (runs code from the file)")
     group.addoption("--awml-threads", type=_positive_int, default=0, metavar="N",
                     help="ONNX Runtime intra-op threads (0: its default)")
+    group.addoption("--awml-report", default=None, metavar="PATH",
+                    help="write a self-contained HTML report (summary, latency, per-class metrics, errors)")
+    group.addoption("--awml-suggest-tolerances", nargs="?", const="", default=None, metavar="PATH",
+                    help="print (and write to PATH, default <work_dir>/suggested_tolerances.py) the per-output "
+                         "tolerances observed in verification, in deploy-config syntax")
+    group.addoption("--awml-tolerance-headroom", type=float, default=2.0, metavar="FACTOR",
+                    help="multiply observed differences by this for --awml-suggest-tolerances (default 2)")
+    group.addoption("--awml-save-golden", default=None, metavar="DIR",
+                    help="store each verification reference's outputs under DIR")
+    group.addoption("--awml-golden", default=None, metavar="DIR",
+                    help="add scenarios comparing test backends with golden outputs stored under DIR")
     parser.addini("awml_deploy_configs", type="paths", default=[],
                   help="deploy configs run when no --deploy-cfg is given")
+
+
+def _abs(path: str | None, root: Path) -> Path | None:
+    if path is None:
+        return None
+    p = Path(path)
+    return p if p.is_absolute() else root / p
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -83,6 +101,8 @@ def pytest_configure(config: pytest.Config) -> None:
         strict=config.option.awml_strict,
         threads=config.option.awml_threads,
         unsafe_load=config.option.awml_unsafe_load,
+        save_golden=_abs(config.option.awml_save_golden, config.rootpath),
+        golden=_abs(config.option.awml_golden, config.rootpath),
     )
     if _is_worker(config):
         shards = int(config.workerinput.get("workercount", 1))
@@ -126,8 +146,7 @@ class _BenchmarkHooks:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     session = metafunc.config.stash.get(SESSION_KEY, None)
-    wanted = [n for n in ("awml_export_case", "awml_verify_case", "awml_eval_case", "awml_latency_case")
-              if n in metafunc.fixturenames]
+    wanted = [n for n in metafunc.fixturenames if n.startswith("awml_") and n.endswith("_case")]
     if not wanted:
         return
     from awml_harness.fixtures import generate_cases
@@ -161,8 +180,28 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     path = metrics_path(harness, config.option.awml_metrics_json, config.rootpath)
     write_json_atomic(path, doc)
     sink.written = (path, doc)
+    if config.option.awml_suggest_tolerances is not None:
+        from awml_harness.report.suggest import suggest_tolerances
+
+        text = suggest_tolerances(doc, config.option.awml_tolerance_headroom)
+        target = _abs(config.option.awml_suggest_tolerances or None, config.rootpath) or path.with_name("suggested_tolerances.py")
+        _write_text_atomic(target, text)
+        sink.extra_output.append((f"awml suggested tolerances ({target}):", text))
+    if config.option.awml_report:
+        from awml_harness.report.html import write_report
+
+        target = _abs(config.option.awml_report, config.rootpath)
+        write_report(target, doc)
+        sink.extra_output.append((f"awml report: {target}", ""))
     if sink.gate_failures and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    from awml_harness.atomic import atomic_open
+
+    with atomic_open(path) as fh:
+        fh.write(text)
 
 
 def _worker_count(config: pytest.Config) -> int:
@@ -181,4 +220,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(line)
     for line in sink.gate_failures:
         terminalreporter.write_line(line, red=True)
+    for title, text in sink.extra_output:
+        terminalreporter.write_line(title)
+        for line in text.splitlines():
+            terminalreporter.write_line("  " + line)
     terminalreporter.write_line(f"awml metrics JSON: {path}")

@@ -73,8 +73,9 @@ class NullTimer(StageTimer):
 class Evaluator(ABC):
     """Accumulates compact predictions with their targets, then computes metrics once.
 
-    `add` receives builtin/numpy data only, so results computed on xdist workers can be
-    merged on the controller (`merge`) before `compute`.
+    `add` receives compact builtin/numpy data only. Under xdist the core ships those
+    predictions to the controller and replays them into a fresh evaluator in sample
+    order, so evaluators need no merge logic of their own.
     """
 
     #: the metric the summary table leads with, e.g. "accuracy" or "mAP".
@@ -168,6 +169,13 @@ class ProjectAdapter(ABC):
         """Detection projects return their prediction as core Detections so
         verification can match boxes instead of comparing list positions."""
         return None
+
+    def has_dynamic_shapes(self) -> bool:
+        """Whether the shape sweep applies (decided without building the model). Default:
+        the config declares dynamic axes, a dynamic batch, or TensorRT profiles."""
+        cfg = self.cfg
+        return bool(cfg.onnx_config.dynamic_axes or cfg.model_io.dynamic_axes or cfg.model_io.batch_size is None
+                    or cfg.backend_config.model_inputs)
 
     def match_settings(self) -> Mapping[str, Any]:
         """Keyword arguments for :func:`awml_harness.matching.match_detections`."""

@@ -34,6 +34,8 @@ class RunOptions:
     strict: bool = False
     threads: int = 0
     unsafe_load: bool = False
+    save_golden: Path | None = None
+    golden: Path | None = None
 
 
 @dataclass

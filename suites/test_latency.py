@@ -50,7 +50,7 @@ def test_latency(awml, awml_latency_case, awml_record, guard_backend, benchmark,
     violations = check_budget(stats, budget, key_prefix=f"evaluation.backends.{case.name}.latency_budget")
     awml_record({"kind": "latency", "config": case.config_id, "backend": case.name,
                  "device": case.spec.device, "precision": case.spec.precision, "unit": "ms",
-                 **stats, "stages_median_ms": stages, "device_time_ms": device_ms,
+                 **stats, "samples_ms": [t * 1e3 for t in benchmark.stats.stats.data], "stages_median_ms": stages, "device_time_ms": device_ms,
                  "budget": dict(budget), "budget_violations": violations, "artifacts": ctx.all_artifacts()})
     if violations:
         pytest.fail(f"{case.id}: latency over budget:\n" + "\n".join(violations), pytrace=False)

@@ -2,7 +2,8 @@
 
 Raw graph outputs are compared leaf by leaf with the configured tolerances; for
 detection projects the postprocessed boxes are matched as well, so a reordering of
-near-equal boxes passes while a lost or extra box fails.
+near-equal boxes passes while a lost or extra box fails. With --awml-golden the
+reference side comes from stored golden outputs instead of a live backend.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import pytest
 
 
 def test_verification(awml, awml_verify_case, awml_record, guard_backend):
+    from awml_harness import golden
     from awml_harness.compare import compare
     from awml_harness.matching import match_detections
 
@@ -20,25 +22,39 @@ def test_verification(awml, awml_verify_case, awml_record, guard_backend):
     index = case.sample_index
     if index >= len(ctx.dataset):
         pytest.skip(f"num_verify_samples asks for sample {index}, the dataset has {len(ctx.dataset)}")
+    opts = awml.options
     with guard_backend():
-        ref = ctx.reference_result(sc.ref, index)
         test = ctx.run(sc.test, ctx.prepared(index))
+        if case.golden:
+            try:
+                ref_outputs, _ = golden.load(opts.golden, case.config_id, sc.ref.label, index)
+            except FileNotFoundError as exc:
+                pytest.fail(str(exc), pytrace=False)
+            ref, test_outputs = None, golden.flatten(test.outputs)
+        else:
+            ref = ctx.reference_result(sc.ref, index)
+            ref_outputs, test_outputs = ref.outputs, test.outputs
+            if opts.save_golden is not None:
+                golden.save(opts.save_golden, case.config_id, sc.ref.label, index, ref.outputs,
+                            ctx.prepared(index).sample_id)
     ver = ctx.cfg.verification
 
     def tolerance(path: str) -> tuple[float, float]:
         tol = ver.tolerance_for(sc, path)
         return tol.atol, tol.rtol
 
-    result = compare(ref.outputs, test.outputs, tolerance)
+    result = compare(ref_outputs, test_outputs, tolerance)
     messages = []
     if not result.passed:
         messages.append(result.message(f"{case.id}", hint=_hint(result, sc)))
     record = {
-        "kind": "verification", "config": case.config_id, "scenario": sc.label, "ref": sc.ref.label,
-        "test": sc.test.label, "sample_index": index, "sample_id": ctx.prepared(index).sample_id,
+        "kind": "verification", "config": case.config_id,
+        "scenario": ("golden:" if case.golden else "") + sc.label,
+        "ref": ("golden:" if case.golden else "") + sc.ref.label, "test": sc.test.label,
+        "sample_index": index, "sample_id": ctx.prepared(index).sample_id,
         "leaves": [leaf.as_dict() for leaf in result.leaves], "artifacts": ctx.all_artifacts(),
     }
-    ref_det = ctx.adapter.detections(ref.prediction)
+    ref_det = ctx.adapter.detections(ref.prediction) if ref is not None else None
     if ref_det is not None and ver.detection.enabled:
         settings = dict(ctx.adapter.match_settings())
         if ver.detection.threshold is not None:
@@ -72,5 +88,5 @@ def _hint(result, sc) -> str:
     pair = f"{sc.ref_backend.value}->{sc.test_backend.value}"
     if not suggestions:
         return "  -> structure/shape/dtype or NaN/Inf differences: no tolerance fixes these"
-    return (f"  -> if this difference is acceptable, set verification.outputs={{{', '.join(suggestions)}}} "
-            f"(or a pair-wide tolerance under verification.pairs['{pair}'])")
+    return (f"  -> if this difference is acceptable, set verification.pair_outputs={{'{pair}': {{{', '.join(suggestions)}}}}} "
+            f"(or verification.outputs for every pair)")

@@ -36,8 +36,9 @@ TensorRT Python API used here (present in the 10.x and 11.x references):
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -183,16 +184,16 @@ class TensorRTRunner:
                           RuntimeWarning, stacklevel=2)
 
     # -- profiles ---------------------------------------------------------------------
-    def _profile_ranges(self) -> list[dict[str, tuple[tuple[int, ...], ...]]]:
+    def _profile_ranges(self) -> list[dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]]:
         """Per profile: input -> (min, opt, max). Static inputs admit only their own shape."""
         count = max(1, int(self.engine.num_optimization_profiles))
         out = []
         for k in range(count):
-            ranges = {}
+            ranges: dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]] = {}
             for n in self.input_names:
                 if n in self._dynamic_inputs:
                     lo, mid, hi = self.engine.get_tensor_profile_shape(n, k)
-                    ranges[n] = (tuple(lo), tuple(mid), tuple(hi))
+                    ranges[n] = (tuple(int(d) for d in lo), tuple(int(d) for d in mid), tuple(int(d) for d in hi))
                 else:
                     s = self._engine_shapes[n]
                     ranges[n] = (s, s, s)
@@ -201,7 +202,7 @@ class TensorRTRunner:
 
     def select_profile(self, shapes: Mapping[str, tuple[int, ...]]) -> int:
         for k, ranges in enumerate(self._ranges):
-            if all(len(shapes[n]) == len(lo) and all(a <= s <= b for a, s, b in zip(lo, shapes[n], hi))
+            if all(len(shapes[n]) == len(lo) and all(a <= s <= b for a, s, b in zip(lo, shapes[n], hi, strict=True))
                    for n, (lo, _, hi) in ranges.items()):
                 return k
         described = "; ".join(

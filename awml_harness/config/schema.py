@@ -210,6 +210,9 @@ class VerificationConfig:
     pairs: Mapping[str, Tolerance] = field(default_factory=dict)
     # glob on output path ("heatmap", "*/pillar_features") -> tolerance; beats pairs
     outputs: Mapping[str, Tolerance] = field(default_factory=dict)
+    # per pair and output: {"pytorch->onnx": {"heatmap": dict(atol, rtol)}}; beats everything
+    # (what --awml-suggest-tolerances writes)
+    pair_outputs: Mapping[str, Mapping[str, Tolerance]] = field(default_factory=dict)
     devices: Mapping[str, str] = field(default_factory=dict)  # seed compatibility, informational
     scenarios: Mapping[ExportMode, tuple[Scenario, ...]] = field(default_factory=dict)
     detection: DetectionMatch = field(default_factory=DetectionMatch)
@@ -219,20 +222,34 @@ class VerificationConfig:
             raise ConfigError(f"{key}.num_verify_samples", self.num_verify_samples, "an integer >= 0")
         if self.tolerance is not None and self.tolerance < 0:
             raise ConfigError(f"{key}.tolerance", self.tolerance, "a non-negative number")
-        for pair in self.pairs:
-            if "->" not in pair:
-                raise ConfigError(f"{key}.pairs.{pair}", pair, "a key like 'pytorch->onnx'")
+        for section in ("pairs", "pair_outputs"):
+            for pair in getattr(self, section):
+                if "->" not in pair:
+                    raise ConfigError(f"{key}.{section}.{pair}", pair, "a key like 'pytorch->onnx'")
 
     def tolerance_for(self, scenario: Scenario, output_path: str) -> Tolerance:
-        """Most specific wins: output glob, then backend pair, then the global default."""
-        for pattern, tol in self.outputs.items():
-            if fnmatch.fnmatchcase(output_path, pattern) or fnmatch.fnmatchcase(output_path.rsplit("/", 1)[-1], pattern):
-                return tol
-        for name in (
+        """Most specific wins: pair+output, output glob, backend pair, `tolerance`, default."""
+        pair_names = (
             f"{scenario.ref.label}->{scenario.test.label}",
             f"{scenario.ref_backend.value}->{scenario.test.label.split(':')[0]}",
             f"{scenario.ref_backend.value}->{scenario.test_backend.value}",
-        ):
+        )
+        leaf = output_path.rsplit("/", 1)[-1]
+
+        def by_glob(table: Mapping[str, Tolerance]) -> Tolerance | None:
+            for pattern, tol in table.items():
+                if fnmatch.fnmatchcase(output_path, pattern) or fnmatch.fnmatchcase(leaf, pattern):
+                    return tol
+            return None
+
+        for name in pair_names:
+            found = by_glob(self.pair_outputs.get(name, {}))
+            if found is not None:
+                return found
+        found = by_glob(self.outputs)
+        if found is not None:
+            return found
+        for name in pair_names:
             if name in self.pairs:
                 return self.pairs[name]
         if self.tolerance is not None:
@@ -274,6 +291,7 @@ class EvaluationConfig:
     )
     # metric name -> max |delta| vs the reference backend; "*" applies to every scalar metric
     metric_tolerance: Mapping[str, float] = field(default_factory=lambda: {"*": 0.02})
+    latency: bool = True  # test_latency per backend (independent of `enabled`)
     latency_rounds: int = 20
     latency_warmup: int = 3
 

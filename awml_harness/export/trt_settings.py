@@ -42,8 +42,9 @@ graph's profiles are used, else one static profile from the example inputs.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from awml_harness.backends.base import BackendUnavailable
 from awml_harness.config.errors import ConfigError
@@ -156,7 +157,7 @@ def _check_triple(key: str, triple: ShapeTriple, rank: int, where: str) -> Shape
     value = {"min": list(lo), "opt": list(mid), "max": list(hi)}
     if not len(lo) == len(mid) == len(hi) == rank:
         raise ConfigError(key, value, f"min/opt/max shapes of rank {rank}, the rank of {where}")
-    for a, b, c in zip(lo, mid, hi):
+    for a, b, c in zip(lo, mid, hi, strict=True):
         if not 0 < a <= b <= c:
             raise ConfigError(key, value, "0 < min <= opt <= max in every dimension")
     return triple

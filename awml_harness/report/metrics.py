@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -128,17 +126,12 @@ def metrics_path(harness: Any, option: str | None, rootdir: Path) -> Path:
 
 
 def write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
-    """Write to a temp file in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(doc, fh, indent=2, sort_keys=False, allow_nan=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Readers (CI steps, dashboards) never see half a file."""
+    from awml_harness.atomic import atomic_open
+
+    with atomic_open(path) as fh:
+        json.dump(doc, fh, indent=2, sort_keys=False, allow_nan=False)
+        fh.write("\n")
 
 
 def validate_document(doc: dict[str, Any]) -> None:

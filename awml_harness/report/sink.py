@@ -23,6 +23,7 @@ class ResultSink:
     problems: list[dict[str, Any]] = field(default_factory=list)
     written: Any = None
     selected: int = 0
+    extra_output: list = field(default_factory=list)  # (title, text) for the terminal summary
     gate_failures: list[str] = field(default_factory=list)  # sharded evaluation verdicts
 
     @pytest.hookimpl

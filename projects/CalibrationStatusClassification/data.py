@@ -33,9 +33,10 @@ from __future__ import annotations
 import io
 import json
 import pickle
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -239,9 +240,11 @@ def resize_nearest(image: np.ndarray, cam2img: np.ndarray, size: tuple[int, int]
 
 def normalize_intensity(intensity: np.ndarray) -> np.ndarray:
     """Min-max over the whole cloud to [0, 1] (AWML); a constant cloud gives zeros."""
-    lo, hi = float(intensity.min(initial=0.0)), float(intensity.max(initial=0.0))
-    if intensity.size == 0 or hi - lo < 1e-8:
-        return np.zeros_like(intensity, dtype=np.float64)
+    if intensity.size == 0:
+        return np.zeros(0, dtype=np.float64)
+    lo, hi = float(intensity.min()), float(intensity.max())
+    if hi - lo < 1e-8:
+        return np.zeros(intensity.shape, dtype=np.float64)
     return (intensity.astype(np.float64) - lo) / (hi - lo)
 
 

@@ -8,7 +8,8 @@ scores 0 rather than NaN, so the metrics JSON stays valid and deltas stay finite
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -44,9 +45,9 @@ def metrics_from_confusion(confusion: np.ndarray, class_names: Sequence[str]) ->
         "macro_recall": float(recall.mean()),
         "macro_f1": float(f1.mean()),
         "num_samples": int(total),
-        "per_class_precision": {n: float(v) for n, v in zip(names, precision)},
-        "per_class_recall": {n: float(v) for n, v in zip(names, recall)},
-        "per_class_f1": {n: float(v) for n, v in zip(names, f1)},
+        "per_class_precision": {n: float(v) for n, v in zip(names, precision, strict=True)},
+        "per_class_recall": {n: float(v) for n, v in zip(names, recall, strict=True)},
+        "per_class_f1": {n: float(v) for n, v in zip(names, f1, strict=True)},
         # rows: true class, columns: predicted class
         "confusion_matrix": {t: {p: int(confusion[i][j]) for j, p in enumerate(names)} for i, t in enumerate(names)},
     }

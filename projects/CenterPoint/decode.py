@@ -17,7 +17,7 @@ Boxes: (N, 7) [x, y, z_bottom, l, w, h, yaw]; velocities (N, 2) travel separatel
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -43,7 +43,7 @@ def circle_nms(centers: np.ndarray, scores: np.ndarray, labels: np.ndarray, radi
     centers, labels = centers[order], labels[order]
     r = np.asarray(radius, np.float64)[labels]
     d2 = ((centers[:, None, :2] - centers[None, :, :2]) ** 2).sum(-1)
-    suppress = (d2 < (r ** 2)[:, None]) & (labels[:, None] == labels[None, :])
+    suppress = (d2 < (r**2)[:, None]) & (labels[:, None] == labels[None, :])
     alive = np.ones(len(order), bool)
     for i in range(len(order)):
         if alive[i]:

@@ -27,7 +27,8 @@ a class with GT but no predictions scores 0.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -75,7 +76,7 @@ def average_precision(scores: np.ndarray, tp_weight: np.ndarray, is_tp: np.ndarr
     precision = tp / (n_tp + fp)
     recall = tp / num_gt
     interp = np.interp(RECALL_GRID, recall, precision, right=0.0)
-    kept = interp[int(round(100 * MIN_RECALL)) + 1:] - MIN_PRECISION
+    kept = interp[int(round(100 * MIN_RECALL)) + 1 :] - MIN_PRECISION
     return float(np.mean(np.clip(kept, 0.0, None)) / (1.0 - MIN_PRECISION))
 
 
@@ -93,7 +94,7 @@ class CenterDistanceEvaluator(Evaluator):
     def merge(self, other: CenterDistanceEvaluator) -> None:
         self.samples.update(other.samples)
 
-    def _class_curves(self, label: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    def _class_curves(self, label: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         """scores (P,), is_tp (T, P), heading weight (T, P), num_gt for one class."""
         scores, tps, weights, num_gt = [], [], [], 0
         for prediction, target in self.samples.values():
@@ -105,7 +106,11 @@ class CenterDistanceEvaluator(Evaluator):
             num_gt += len(gb)
             matched = match_sample(pb, ps, gb, self.thresholds)
             hit = matched >= 0
-            dyaw = wrap_angle_abs(pb[:, 6][None, :] - gb[np.maximum(matched, 0), 6]) if len(gb) else np.zeros(matched.shape)
+            dyaw = (
+                wrap_angle_abs(pb[:, 6][None, :] - gb[np.maximum(matched, 0), 6])
+                if len(gb)
+                else np.zeros(matched.shape)
+            )
             scores.append(ps)
             tps.append(hit)
             weights.append(np.where(hit, 1.0 - dyaw / np.pi, 0.0))

@@ -58,7 +58,8 @@ class PillarFeatureNet(nn.Module):
         super().__init__()
         widths = (in_channels, *feat_channels)
         self.pfn_layers = nn.ModuleList(
-            PFNLayer(widths[i], widths[i + 1], last_layer=i == len(feat_channels) - 1) for i in range(len(feat_channels))
+            PFNLayer(widths[i], widths[i + 1], last_layer=i == len(feat_channels) - 1)
+            for i in range(len(feat_channels))
         )
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -84,12 +85,18 @@ class PointPillarsScatter(nn.Module):
 
 
 class SECOND(nn.Module):
-    def __init__(self, in_channels: int, out_channels: tuple[int, ...], layer_nums: tuple[int, ...], strides: tuple[int, ...]) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: tuple[int, ...], layer_nums: tuple[int, ...], strides: tuple[int, ...]
+    ) -> None:
         super().__init__()
         blocks = []
         c_in = in_channels
-        for c_out, n, s in zip(out_channels, layer_nums, strides):
-            layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, stride=s, padding=1, bias=False), _bn2d(c_out), nn.ReLU(inplace=True)]
+        for c_out, n, s in zip(out_channels, layer_nums, strides, strict=True):
+            layers: list[nn.Module] = [
+                nn.Conv2d(c_in, c_out, 3, stride=s, padding=1, bias=False),
+                _bn2d(c_out),
+                nn.ReLU(inplace=True),
+            ]
             for _ in range(n):
                 layers += [nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), _bn2d(c_out), nn.ReLU(inplace=True)]
             blocks.append(nn.Sequential(*layers))
@@ -105,11 +112,16 @@ class SECOND(nn.Module):
 
 
 class SECONDFPN(nn.Module):
-    def __init__(self, in_channels: tuple[int, ...], out_channels: tuple[int, ...], upsample_strides: tuple[float, ...],
-                 use_conv_for_no_stride: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: tuple[int, ...],
+        out_channels: tuple[int, ...],
+        upsample_strides: tuple[float, ...],
+        use_conv_for_no_stride: bool = True,
+    ) -> None:
         super().__init__()
         deblocks = []
-        for c_in, c_out, s in zip(in_channels, out_channels, upsample_strides):
+        for c_in, c_out, s in zip(in_channels, out_channels, upsample_strides, strict=True):
             if s > 1 or (s == 1 and not use_conv_for_no_stride):
                 k = int(s)
                 up: nn.Module = nn.ConvTranspose2d(c_in, c_out, k, stride=k, bias=False)
@@ -120,7 +132,7 @@ class SECONDFPN(nn.Module):
         self.deblocks = nn.ModuleList(deblocks)
 
     def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
-        ups = [d(f) for d, f in zip(self.deblocks, feats)]
+        ups = [d(f) for d, f in zip(self.deblocks, feats, strict=True)]
         return torch.cat(ups, dim=1) if len(ups) > 1 else ups[0]
 
 
@@ -141,18 +153,19 @@ class SeparateHead(nn.Module):
         super().__init__()
         self.heads = dict(heads)
         for name, channels in heads.items():
-            seq = nn.Sequential(ConvModule(in_channels, head_conv, final_kernel),
-                                nn.Conv2d(head_conv, channels, final_kernel, padding=final_kernel // 2, bias=True))
-            if name == "heatmap":  # start from a low prior so focal loss is stable
-                nn.init.constant_(seq[1].bias, -2.19)
-            setattr(self, name, seq)
+            last = nn.Conv2d(head_conv, channels, final_kernel, padding=final_kernel // 2, bias=True)
+            if name == "heatmap" and last.bias is not None:  # a low prior keeps focal loss stable
+                nn.init.constant_(last.bias, -2.19)
+            setattr(self, name, nn.Sequential(ConvModule(in_channels, head_conv, final_kernel), last))
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {name: getattr(self, name)(x) for name in self.heads}
 
 
 class CenterHead(nn.Module):
-    def __init__(self, in_channels: int, num_classes: int, share_conv_channel: int, head_conv: int, final_kernel: int) -> None:
+    def __init__(
+        self, in_channels: int, num_classes: int, share_conv_channel: int, head_conv: int, final_kernel: int
+    ) -> None:
         super().__init__()
         self.shared_conv = ConvModule(in_channels, share_conv_channel, 3)
         heads = OrderedDict([("heatmap", num_classes), *HEADS.items()])
@@ -170,10 +183,15 @@ class CenterPoint(nn.Module):
         nx, ny, _ = s.grid_size
         self.pts_voxel_encoder = PillarFeatureNet(s.in_channels, s.pfn_channels)
         self.pts_middle_encoder = PointPillarsScatter(s.pillar_channels, (nx, ny))
-        self.pts_backbone = SECOND(s.pillar_channels, s.backbone_out_channels, s.backbone_layer_nums, s.backbone_strides)
-        self.pts_neck = SECONDFPN(s.backbone_out_channels, s.neck_out_channels, s.neck_upsample_strides,
-                                  s.neck_use_conv_for_no_stride)
-        self.pts_bbox_head = CenterHead(sum(s.neck_out_channels), s.num_classes, s.share_conv_channel, s.head_conv, s.final_kernel)
+        self.pts_backbone = SECOND(
+            s.pillar_channels, s.backbone_out_channels, s.backbone_layer_nums, s.backbone_strides
+        )
+        self.pts_neck = SECONDFPN(
+            s.backbone_out_channels, s.neck_out_channels, s.neck_upsample_strides, s.neck_use_conv_for_no_stride
+        )
+        self.pts_bbox_head = CenterHead(
+            sum(s.neck_out_channels), s.num_classes, s.share_conv_channel, s.head_conv, s.final_kernel
+        )
 
     def head_outputs(self, spatial_features: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.pts_bbox_head(self.pts_neck(self.pts_backbone(spatial_features)))[0]

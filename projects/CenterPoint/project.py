@@ -15,7 +15,8 @@ typed settings (settings.py). Torch is imported inside methods only.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -43,13 +44,18 @@ class Project(ProjectAdapter):
         for i, entry in enumerate(cfg.backend_config.model_inputs):
             for name, shape in entry.input_shapes.items():
                 if name not in expected:
-                    raise ConfigError(f"backend_config.model_inputs[{i}].input_shapes.{name}", name,
-                                      f"one of the graph inputs {sorted(expected)}")
+                    raise ConfigError(
+                        f"backend_config.model_inputs[{i}].input_shapes.{name}",
+                        name,
+                        f"one of the graph inputs {sorted(expected)}",
+                    )
                 got = (tuple(shape.min_shape), tuple(shape.opt_shape), tuple(shape.max_shape))
                 if got != expected[name]:
-                    raise ConfigError(f"backend_config.model_inputs[{i}].input_shapes.{name}",
-                                      {"min": got[0], "opt": got[1], "max": got[2]},
-                                      f"the shapes model_cfg implies: min {expected[name][0]}, opt {expected[name][1]}, max {expected[name][2]}")
+                    raise ConfigError(
+                        f"backend_config.model_inputs[{i}].input_shapes.{name}",
+                        {"min": got[0], "opt": got[1], "max": got[2]},
+                        f"the shapes model_cfg implies: min {expected[name][0]}, opt {expected[name][1]}, max {expected[name][2]}",
+                    )
 
     # -- model ------------------------------------------------------------------------
     def build_model(self) -> Any:
@@ -61,7 +67,9 @@ class Project(ProjectAdapter):
         torch.manual_seed(self.settings.seed)
         model = CenterPoint(self.settings)
         if self.cfg.checkpoint_path is None:
-            warnings.warn("CenterPoint: checkpoint_path is None; using a seeded random initialization", UserWarning, stacklevel=2)
+            warnings.warn(
+                "CenterPoint: checkpoint_path is None; using a seeded random initialization", UserWarning, stacklevel=2
+            )
         else:
             state = load_state_dict(self.cfg.checkpoint_path)
             load_into(model, state, strict=self.settings.strict_load, source=str(self.cfg.checkpoint_path))
@@ -87,14 +95,20 @@ class Project(ProjectAdapter):
         profiles = _profiles(s)
         return (
             Graph(
-                name=VOXEL_ENCODER, module=encoder, example_inputs={"input_features": features},
-                input_names=("input_features",), output_names=("pillar_features",),
+                name=VOXEL_ENCODER,
+                module=encoder,
+                example_inputs={"input_features": features},
+                input_names=("input_features",),
+                output_names=("pillar_features",),
                 dynamic_axes={"input_features": {0: "num_voxels"}, "pillar_features": {0: "num_voxels"}},
                 profiles=({"input_features": profiles["input_features"]},),
             ),
             Graph(
-                name=BACKBONE_NECK_HEAD, module=head, example_inputs={"spatial_features": spatial},
-                input_names=("spatial_features",), output_names=HEAD_OUTPUTS,
+                name=BACKBONE_NECK_HEAD,
+                module=head,
+                example_inputs={"spatial_features": spatial},
+                input_names=("spatial_features",),
+                output_names=HEAD_OUTPUTS,
                 profiles=({"spatial_features": profiles["spatial_features"]},),
             ),
         )
@@ -108,7 +122,9 @@ class Project(ProjectAdapter):
 
         s, io = self.settings, self.cfg.runtime_io
         if io.info_file is None:
-            return SyntheticDataset(s.synthetic_samples, s.synthetic_points, s.point_cloud_range, s.num_point_features, s.seed)
+            return SyntheticDataset(
+                s.synthetic_samples, s.synthetic_points, s.point_cloud_range, s.num_point_features, s.seed
+            )
         return InfoDataset(io.info_file, io.data_root, s.num_point_features)
 
     def target(self, sample: Any) -> Any:

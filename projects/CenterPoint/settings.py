@@ -71,16 +71,32 @@ class CenterPointSettings:
         for axis in range(3):
             span = hi[axis] - lo[axis]
             if span <= 0 or self.voxel_size[axis] <= 0:
-                raise ConfigError(f"{key}.point_cloud_range", self.point_cloud_range, "min < max on x, y, z and positive voxel sizes")
+                raise ConfigError(
+                    f"{key}.point_cloud_range", self.point_cloud_range, "min < max on x, y, z and positive voxel sizes"
+                )
             cells = span / self.voxel_size[axis]
             if abs(cells - round(cells)) > 1e-4:
-                raise ConfigError(f"{key}.voxel_size", self.voxel_size,
-                                  f"sizes dividing the range evenly (axis {axis}: {span} / {self.voxel_size[axis]} = {cells:.4f})")
+                raise ConfigError(
+                    f"{key}.voxel_size",
+                    self.voxel_size,
+                    f"sizes dividing the range evenly (axis {axis}: {span} / {self.voxel_size[axis]} = {cells:.4f})",
+                )
         if self.grid_size[2] != 1:
-            raise ConfigError(f"{key}.voxel_size", self.voxel_size, "pillars: voxel_size[2] equal to the z extent of point_cloud_range")
+            raise ConfigError(
+                f"{key}.voxel_size",
+                self.voxel_size,
+                "pillars: voxel_size[2] equal to the z extent of point_cloud_range",
+            )
         if self.num_point_features < 3:
             raise ConfigError(f"{key}.num_point_features", self.num_point_features, "an integer >= 3 (x, y, z first)")
-        for name in ("max_points_per_voxel", "max_voxels", "pre_max_size", "post_max_size", "share_conv_channel", "head_conv"):
+        for name in (
+            "max_points_per_voxel",
+            "max_voxels",
+            "pre_max_size",
+            "post_max_size",
+            "share_conv_channel",
+            "head_conv",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{key}.{name}", getattr(self, name), "a positive integer")
         n = len(self.backbone_layer_nums)
@@ -91,16 +107,25 @@ class CenterPointSettings:
             raise ConfigError(f"{key}.pfn_channels", self.pfn_channels, "at least one PFN layer width")
         total = 1
         sizes = []
-        for stride, up in zip(self.backbone_strides, self.neck_upsample_strides):
+        for stride, up in zip(self.backbone_strides, self.neck_upsample_strides, strict=True):
             total *= stride
             sizes.append(total / up)
         if any(abs(s - sizes[0]) > 1e-6 for s in sizes) or sizes[0] < 1 or abs(sizes[0] - round(sizes[0])) > 1e-6:
-            raise ConfigError(f"{key}.neck_upsample_strides", self.neck_upsample_strides,
-                              f"strides bringing every stage to one integer output stride (got {sizes})")
+            raise ConfigError(
+                f"{key}.neck_upsample_strides",
+                self.neck_upsample_strides,
+                f"strides bringing every stage to one integer output stride (got {sizes})",
+            )
         nx, ny, _ = self.grid_size
-        if nx % self.out_size_factor or ny % self.out_size_factor:
-            raise ConfigError(f"{key}.backbone_strides", self.backbone_strides,
-                              f"a total stride dividing the grid {nx}x{ny}")
+        total = 1
+        for stride in self.backbone_strides:  # odd sizes would round up and break the FPN concat
+            total *= stride
+            if nx % total or ny % total:
+                raise ConfigError(
+                    f"{key}.backbone_strides",
+                    self.backbone_strides,
+                    f"strides whose running products divide the grid {nx}x{ny} (fails at {total})",
+                )
         if len(self.nms_radius) != len(self.class_names):
             raise ConfigError(f"{key}.nms_radius", self.nms_radius, f"{len(self.class_names)} radii, one per class")
         if self.num_voxels_profile is not None:

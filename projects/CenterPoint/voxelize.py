@@ -19,8 +19,8 @@ linear layer), and it is what AWML feeds its `input_features`.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -39,7 +39,9 @@ def drop_nan_points(points: np.ndarray) -> np.ndarray:
     """Rows with any non-finite value go, with a warning (a lidar driver bug upstream)."""
     finite = np.isfinite(points).all(axis=1)
     if not finite.all():
-        warnings.warn(f"dropped {int((~finite).sum())} of {len(points)} points with NaN/inf values", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"dropped {int((~finite).sum())} of {len(points)} points with NaN/inf values", RuntimeWarning, stacklevel=2
+        )
         points = points[finite]
     return points
 
@@ -68,26 +70,29 @@ def voxelize(
         return Voxels(np.zeros((0, max_points, feats), np.float32), np.zeros(0, np.int32), np.zeros((0, 3), np.int32))
 
     linear = (idx[:, 2] * grid[1] + idx[:, 1]) * grid[0] + idx[:, 0]
-    uniq, first, inverse = np.unique(linear, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")  # unique voxels in first-seen order
+    # one stable sort groups the points by voxel and keeps cloud order inside each group
+    perm = np.argsort(linear, kind="stable")
+    sorted_cells = linear[perm]
+    starts_group = np.empty(len(perm), bool)
+    starts_group[0] = True
+    np.not_equal(sorted_cells[1:], sorted_cells[:-1], out=starts_group[1:])
+    group_start = np.flatnonzero(starts_group)
+    group = np.cumsum(starts_group) - 1  # per sorted point: its group
+    slot = np.arange(len(perm)) - group_start[group]  # how many earlier points share the voxel
+    # number the groups by their first point's position in the cloud (first-seen order)
+    order = np.argsort(perm[group_start])
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
-    vox = rank[inverse.reshape(-1)]  # per point: its voxel's number
-
-    # slot of each point inside its voxel = how many earlier points share the voxel
-    by_voxel = np.argsort(vox, kind="stable")
-    counts = np.bincount(vox, minlength=len(order))
-    starts = np.cumsum(counts) - counts
-    slot = np.empty_like(vox)
-    slot[by_voxel] = np.arange(len(vox)) - starts[vox[by_voxel]]
+    vox = rank[group]
 
     num_voxels = min(len(order), max_voxels)
     keep = (vox < num_voxels) & (slot < max_points)
     voxels = np.zeros((num_voxels, max_points, feats), np.float32)
-    voxels[vox[keep], slot[keep]] = points[keep]
-    num_points = np.minimum(counts[:num_voxels], max_points).astype(np.int32)
+    voxels[vox[keep], slot[keep]] = points[perm[keep]]
+    counts = np.diff(np.append(group_start, len(perm)))
+    num_points = np.minimum(counts[order[:num_voxels]], max_points).astype(np.int32)
 
-    cells = uniq[order[:num_voxels]]
+    cells = sorted_cells[group_start[order[:num_voxels]]]
     x = cells % grid[0]
     y = (cells // grid[0]) % grid[1]
     z = cells // (grid[0] * grid[1])
@@ -118,7 +123,7 @@ def decorate(
 def scatter(pillar_features: np.ndarray, coords: np.ndarray, grid_xy: tuple[int, int]) -> np.ndarray:
     """PointPillarsScatter: (V, 1, C) or (V, C) pillar features -> (1, C, ny, nx) BEV canvas."""
     nx, ny = grid_xy
-    feats = pillar_features.reshape(len(pillar_features), -1)
+    feats = pillar_features.reshape(len(pillar_features), pillar_features.shape[-1])
     canvas = np.zeros((feats.shape[1], ny * nx), dtype=np.float32)
     canvas[:, coords[:, 1].astype(np.int64) * nx + coords[:, 2]] = feats.T
     return canvas.reshape(1, feats.shape[1], ny, nx)

@@ -11,9 +11,10 @@ of categories outside the class list are dropped.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence, overload
+from typing import Any, overload
 
 import numpy as np
 
@@ -94,7 +95,7 @@ def to_coco(samples: Sequence[Sample], class_names: Sequence[str]) -> dict[str, 
     images, annotations = [], []
     for s in samples:
         images.append({"id": s.image_id, "file_name": str(s.path), "height": s.height, "width": s.width})
-        for box, label, area, crowd in zip(s.boxes, s.labels, s.areas, s.iscrowd):
+        for box, label, area, crowd in zip(s.boxes, s.labels, s.areas, s.iscrowd, strict=True):
             x1, y1, x2, y2 = (float(v) for v in box)
             annotations.append({
                 "id": len(annotations) + 1, "image_id": s.image_id, "category_id": int(label) + 1,

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import io
-from typing import Any, ClassVar, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -39,16 +40,21 @@ class CocoEvaluator(Evaluator):
     def add(self, sample_id: str, prediction: Any, target: Any) -> None:
         image_id = int(target["image_id"])
         self._images.append({"id": image_id, "height": int(target["height"]), "width": int(target["width"])})
-        for box, label, area, crowd in zip(_xywh(target["boxes"]), target["labels"], target["areas"], target["iscrowd"]):
+        for box, label, area, crowd in zip(_xywh(target["boxes"]), target["labels"], target["areas"], target["iscrowd"], strict=True):
             self._gts.append({
                 "id": len(self._gts) + 1, "image_id": image_id, "category_id": int(label) + 1,
                 "bbox": [float(v) for v in box], "area": float(area), "iscrowd": int(crowd),
             })
-        for box, score, label in zip(_xywh(prediction["boxes"]), prediction["scores"], prediction["labels"]):
+        for box, score, label in zip(_xywh(prediction["boxes"]), prediction["scores"], prediction["labels"], strict=True):
             self._dets.append({
                 "image_id": image_id, "category_id": int(label) + 1,
                 "bbox": [float(v) for v in box], "score": float(score),
             })
+
+    def _counts(self) -> dict[str, int]:
+        """Nested, not flat: counts are context, not metrics held to a delta tolerance
+        (one borderline box more on another backend is no regression)."""
+        return {"images": len(self._images), "ground_truths": len(self._gts), "detections": len(self._dets)}
 
     def compute(self) -> dict[str, Any]:
         from pycocotools.coco import COCO
@@ -56,7 +62,7 @@ class CocoEvaluator(Evaluator):
 
         zero = {
             "mAP": 0.0, "mAP50": 0.0, "mAP75": 0.0,
-            "num_images": len(self._images), "num_detections": len(self._dets),
+            "counts": self._counts(),
         }
         present = sorted({g["category_id"] for g in self._gts})
         if not self._gts:
@@ -88,9 +94,9 @@ class CocoEvaluator(Evaluator):
             p50 = precision[0, :, k, 0, -1]
             valid50 = p50[p50 > -1]
             per_class50[self.class_names[cat_id - 1]] = float(valid50.mean()) if valid50.size else 0.0
-        sizes = {f"mAP_{n}": v for n, v in zip(("small", "medium", "large"), stats[3:6]) if v >= 0}
+        sizes = {f"mAP_{n}": v for n, v in zip(("small", "medium", "large"), stats[3:6], strict=True) if v >= 0}
         return {
             "mAP": stats[0], "mAP50": stats[1], "mAP75": stats[2], **sizes,
-            "num_images": len(self._images), "num_detections": len(self._dets),
+            "counts": self._counts(),
             "per_class_AP": per_class, "per_class_AP50": per_class50,
         }

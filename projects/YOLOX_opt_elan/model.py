@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -158,7 +158,7 @@ class PAFPNELAN(nn.Module):
         for idx in range(n - 1):
             down = self.downsamples[idx](outs[-1])
             outs.append(self.bottom_up_blocks[idx](torch.cat([down, inner[idx + 1]], dim=1)))
-        return tuple(conv(o) for conv, o in zip(self.out_convs, outs))
+        return tuple(conv(o) for conv, o in zip(self.out_convs, outs, strict=True))
 
 
 class YOLOXHead(nn.Module):
@@ -223,7 +223,7 @@ class YOLOXExportWrapper(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         cls_scores, bbox_preds, objectnesses = self.model(images)
         levels = []
-        for cls, box, obj in zip(cls_scores, bbox_preds, objectnesses):
+        for cls, box, obj in zip(cls_scores, bbox_preds, objectnesses, strict=True):
             out = torch.cat([box, obj.sigmoid(), cls.sigmoid()], dim=1)
             levels.append(out.reshape(out.shape[0], out.shape[1], -1))
         return torch.cat(levels, dim=2).permute(0, 2, 1)

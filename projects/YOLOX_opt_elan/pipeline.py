@@ -13,8 +13,8 @@ boxes are mapped back to the original image by the kept scale factor.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -59,9 +59,9 @@ def resize_bilinear(image: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
     y0, y1, fy = axis(in_h, out_h)
     x0, x1, fx = axis(in_w, out_w)
     fx = fx[None, :, None]
-    top = src[y0][:, x0] * (1 - fx) + src[y0][:, x1] * fx
-    bottom = src[y1][:, x0] * (1 - fx) + src[y1][:, x1] * fx
-    return top * (1 - fy[:, None, None]) + bottom * fy[:, None, None]
+    fy = fy[:, None, None]
+    rows = src[:, x0] * (1 - fx) + src[:, x1] * fx  # separable: along x on the input rows first
+    return rows[y0] * (1 - fy) + rows[y1] * fy
 
 
 def letterbox(image_bgr: np.ndarray, input_hw: tuple[int, int], pad_value: float = 114.0) -> tuple[np.ndarray, Letterbox]:

@@ -106,6 +106,7 @@ def test_wrapper_output_layout(tiny_model):
     assert float(out[..., 4:].min()) >= 0 and float(out[..., 4:].max()) <= 1
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's TorchScript exporter notice
 def test_onnx_export_names_and_shape(tiny_model, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     wrapper = export_module(tiny_model, TINY)

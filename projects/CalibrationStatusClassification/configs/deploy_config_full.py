@@ -37,8 +37,11 @@ backend_config = dict(
 
 verification = dict(
     num_verify_samples=1,
-    # random-init logits grow with depth and input size; compare relative to them
-    default=dict(atol=1e-3, rtol=1e-3),
+    # random-init logits are small (~0.02 measured), so the absolute tolerance is tight;
+    # measured pytorch:cpu vs onnx:cpu max abs diff at 1860x2880: 7.5e-9
+    default=dict(atol=1e-5, rtol=1e-3),
+    pairs={"onnx->tensorrt": dict(atol=1e-3, rtol=1e-2)},
 )
 
-evaluation = dict(enabled=False)
+# a full-size CPU forward takes seconds: no latency tests here (GPU machines: latency=True)
+evaluation = dict(enabled=False, latency=False)

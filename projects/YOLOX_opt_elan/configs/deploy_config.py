@@ -35,16 +35,21 @@ model_io = dict(
     input_shape=(3, *_input_hw),
     output_name="output",
     output_shape=(_num_priors, 13),
-    batch_size=1,
+    batch_size=None,  # dynamic batch: the shape suite checks batch rows against single runs
 )
 
-onnx_config = dict(opset_version=17, do_constant_folding=True, save_file="yolox_opt_elan.onnx")
+onnx_config = dict(
+    opset_version=17,
+    do_constant_folding=True,
+    save_file="yolox_opt_elan.onnx",
+    dynamic_axes={"images": {0: "batch"}, "output": {0: "batch"}},
+)
 
 backend_config = dict(
     common_config=dict(precision_policy="auto", max_workspace_size=1 << 30),
     model_inputs=[
         dict(input_shapes=dict(images=dict(
-            min_shape=(1, 3, *_input_hw), opt_shape=(1, 3, *_input_hw), max_shape=(1, 3, *_input_hw),
+            min_shape=(1, 3, *_input_hw), opt_shape=(2, 3, *_input_hw), max_shape=(4, 3, *_input_hw),
         ))),
     ],
 )

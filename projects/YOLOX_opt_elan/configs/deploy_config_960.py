@@ -18,9 +18,10 @@ model_cfg = dict(
 
 export = dict(work_dir="work_dirs/yolox_opt_elan_960")
 
-onnx_config = dict(save_file="yolox_opt_elan_960.onnx")
+# static batch 1, as AWML exports it (A = 18900 is fixed by the 960x960 input)
+onnx_config = dict(save_file="yolox_opt_elan_960.onnx", dynamic_axes=dict(_delete_=True))
 
-model_io = dict(input_shape=(3, *_input_hw), output_shape=(18900, 13))
+model_io = dict(input_shape=(3, *_input_hw), output_shape=(18900, 13), batch_size=1)
 
 backend_config = dict(
     model_inputs=[
@@ -32,4 +33,5 @@ backend_config = dict(
 
 verification = dict(num_verify_samples=1)
 
-evaluation = dict(enabled=False)
+# latency still runs with evaluation off: keep the full-size rounds few on CPU
+evaluation = dict(enabled=False, latency_rounds=3, latency_warmup=1)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from awml_harness.config.errors import ConfigError
-from awml_harness.graph import Graph
+from awml_harness.graph import Graph, ShapeRange
 from awml_harness.project import Evaluator, Prepared, ProjectAdapter
 
 
@@ -84,13 +84,18 @@ class Project(ProjectAdapter):
             model[-2].weight.mul_(self.settings.scale)
         return model
 
+    def has_dynamic_shapes(self) -> bool:
+        return True  # the graph always has a dynamic batch axis and a profile
+
     def graph_names(self) -> tuple[str, ...]:
         return ("model",)
 
     def graphs(self, model: Any) -> list[Graph]:
         example = self.preprocess(self.dataset()[self.cfg.runtime_io.sample_idx]).inputs["input"]
+        c, h, w = example.shape[1:]
+        profile = {"input": ShapeRange((1, c, h, w), (2, c, h, w), (4, c, h, w))}
         return [Graph("model", model, {"input": example}, ("input",), ("output",),
-                      dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})]
+                      dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, profiles=(profile,))]
 
     def dataset(self) -> list[dict[str, Any]]:
         rng = np.random.default_rng(self.settings.seed)

@@ -1,0 +1,69 @@
+"""Reports, tolerance suggestions, golden outputs, shape sweep and latency budgets."""
+
+from __future__ import annotations
+
+import json
+import runpy
+
+from awml_harness.report.metrics import validate_document
+
+
+def test_report_suggestions_and_golden_round_trip(toy_repo, tmp_path):
+    report = tmp_path / "report.html"
+    suggest = tmp_path / "tol.py"
+    gold = tmp_path / "golden"
+    first = toy_repo.runpytest_subprocess(
+        "suites", "-p", "no:cacheprovider", f"--awml-report={report}", f"--awml-suggest-tolerances={suggest}",
+        f"--awml-save-golden={gold}", "--awml-tolerance-headroom=3")
+    first.assert_outcomes(passed=11)
+    doc = json.loads((toy_repo.path / "work_dirs/toy/metrics.json").read_text())
+    validate_document(doc)
+    text = report.read_text()
+    toy = doc["projects"]["Toy"]
+    # the report shows the JSON's numbers
+    assert str(toy["evaluation"]["backends"]["onnx"]["metrics"]["accuracy"]) in text
+    assert str(toy["latency"]["onnx"]["p95"]) in text
+    assert str(toy["artifacts"][0]["size_bytes"]) in text
+    assert text.count("data:image/png;base64,") >= 2  # latency and error plots
+    # the suggestion is a loadable config fragment whose tolerances are 3x the observed max
+    ns = runpy.run_path(str(suggest))
+    observed = max(leaf["max_abs_diff"] for r in toy["verification"]["results"] for leaf in r["leaves"])
+    atol = ns["verification"]["pair_outputs"]["pytorch->onnx"]["output"]["atol"]
+    assert abs(atol - max(observed * 3, 1e-12)) <= 0.05 * atol
+    assert len(list(gold.rglob("*.npz"))) == 2
+    again = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "verification",
+                                          f"--awml-golden={gold}")
+    again.assert_outcomes(passed=4)
+    again.stdout.fnmatch_lines(["*verification: 4/4 passed*"])
+    # a changed export is caught by the golden scenario alone (no PyTorch reference involved)
+    changed = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "golden",
+                                            f"--awml-golden={gold}", "--cfg-options", "model_cfg.export_skew=0.5")
+    changed.assert_outcomes(failed=2)
+    changed.stdout.fnmatch_lines(["*Toy-golden:pytorch:cpu-vs-onnx:cpu-s0: 1 of 1 outputs differ*"])
+
+
+def test_shape_sweep_and_missing_golden(toy_repo, tmp_path):
+    result = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "shape")
+    result.assert_outcomes(passed=4)
+    doc = json.loads((toy_repo.path / "work_dirs/toy/metrics.json").read_text())
+    assert doc["run"]["tests"]["passed"] == 4
+    missing = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "golden",
+                                            f"--awml-golden={tmp_path / 'none'}")
+    missing.assert_outcomes(failed=2)
+    missing.stdout.fnmatch_lines(["*no golden outputs at *; record them with --awml-save-golden*"])
+
+
+def test_latency_budget_below_measured_fails_naming_the_key(toy_repo):
+    over = toy_repo.runpytest_subprocess(
+        "suites", "-p", "no:cacheprovider", "-k", "latency and onnx",
+        "--cfg-options", "evaluation.backends.onnx.latency_budget={'p95_ms': 1e-06}")
+    over.assert_outcomes(failed=1)
+    over.stdout.fnmatch_lines(["*p95 = * ms exceeds evaluation.backends.onnx.latency_budget.p95_ms = 1e-06 ms"])
+    under = toy_repo.runpytest_subprocess(
+        "suites", "-p", "no:cacheprovider", "-k", "latency and onnx",
+        "--cfg-options", "evaluation.backends.onnx.latency_budget={'p95_ms': 10000.0, 'p99_ms': 10000.0}")
+    under.assert_outcomes(passed=1)
+    bad = toy_repo.runpytest_subprocess(
+        "suites", "-p", "no:cacheprovider", "--cfg-options", "evaluation.backends.onnx.latency_budget={'p42_ms': 1}")
+    assert bad.ret == 4
+    bad.stderr.fnmatch_lines(["*evaluation.backends.onnx.latency_budget.p42_ms*"])

@@ -1,0 +1,132 @@
+"""YOLOX_opt_elan COCO evaluator: equal to pycocotools, sane edge cases."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pycocotools")
+
+from projects.YOLOX_opt_elan.metrics import CocoEvaluator  # noqa: E402
+from projects.YOLOX_opt_elan.settings import CLASS_NAMES  # noqa: E402
+
+
+def _targets(n_images: int = 6, seed: int = 0) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n_images):
+        n = int(rng.integers(1, 6))
+        xy = rng.uniform(0, 150, size=(n, 2))
+        wh = rng.uniform(8, 80, size=(n, 2))
+        boxes = np.concatenate([xy, xy + wh], 1).astype(np.float32)
+        out.append({"image_id": i + 1, "height": 240, "width": 240, "boxes": boxes,
+                    "labels": rng.integers(0, 8, size=n), "areas": (wh[:, 0] * wh[:, 1]).astype(np.float32),
+                    "iscrowd": np.zeros(n, np.int64)})
+    return out
+
+
+def _noisy_predictions(targets: list[dict], seed: int = 1) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    preds = []
+    for t in targets:
+        n = len(t["labels"])
+        keep = rng.random(n) < 0.8
+        boxes = t["boxes"][keep] + rng.normal(0, 4, size=(int(keep.sum()), 4)).astype(np.float32)
+        labels = t["labels"][keep].copy()
+        flip = rng.random(len(labels)) < 0.15
+        labels[flip] = (labels[flip] + 1) % 8
+        extra = rng.uniform(0, 200, size=(2, 2))
+        boxes = np.concatenate([boxes, np.concatenate([extra, extra + 30], 1).astype(np.float32)])
+        labels = np.concatenate([labels, rng.integers(0, 8, size=2)])
+        preds.append({"boxes": boxes, "scores": rng.uniform(0.05, 1.0, size=len(labels)).astype(np.float32),
+                      "labels": labels})
+    return preds
+
+
+def _evaluate(targets, preds) -> dict:
+    ev = CocoEvaluator(CLASS_NAMES)
+    for t, p in zip(targets, preds, strict=True):
+        ev.add(str(t["image_id"]), p, t)
+    return ev.compute()
+
+
+def _pycocotools_reference(targets, preds, tmp_path) -> tuple[np.ndarray, np.ndarray]:
+    """pycocotools straight from files, the way its README runs it."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    images, anns, dets = [], [], []
+    for t, p in zip(targets, preds, strict=True):
+        images.append({"id": t["image_id"], "height": t["height"], "width": t["width"]})
+        for b, lab, area in zip(t["boxes"], t["labels"], t["areas"], strict=True):
+            anns.append({"id": len(anns) + 1, "image_id": t["image_id"], "category_id": int(lab) + 1,
+                         "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])],
+                         "area": float(area), "iscrowd": 0})
+        for b, s, lab in zip(p["boxes"], p["scores"], p["labels"], strict=True):
+            dets.append({"image_id": t["image_id"], "category_id": int(lab) + 1, "score": float(s),
+                         "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])]})
+    gt_file, dt_file = tmp_path / "gt.json", tmp_path / "dt.json"
+    gt_file.write_text(json.dumps({"images": images, "annotations": anns,
+                                   "categories": [{"id": i + 1, "name": n} for i, n in enumerate(CLASS_NAMES)]}))
+    dt_file.write_text(json.dumps(dets))
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(gt_file))
+        ev = COCOeval(gt, gt.loadRes(str(dt_file)), "bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return ev.stats, ev.eval["precision"]
+
+
+def test_equals_pycocotools(tmp_path):
+    targets = _targets()
+    preds = _noisy_predictions(targets)
+    ours = _evaluate(targets, preds)
+    stats, precision = _pycocotools_reference(targets, preds, tmp_path)
+    assert 0.05 < ours["mAP50"] < 1.0  # a non-trivial case
+    assert ours["mAP"] == pytest.approx(stats[0], abs=1e-12)
+    assert ours["mAP50"] == pytest.approx(stats[1], abs=1e-12)
+    assert ours["mAP75"] == pytest.approx(stats[2], abs=1e-12)
+    for k, name in enumerate(CLASS_NAMES):
+        p = precision[:, :, k, 0, -1]
+        if (p > -1).any():
+            assert ours["per_class_AP"][name] == pytest.approx(p[p > -1].mean(), abs=1e-12)
+        else:
+            assert name not in ours["per_class_AP"]
+    # the COCO mean is the mean of the per-class values
+    assert ours["mAP"] == pytest.approx(np.mean(list(ours["per_class_AP"].values())), abs=1e-9)
+
+
+def test_perfect_detections_score_one():
+    targets = _targets()
+    preds = [{"boxes": t["boxes"], "scores": np.ones(len(t["labels"]), np.float32), "labels": t["labels"]}
+             for t in targets]
+    m = _evaluate(targets, preds)
+    assert m["mAP"] == pytest.approx(1.0) and m["mAP50"] == pytest.approx(1.0) and m["mAP75"] == pytest.approx(1.0)
+    assert all(v == pytest.approx(1.0) for v in m["per_class_AP"].values())
+
+
+def test_no_detections_score_zero():
+    targets = _targets()
+    empty = {"boxes": np.zeros((0, 4), np.float32), "scores": np.zeros(0, np.float32), "labels": np.zeros(0, np.int64)}
+    m = _evaluate(targets, [empty] * len(targets))
+    assert m["mAP"] == 0.0 and m["mAP50"] == 0.0 and m["mAP75"] == 0.0
+    assert m["per_class_AP"] and all(v == 0.0 for v in m["per_class_AP"].values())
+    json.dumps(m)
+
+
+def test_result_is_json_ready_and_headline_present():
+    targets = _targets()
+    m = _evaluate(targets, _noisy_predictions(targets))
+    json.dumps(m)
+    assert CocoEvaluator.headline in m
+    assert {"mAP", "mAP50", "mAP75", "per_class_AP"} <= set(m)
+
+
+def test_nothing_added():
+    m = CocoEvaluator(CLASS_NAMES).compute()
+    assert m["mAP"] == 0.0 and m["counts"]["images"] == 0
