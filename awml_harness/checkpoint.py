@@ -26,12 +26,16 @@ def load_state_dict(path: Path | str, *, allow_pickle: bool = False) -> dict[str
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint {path} does not exist") from None
     except Exception as exc:
-        if not allow_pickle and "weights_only" in str(exc):
+        text = str(exc)
+        needs_globals = "Unsupported global" in text or "can still be loaded" in text
+        if not allow_pickle and needs_globals:
             raise CheckpointError(
                 f"checkpoint {path} needs full unpickling, which can run arbitrary code; "
                 "if you trust it, pass --awml-unsafe-load (or set unsafe_load=True in the deploy config)"
             ) from None
-        raise CheckpointError(f"checkpoint {path} could not be read: {type(exc).__name__}: {exc}") from None
+        detail = text.splitlines()[-1].strip() if text else type(exc).__name__
+        raise CheckpointError(f"checkpoint {path} could not be read ({type(exc).__name__}: {detail[:300]}); "
+                              "is it a torch.save'd state_dict or OpenMMLab checkpoint?") from None
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping):

@@ -92,6 +92,7 @@ def pytest_configure(config: pytest.Config) -> None:
             configs.append(load_deploy_config(
                 path, overrides=config.option.cfg_options, base_dir=config.rootpath,
                 work_dir=config.option.work_dir, device=config.option.device,
+                unsafe_load=config.option.awml_unsafe_load,
             ))
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None

@@ -22,6 +22,11 @@ class TorchRunner:
                 raise BackendUnavailable(f"{device} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
         self.name = f"{name}:{device}"
         self.device = torch.device(device)
+        if self.device.type == "cuda":
+            # fp32 means fp32: PyTorch's default TF32 convolutions differ from CPU by ~1e-3
+            # relative, which would blur every cpu-vs-cuda comparison. Process-wide flags.
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
         self._torch = torch
         self.module = module.to(self.device).eval() if device != "cpu" else module.eval()
         self.input_names = input_names

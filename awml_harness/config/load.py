@@ -137,6 +137,7 @@ def load_deploy_config(
     base_dir: Path | None = None,
     work_dir: str | None = None,
     device: str | None = None,
+    unsafe_load: bool = False,
 ) -> DeployConfig:
     """Read, override, validate. Relative paths resolve against `base_dir` (the rootdir)."""
     import dataclasses
@@ -152,6 +153,8 @@ def load_deploy_config(
         if work_dir:
             data.setdefault("export", {})
             data["export"]["work_dir"] = work_dir
+        if unsafe_load:
+            data["unsafe_load"] = True
         user_keys = {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("_"))}
         for reserved in _RESERVED & set(user_keys):
             raise ConfigError(reserved, user_keys[reserved], "not set by the user (filled by the loader)")

@@ -342,6 +342,8 @@ class DeployConfig:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     devices: Mapping[str, str] = field(default_factory=dict)  # seed compatibility
+    # checkpoints / info files that need full unpickling run code from the file: opt-in only
+    unsafe_load: bool = False
     # filled by the loader, not by the user
     source: str = ""
     name: str = ""

@@ -13,6 +13,7 @@ import collections.abc
 import dataclasses
 import enum
 import math
+import re
 import types
 import typing
 from pathlib import Path
@@ -31,9 +32,14 @@ def _hints(cls: type) -> dict[str, Any]:
     return _HINTS[cls]
 
 
+_PLAIN_KEY = re.compile(r"^[\w\-.:>*?\[\]/]+$")
+
+
 def _join(key: str, part: str | int) -> str:
     if isinstance(part, int):
         return f"{key}[{part}]"
+    if not _PLAIN_KEY.match(part):  # empty, spaces, newlines: show it quoted
+        return f"{key}[{part!r}]"
     return f"{key}.{part}" if key else str(part)
 
 

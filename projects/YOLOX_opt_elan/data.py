@@ -92,7 +92,8 @@ def load_coco(info_file: Path | str, class_names: Sequence[str], data_root: Path
 
 def to_coco(samples: Sequence[Sample], class_names: Sequence[str]) -> dict[str, Any]:
     """The inverse of `load_coco` (category id = label + 1), used by the generator."""
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for s in samples:
         images.append({"id": s.image_id, "file_name": str(s.path), "height": s.height, "width": s.width})
         for box, label, area, crowd in zip(s.boxes, s.labels, s.areas, s.iscrowd, strict=True):

@@ -40,12 +40,14 @@ class CocoEvaluator(Evaluator):
     def add(self, sample_id: str, prediction: Any, target: Any) -> None:
         image_id = int(target["image_id"])
         self._images.append({"id": image_id, "height": int(target["height"]), "width": int(target["width"])})
-        for box, label, area, crowd in zip(_xywh(target["boxes"]), target["labels"], target["areas"], target["iscrowd"], strict=True):
+        gt = zip(_xywh(target["boxes"]), target["labels"], target["areas"], target["iscrowd"], strict=True)
+        for box, label, area, crowd in gt:
             self._gts.append({
                 "id": len(self._gts) + 1, "image_id": image_id, "category_id": int(label) + 1,
                 "bbox": [float(v) for v in box], "area": float(area), "iscrowd": int(crowd),
             })
-        for box, score, label in zip(_xywh(prediction["boxes"]), prediction["scores"], prediction["labels"], strict=True):
+        dets = zip(_xywh(prediction["boxes"]), prediction["scores"], prediction["labels"], strict=True)
+        for box, score, label in dets:
             self._dets.append({
                 "image_id": image_id, "category_id": int(label) + 1,
                 "bbox": [float(v) for v in box], "score": float(score),

@@ -109,14 +109,15 @@ class ELANDarknet(nn.Module):
     def __init__(self, widen: float, deepen: float, act: str) -> None:
         super().__init__()
         self.stem = Stem(int(ELAN_DARKNET_P5[0][0] * widen), act)
-        self.out_channels: list[int] = []
-        for i, (cin, cout, blocks, ratio, identity) in enumerate(ELAN_DARKNET_P5):
+        stages, widths = [], []
+        for cin, cout, blocks, ratio, identity in ELAN_DARKNET_P5:
             cin, cout = int(cin * widen), int(cout * widen)
             n = max(round(blocks * deepen), 1)
-            stage = nn.Sequential(ConvModule(cin, cout, 3, 2, act=act), ELAN(cout, cout, n, ratio, identity, act))
-            self.add_module(f"stage{i + 1}", stage)
-            self.out_channels.append(cout)
-        self.out_channels = self.out_channels[1:]
+            down = ConvModule(cin, cout, 3, 2, act=act)
+            stages.append(nn.Sequential(down, ELAN(cout, cout, n, ratio, identity, act)))
+            widths.append(cout)
+        self.stage1, self.stage2, self.stage3, self.stage4 = stages
+        self.out_channels: list[int] = widths[1:]
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         x = self.stage1(self.stem(x))
@@ -185,7 +186,9 @@ class YOLOXHead(nn.Module):
         for conv in (*self.multi_level_conv_cls, *self.multi_level_conv_obj):
             nn.init.constant_(conv.bias, prior_bias)
 
-    def forward(self, feats: Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+    def forward(
+        self, feats: Sequence[torch.Tensor]
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
         """Per level: class logits (B, C, H, W), raw box (B, 4, H, W), objectness logit (B, 1, H, W)."""
         cls_scores, bbox_preds, objectnesses = [], [], []
         for i, x in enumerate(feats):

@@ -64,7 +64,9 @@ def resize_bilinear(image: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
     return rows[y0] * (1 - fy) + rows[y1] * fy
 
 
-def letterbox(image_bgr: np.ndarray, input_hw: tuple[int, int], pad_value: float = 114.0) -> tuple[np.ndarray, Letterbox]:
+def letterbox(
+    image_bgr: np.ndarray, input_hw: tuple[int, int], pad_value: float = 114.0
+) -> tuple[np.ndarray, Letterbox]:
     """(H, W, 3) uint8 BGR -> ((1, 3, h, w) float32 BGR 0-255, geometry)."""
     geo = letterbox_geometry(image_bgr.shape[:2], input_hw)
     if geo.resized_hw == tuple(image_bgr.shape[:2]):

@@ -38,7 +38,8 @@ def encode_png(rgb: np.ndarray, level: int = 9) -> bytes:
     sub[:, 3:] = rows[:, 3:] - rows[:, :-3]  # uint8 wraps modulo 256, as the filter wants
     raw = np.concatenate([np.ones((h, 1), np.uint8), sub], axis=1)
     header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    return _SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(raw.tobytes(), level)) + _chunk(b"IEND", b"")
+    idat = zlib.compress(raw.tobytes(), level)
+    return _SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
 
 
 def _unfilter_slow(ftype: int, line: np.ndarray, prev: np.ndarray, bpp: int) -> np.ndarray:

@@ -27,6 +27,7 @@ class ToySettings:
     # disagrees with PyTorch the way a broken deployment would
     scale: float = 1.0
     export_skew: float = 0.0
+    export_nan: bool = False  # the exported graph writes NaN into logit 1
 
     def validate(self, key: str) -> None:
         if self.size < 4:
@@ -53,7 +54,9 @@ def _build_module(settings: ToySettings) -> Any:
     class Skew(torch.nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             if settings.export_skew and torch.jit.is_tracing():
-                return x + torch.tensor([settings.export_skew, 0.0])
+                x = x + torch.tensor([settings.export_skew, 0.0])
+            if settings.export_nan and torch.jit.is_tracing():
+                x = x + torch.tensor([0.0, float("nan")])
             return x
 
     torch.manual_seed(settings.seed)

@@ -1,0 +1,1 @@
+"""Small, dependency-free readers shared by projects (safe pickles, PNG)."""
