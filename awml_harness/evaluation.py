@@ -68,7 +68,8 @@ def decode(obj: Any) -> Any:
 
 
 def merge_shards(adapter: Any, shards: list[Mapping[str, Any]], reference: str,
-                 tolerance: Mapping[str, float]) -> dict[str, dict[str, Any]]:
+                 tolerance: Any) -> dict[str, dict[str, Any]]:
+    """`tolerance(backend_name)` -> {metric: allowed |delta|}."""
     """Shard records of one config -> per-backend evaluation entries (as the serial test writes)."""
     per_backend: dict[str, list[tuple[int, str, Any, Any]]] = {}
     info: dict[str, dict[str, Any]] = {}
@@ -102,6 +103,7 @@ def merge_shards(adapter: Any, shards: list[Mapping[str, Any]], reference: str,
         if "metrics" not in ref:
             entry["status"] = "no-reference"
             continue
-        deltas, failures = delta_failures(scalar_metrics(entry["metrics"]), scalar_metrics(ref["metrics"]), tolerance)
+        deltas, failures = delta_failures(scalar_metrics(entry["metrics"]), scalar_metrics(ref["metrics"]),
+                                          tolerance(name))
         entry.update({"deltas": deltas, "passed": not failures, "failures": failures})
     return results

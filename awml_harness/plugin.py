@@ -178,7 +178,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
     doc = build_document(harness, sink, exitstatus=int(exitstatus), argv=list(config.invocation_params.args),
                          workers=_worker_count(config))
-    path = metrics_path(harness, config.option.awml_metrics_json, config.rootpath)
+    path = metrics_path(harness, config.option.awml_metrics_json, config.rootpath, doc["projects"])
     write_json_atomic(path, doc)
     sink.written = (path, doc)
     if config.option.awml_suggest_tolerances is not None:

@@ -172,10 +172,9 @@ class ProjectAdapter(ABC):
 
     def has_dynamic_shapes(self) -> bool:
         """Whether the shape sweep applies (decided without building the model). Default:
-        the config declares dynamic axes, a dynamic batch, or TensorRT profiles."""
+        the config declares dynamic axes or a dynamic batch."""
         cfg = self.cfg
-        return bool(cfg.onnx_config.dynamic_axes or cfg.model_io.dynamic_axes or cfg.model_io.batch_size is None
-                    or cfg.backend_config.model_inputs)
+        return bool(cfg.onnx_config.dynamic_axes or cfg.model_io.dynamic_axes or cfg.model_io.batch_size is None)
 
     def match_settings(self) -> Mapping[str, Any]:
         """Keyword arguments for :func:`awml_harness.matching.match_detections`."""

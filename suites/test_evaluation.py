@@ -41,7 +41,7 @@ def test_evaluation(awml, awml_eval_case, awml_record, awml_unavailable):
         awml_record({**record, "status": "no-reference", "metrics": mine["metrics"], "num_samples": mine["num_samples"]})
         awml_unavailable(f"reference backend {ev.reference!r} has no metrics ({why}); cannot compute deltas")
     deltas, failures = delta_failures(scalar_metrics(mine["metrics"]), scalar_metrics(reference["metrics"]),
-                                      ev.metric_tolerance)
+                                      ev.tolerance_for(case.name))
     awml_record({**record, "status": "ok", "metrics": mine["metrics"], "deltas": deltas,
                  "num_samples": mine["num_samples"], "seconds": mine["seconds"], "passed": not failures})
     if failures:

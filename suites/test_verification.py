@@ -85,7 +85,7 @@ def _hint(result, sc) -> str:
             continue
         name = leaf.path.rsplit("/", 1)[-1]
         suggestions.append(f"'{name}': dict(atol={leaf.min_atol * 1.5:.3g}, rtol={leaf.rtol:g})")
-    pair = f"{sc.ref_backend.value}->{sc.test_backend.value}"
+    pair = f"{sc.ref.label.split(':')[0]}->{sc.test.label.split(':')[0]}"
     if not suggestions:
         return "  -> structure/shape/dtype or NaN/Inf differences: no tolerance fixes these"
     return (f"  -> if this difference is acceptable, set verification.pair_outputs={{'{pair}': {{{', '.join(suggestions)}}}}} "

@@ -24,7 +24,8 @@ class ConfigError(ValueError):
         if len(shown) > 120:
             shown = shown[:117] + "..."
         where = f"{self.source}: " if self.source else ""
-        return f"{where}config key '{self.key}' = {shown} is invalid; expected {self.allowed}"
+        key = self.key if self.key.isprintable() else self.key.encode("unicode_escape").decode()
+        return f"{where}config key '{key}' = {shown} is invalid; expected {self.allowed}"
 
     def with_source(self, source: str) -> ConfigError:
         return ConfigError(self.key, self.value, self.allowed, source=source)

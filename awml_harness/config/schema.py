@@ -149,6 +149,10 @@ class Tolerance:
             raise ConfigError(key, {"atol": self.atol, "rtol": self.rtol}, "non-negative atol and rtol")
 
 
+#: the least an fp16 side is held to when no rule names the fp16 pair explicitly
+FP16_TOLERANCE = Tolerance(atol=2e-2, rtol=2e-2)
+
+
 @dataclass(frozen=True)
 class Scenario:
     ref_backend: Backend
@@ -242,21 +246,30 @@ class VerificationConfig:
                     return tol
             return None
 
+        fp16 = "fp16" in (scenario.ref_precision, scenario.test_precision)
+        # rules whose pair key names the fp16 side explicitly ("pytorch->onnx-fp16") are
+        # taken as written; any other rule is an fp32 rule and gets the fp16 floor
+        explicit = pair_names[:2] if fp16 else pair_names
         for name in pair_names:
             found = by_glob(self.pair_outputs.get(name, {}))
             if found is not None:
-                return found
+                return found if name in explicit else self._floor(found, fp16)
         found = by_glob(self.outputs)
         if found is not None:
-            return found
+            return self._floor(found, fp16)
         for name in pair_names:
             if name in self.pairs:
-                return self.pairs[name]
+                return self.pairs[name] if name in explicit else self._floor(self.pairs[name], fp16)
         if self.tolerance is not None:
-            return Tolerance(atol=self.tolerance, rtol=self.tolerance)
-        if "fp16" in (scenario.ref_precision, scenario.test_precision):
-            return Tolerance(atol=max(self.default.atol, 5e-2), rtol=max(self.default.rtol, 5e-2))
-        return self.default
+            return self._floor(Tolerance(atol=self.tolerance, rtol=self.tolerance), fp16)
+        return self._floor(self.default, fp16)
+
+    @staticmethod
+    def _floor(tol: Tolerance, fp16: bool) -> Tolerance:
+        """fp16 carries ~3 significant digits: never hold it to an fp32 tolerance."""
+        if not fp16:
+            return tol
+        return Tolerance(atol=max(tol.atol, FP16_TOLERANCE.atol), rtol=max(tol.rtol, FP16_TOLERANCE.rtol))
 
 
 @dataclass(frozen=True)
@@ -266,6 +279,8 @@ class EvalBackend:
     precision: Precision = "fp32"
     # latency budgets in milliseconds on pytest-benchmark statistics, e.g. {"p95_ms": 20}
     latency_budget: Mapping[str, float] = field(default_factory=dict)
+    # overrides evaluation.metric_tolerance for this backend (e.g. looser for fp16)
+    metric_tolerance: Mapping[str, float] = field(default_factory=dict)
 
     def validate(self, key: str) -> None:
         object.__setattr__(self, "device", check_device(self.device, f"{key}.device"))
@@ -309,6 +324,11 @@ class EvaluationConfig:
                 raise ConfigError(f"{key}.metric_tolerance.{metric}", tol, "a non-negative number")
         if self.latency_rounds < 1 or self.latency_warmup < 0:
             raise ConfigError(f"{key}.latency_rounds", self.latency_rounds, "rounds >= 1 and warmup >= 0")
+
+    def tolerance_for(self, backend: str) -> dict[str, float]:
+        """metric -> allowed |delta| for `backend`: its own entries over the global ones."""
+        own = self.backends[backend].metric_tolerance if backend in self.backends else {}
+        return {**self.metric_tolerance, **own}
 
     def specs(self) -> dict[str, BackendSpec]:
         out = {}

@@ -81,7 +81,7 @@ def build_document(harness: Any, sink: Any, *, exitstatus: int, argv: list[str],
         from awml_harness.evaluation import merge_shards
 
         cfg = harness.configs[cid]
-        merged = merge_shards(harness.adapter(cid), recs, cfg.evaluation.reference, cfg.evaluation.metric_tolerance)
+        merged = merge_shards(harness.adapter(cid), recs, cfg.evaluation.reference, cfg.evaluation.tolerance_for)
         for name, entry in merged.items():
             failures = entry.pop("failures", [])
             if failures:
@@ -114,15 +114,17 @@ def build_document(harness: Any, sink: Any, *, exitstatus: int, argv: list[str],
     return jsonable(doc)
 
 
-def metrics_path(harness: Any, option: str | None, rootdir: Path) -> Path:
+def metrics_path(harness: Any, option: str | None, rootdir: Path, doc_projects: Any = ()) -> Path:
     if option:
         p = Path(option)
         return p if p.is_absolute() else rootdir / p
-    for cfg in harness.configs.values():
+    # the configs that ran come first, so `-k yolox` writes beside the YOLOX artifacts
+    ran = [harness.configs[c] for c in doc_projects if c in harness.configs]
+    ordered = ran + [c for c in harness.configs.values() if c not in ran]
+    for cfg in ordered:
         if cfg.report.metrics_json is not None:
             return Path(cfg.report.metrics_json)
-    first = next(iter(harness.configs.values()))
-    return Path(first.export.work_dir) / "metrics.json"
+    return Path(ordered[0].export.work_dir) / "metrics.json"
 
 
 def write_json_atomic(path: Path, doc: dict[str, Any]) -> None:

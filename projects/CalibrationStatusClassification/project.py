@@ -13,7 +13,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
@@ -55,6 +55,10 @@ class CalibrationSettings:
     max_translation_m: float = 0.2
     init_seed: int = 0  # random init when checkpoint_path is None
     strict_load: bool = True
+    #: the OpenMMLab model config these settings were derived from (set by the loader)
+    openmmlab_config: str | None = None
+    #: "registry": build the PyTorch reference through mmpretrain's registry ([mm] extra)
+    reference: Literal["native", "registry"] = "native"
 
     def validate(self, key: str) -> None:
         if self.in_channels != 5:
@@ -106,6 +110,15 @@ class Project(ProjectAdapter):
 
     # -- config -----------------------------------------------------------------------
     @classmethod
+    def load_settings(cls, model_cfg: Any, config_dir: Any) -> Any:
+        """An OpenMMLab (AWML) model config is translated (./openmmlab.py); anything
+        else is the native form."""
+        from .openmmlab import load
+
+        settings = load(model_cfg, config_dir)
+        return settings if settings is not None else super().load_settings(model_cfg, config_dir)
+
+    @classmethod
     def check_config(cls, cfg: DeployConfig) -> None:
         settings: CalibrationSettings = cfg.model_settings or CalibrationSettings()
         records = _records(cfg)
@@ -129,14 +142,18 @@ class Project(ProjectAdapter):
     def build_model(self) -> Any:
         import torch
 
-        from awml_harness.checkpoint import load_into, load_state_dict
+        from awml_harness.openmmlab import load_checkpoint
 
         from .model import CalibrationClassifier
+        from .openmmlab import KEY_MAP, build_reference
 
         s = self.settings
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(s.init_seed)
-            model = CalibrationClassifier(s.in_channels, s.num_classes, s.base_channels)
+            if s.reference == "registry":
+                model = build_reference(s)
+            else:
+                model = CalibrationClassifier(s.in_channels, s.num_classes, s.base_channels)
         if self.cfg.checkpoint_path is None:
             warnings.warn(
                 f"{self.name}: checkpoint_path is None, using a random init (seed {s.init_seed}); "
@@ -144,8 +161,7 @@ class Project(ProjectAdapter):
                 stacklevel=2,
             )
         else:
-            state = load_state_dict(self.cfg.checkpoint_path)
-            load_into(model, state, strict=s.strict_load, source=str(self.cfg.checkpoint_path))
+            load_checkpoint(model, self.cfg.checkpoint_path, KEY_MAP, strict=s.strict_load)
         return model.eval()
 
     def graph_names(self) -> tuple[str, ...]:

@@ -37,6 +37,15 @@ class Project(ProjectAdapter):
 
     # -- config -----------------------------------------------------------------------
     @classmethod
+    def load_settings(cls, model_cfg: Any, config_dir: Any) -> Any:
+        """An OpenMMLab (AWML) model config is translated (projects/CenterPoint/openmmlab.py);
+        anything else is the native form."""
+        from projects.CenterPoint.openmmlab import load
+
+        settings = load(model_cfg, config_dir)
+        return settings if settings is not None else super().load_settings(model_cfg, config_dir)
+
+    @classmethod
     def check_config(cls, cfg: Any) -> None:
         """Profiles written in backend_config must agree with the ones derived from model_cfg."""
         s: CenterPointSettings = cfg.model_settings
@@ -61,7 +70,6 @@ class Project(ProjectAdapter):
     def build_model(self) -> Any:
         import torch
 
-        from awml_harness.checkpoint import load_into, load_state_dict
         from projects.CenterPoint.model import CenterPoint
 
         torch.manual_seed(self.settings.seed)
@@ -71,8 +79,10 @@ class Project(ProjectAdapter):
                 "CenterPoint: checkpoint_path is None; using a seeded random initialization", UserWarning, stacklevel=2
             )
         else:
-            state = load_state_dict(self.cfg.checkpoint_path)
-            load_into(model, state, strict=self.settings.strict_load, source=str(self.cfg.checkpoint_path))
+            from awml_harness.openmmlab import load_checkpoint
+            from projects.CenterPoint.openmmlab import KEY_MAP
+
+            load_checkpoint(model, self.cfg.checkpoint_path, KEY_MAP, strict=self.settings.strict_load)
         return model.eval()
 
     def graphs(self, model: Any) -> Sequence[Any]:

@@ -62,6 +62,8 @@ class CenterPointSettings:
     #: without runtime_io.info_file: this many seeded synthetic clouds over the whole range
     synthetic_samples: int = 1
     synthetic_points: int = 200_000
+    #: the OpenMMLab model config these settings were derived from (set by the loader)
+    openmmlab_config: str | None = None
 
     # ------------------------------------------------------------------------------
     def validate(self, key: str) -> None:

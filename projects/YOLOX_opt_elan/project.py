@@ -39,6 +39,15 @@ class Project(ProjectAdapter):
 
     # -- config -------------------------------------------------------------------------
     @classmethod
+    def load_settings(cls, model_cfg: Any, config_dir: Any) -> Any:
+        """An OpenMMLab (AWML) model config is translated (projects/YOLOX_opt_elan/openmmlab.py);
+        anything else is the native form."""
+        from projects.YOLOX_opt_elan.openmmlab import load
+
+        settings = load(model_cfg, config_dir)
+        return settings if settings is not None else super().load_settings(model_cfg, config_dir)
+
+    @classmethod
     def check_config(cls, cfg: DeployConfig) -> None:
         settings: YoloxSettings = cfg.model_settings
         if cfg.task_type != "detection2d":
@@ -60,10 +69,11 @@ class Project(ProjectAdapter):
 
     # -- model --------------------------------------------------------------------------
     def build_model(self) -> Any:
-        from awml_harness.checkpoint import load_into, load_state_dict
+        from awml_harness.openmmlab import load_checkpoint
         from projects.YOLOX_opt_elan.model import build_yolox
+        from projects.YOLOX_opt_elan.openmmlab import KEY_MAP, build_reference
 
-        model = build_yolox(self.settings)
+        model = build_reference(self.settings) if self.settings.reference == "registry" else build_yolox(self.settings)
         if self.cfg.checkpoint_path is None:
             warnings.warn(
                 f"{self.name}: checkpoint_path is None; using a random init seeded with model_cfg.seed="
@@ -71,8 +81,7 @@ class Project(ProjectAdapter):
                 stacklevel=2,
             )
         else:
-            state = load_state_dict(self.cfg.checkpoint_path)
-            load_into(model, state, strict=self.settings.strict_load, source=str(self.cfg.checkpoint_path))
+            load_checkpoint(model, self.cfg.checkpoint_path, KEY_MAP, strict=self.settings.strict_load)
         return model.eval()
 
     def graphs(self, model: Any) -> Sequence[Graph]:

@@ -44,6 +44,10 @@ class YoloxSettings:
     max_detections: int = 300
     strict_load: bool = True
     seed: int = 0  # random init when checkpoint_path is None
+    #: the OpenMMLab model config these settings were derived from (set by the loader)
+    openmmlab_config: str | None = None
+    #: "registry": build the PyTorch reference through mmdet's registry ([mm] extra)
+    reference: Literal["native", "registry"] = "native"
 
     @property
     def num_classes(self) -> int:

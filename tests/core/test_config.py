@@ -74,10 +74,26 @@ def test_seed_style_single_tolerance_and_per_output_globs():
     assert ver.tolerance_for(Scenario(Backend.ONNX, Backend.TENSORRT, test_device="cuda:0"), "reg") == Tolerance(0.5, 0.5)
 
 
-def test_fp16_scenarios_get_a_precision_aware_default():
-    cfg = from_mapping(DeployConfig, minimal())
-    tol = cfg.verification.tolerance_for(Scenario(Backend.PYTORCH, Backend.ONNX, test_precision="fp16"), "x")
-    assert tol.atol >= 5e-2 and tol.rtol >= 5e-2
+def test_fp16_scenarios_get_a_precision_aware_floor_unless_named_explicitly():
+    cfg = from_mapping(DeployConfig, minimal(verification={
+        "outputs": {"x": {"atol": 1e-5, "rtol": 1e-5}},
+        "pair_outputs": {"pytorch->onnx-fp16": {"y": {"atol": 1e-3, "rtol": 0.0}}},
+    }))
+    fp16 = Scenario(Backend.PYTORCH, Backend.ONNX, test_precision="fp16")
+    fp32 = Scenario(Backend.PYTORCH, Backend.ONNX)
+    ver = cfg.verification
+    assert ver.tolerance_for(fp32, "x") == Tolerance(1e-5, 1e-5)
+    assert ver.tolerance_for(fp16, "x") == Tolerance(2e-2, 2e-2)  # fp32 rule, fp16 floor
+    assert ver.tolerance_for(fp16, "y") == Tolerance(1e-3, 0.0)  # names the fp16 pair: as written
+    assert ver.tolerance_for(fp16, "z").atol >= 2e-2
+
+
+def test_per_backend_metric_tolerance_overrides_the_global_one():
+    cfg = from_mapping(DeployConfig, minimal(evaluation={
+        "backends": {"pytorch": {}, "onnx-fp16": {"metric_tolerance": {"*": 0.05}}},
+        "metric_tolerance": {"*": 0.01, "mAP": 0.0}}))
+    assert cfg.evaluation.tolerance_for("onnx-fp16") == {"*": 0.05, "mAP": 0.0}
+    assert cfg.evaluation.tolerance_for("pytorch") == {"*": 0.01, "mAP": 0.0}
 
 
 def test_overrides_parse_literals_and_build_paths():

@@ -71,7 +71,8 @@ verification = dict(
     # TensorRT with precision_policy="auto" may pick TF32 kernels
     pairs={"onnx->tensorrt": dict(atol=1e-2, rtol=1e-2)},
     scenarios=dict(
-        onnx=[_pytorch_cpu_vs_onnx_cpu],
+        # the second scenario verifies the fp16 graph (what TensorRT 11 builds from) on CPU
+        onnx=[_pytorch_cpu_vs_onnx_cpu, {**_pytorch_cpu_vs_onnx_cpu, "test_precision": "fp16"}],
         both=[_pytorch_cpu_vs_onnx_cpu, _onnx_cpu_vs_tensorrt],
         trt=[_onnx_cpu_vs_tensorrt],
         none=[],
@@ -85,6 +86,8 @@ evaluation = dict(
     backends=dict(
         pytorch=dict(enabled=True, device="cpu"),
         onnx=dict(enabled=True, device="cpu"),
+        # fp16 ONNX (onnxconverter-common / ModelOpt conversion) on ONNX Runtime CPU
+        **{"onnx-fp16": dict(enabled=True, device="cpu")},
     ),
     metric_tolerance={"*": 0.02},
 )

@@ -60,8 +60,14 @@ verification = dict(
     default=dict(atol=1e-4, rtol=1e-3),
     outputs={"output": dict(atol=1e-4, rtol=1e-3)},
     pairs={"onnx->tensorrt": dict(atol=1e-2, rtol=1e-2)},
+    # fp16 moves boxes by up to ~2.2 px at 192x192 (measured); 3 px still catches real shifts
+    detection=dict(box_atol=3.0),
     scenarios=dict(
-        onnx=[dict(ref_backend="pytorch", ref_device="cpu", test_backend="onnx", test_device="cpu")],
+        onnx=[
+            dict(ref_backend="pytorch", ref_device="cpu", test_backend="onnx", test_device="cpu"),
+            # the fp16 graph TensorRT 11 would build from, verified on CPU
+            dict(ref_backend="pytorch", ref_device="cpu", test_backend="onnx", test_device="cpu", test_precision="fp16"),
+        ],
         both=[
             dict(ref_backend="pytorch", ref_device="cpu", test_backend="onnx", test_device="cpu"),
             dict(ref_backend="onnx", ref_device="cpu", test_backend="tensorrt", test_device="cuda:0"),
@@ -75,6 +81,11 @@ evaluation = dict(
     enabled=True,
     num_samples=-1,
     reference="pytorch",
-    backends=dict(pytorch=dict(device="cpu"), onnx=dict(device="cpu")),
+    backends={
+        "pytorch": dict(device="cpu"),
+        "onnx": dict(device="cpu"),
+        # fp16 ONNX on CPU: measured mAP50 delta +0.0004, mAP_medium +0.024 on this split
+        "onnx-fp16": dict(device="cpu", metric_tolerance={"*": 0.05}),
+    },
     metric_tolerance={"*": 0.02},
 )
