@@ -15,7 +15,7 @@ import pytest
 RECORD_TAG = "awml"
 
 
-@dataclass
+@dataclass(eq=False)  # registered as a pluggy plugin: must stay hashable (by identity)
 class ResultSink:
     started: float
     records: list[dict[str, Any]] = field(default_factory=list)

@@ -331,32 +331,42 @@ class CalibrationSample:
 
     record: CalibrationRecord
     label: int  # CALIBRATED (1) or MISCALIBRATED (0)
+    copy: int = 0  # which repeat of the dataset (CalibrationDataset(repeat=N)); 0 normally
 
     @property
     def sample_id(self) -> str:
-        return f"{self.record.token}-{CLASS_NAMES[self.label]}"
+        base = f"{self.record.token}-{CLASS_NAMES[self.label]}"
+        return base if self.copy == 0 else f"{base}-r{self.copy}"
 
 
 class CalibrationDataset(Sequence[CalibrationSample]):
-    """Every record twice, calibrated then miscalibrated, in info-file order."""
+    """Every record twice, calibrated then miscalibrated, in info-file order.
+
+    `repeat=N` (N >= 1) serves that sequence N times; copy k > 0 carries sample ids
+    suffixed `-r<k>` and byte-identical inputs. It exists to evaluate many samples
+    from the small shipped data (memory/throughput benchmarks); metrics equal N = 1's."""
 
     def __init__(self, records: Sequence[CalibrationRecord], *, seed: int = 0,
                  miscalibration: Miscalibration = Miscalibration(),
-                 projection: ProjectionConfig = ProjectionConfig()) -> None:
+                 projection: ProjectionConfig = ProjectionConfig(), repeat: int = 1) -> None:
+        if repeat < 1:
+            raise ValueError(f"repeat must be >= 1, got {repeat}")
         self.records = list(records)
         self.seed = seed
         self.miscalibration = miscalibration
         self.projection = projection
+        self.repeat = repeat
 
     def __len__(self) -> int:
-        return 2 * len(self.records)
+        return 2 * len(self.records) * self.repeat
 
     def __getitem__(self, index: int) -> CalibrationSample:  # type: ignore[override]
         if not -len(self) <= index < len(self):
             raise IndexError(index)
         index %= len(self)
+        copy, index = divmod(index, 2 * len(self.records))
         label = CALIBRATED if index % 2 == 0 else MISCALIBRATED
-        return CalibrationSample(self.records[index // 2], label)
+        return CalibrationSample(self.records[index // 2], label, copy)
 
     def __iter__(self) -> Iterator[CalibrationSample]:
         return (self[i] for i in range(len(self)))

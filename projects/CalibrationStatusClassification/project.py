@@ -54,6 +54,9 @@ class CalibrationSettings:
     min_translation_m: float = 0.05
     max_translation_m: float = 0.2
     init_seed: int = 0  # random init when checkpoint_path is None
+    #: serve the evaluated samples this many times (ids of copies end in -r<k>, inputs
+    #: identical); 1 = off. For memory/throughput benchmarks on the small shipped data.
+    dataset_repeat: int = 1
     strict_load: bool = True
     #: the OpenMMLab model config these settings were derived from (set by the loader)
     openmmlab_config: str | None = None
@@ -65,6 +68,8 @@ class CalibrationSettings:
             raise ConfigError(f"{key}.in_channels", self.in_channels, "5 (B, G, R, depth, intensity)")
         if self.num_classes != 2:
             raise ConfigError(f"{key}.num_classes", self.num_classes, "2 (miscalibrated, calibrated)")
+        if self.dataset_repeat < 1:
+            raise ConfigError(f"{key}.dataset_repeat", self.dataset_repeat, "an integer >= 1 (1: each sample once)")
         if self.base_channels <= 0:
             raise ConfigError(f"{key}.base_channels", self.base_channels, "a positive integer")
         if self.depth_scale <= 0:
@@ -209,6 +214,7 @@ class Project(ProjectAdapter):
                 seed=self.settings.miscalibration_seed,
                 miscalibration=self.settings.miscalibration,
                 projection=self.settings.projection,
+                repeat=self.settings.dataset_repeat,
             )
         return self._dataset
 

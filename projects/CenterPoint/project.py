@@ -126,6 +126,9 @@ class Project(ProjectAdapter):
     def graph_names(self) -> tuple[str, ...]:
         return (VOXEL_ENCODER, BACKBONE_NECK_HEAD)
 
+    def has_dynamic_shapes(self) -> bool:
+        return True  # the voxel axis of pts_voxel_encoder is always dynamic, with a profile
+
     # -- data -------------------------------------------------------------------------
     def dataset(self) -> Sequence[Any]:
         from projects.CenterPoint.data import InfoDataset, SyntheticDataset

@@ -124,6 +124,18 @@ def test_dataset_pairs_each_record_and_is_deterministic() -> None:
     assert not np.array_equal(other_seed.load(other_seed[1]), mis)
 
 
+def test_dataset_repeat_serves_identical_copies_with_distinct_ids() -> None:
+    records = D.load_records(EVAL_INFO)
+    ds = D.CalibrationDataset(records, seed=0, repeat=3)
+    assert len(ds) == 3 * 40
+    assert [s.sample_id for s in ds][:40] == [s.sample_id for s in D.CalibrationDataset(records, seed=0)]
+    assert ds[41].sample_id == "000000-miscalibrated-r1" and ds[-1].sample_id.endswith("-r2")
+    assert len({s.sample_id for s in ds}) == len(ds)
+    np.testing.assert_array_equal(ds.load(ds[1]), ds.load(ds[81]))
+    with pytest.raises(ValueError, match="repeat"):
+        D.CalibrationDataset(records, repeat=0)
+
+
 # -- info files --------------------------------------------------------------------------
 
 class _Evil:

@@ -130,3 +130,45 @@ def test_result_is_json_ready_and_headline_present():
 def test_nothing_added():
     m = CocoEvaluator(CLASS_NAMES).compute()
     assert m["mAP"] == 0.0 and m["counts"]["images"] == 0
+
+
+def _many(n_images: int, seed: int) -> tuple[list[dict], list[dict]]:
+    targets = _targets(n_images, seed)
+    for t in targets[::7]:  # a few crowd regions: COCOeval's ignore rules
+        t["iscrowd"] = t["iscrowd"].copy()
+        t["iscrowd"][0] = 1
+    return targets, _noisy_predictions(targets, seed + 1)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_faster_coco_eval_equals_pycocotools_exactly(seed):
+    """The fast engine (used when importable) reports pycocotools' numbers: equal up to
+    the last bit of a float64 (its C++ accumulate rounds a few precision-table entries
+    differently by 2e-16; seen as a 1-ulp difference in one summary value of one seed)."""
+    pytest.importorskip("faster_coco_eval")
+    targets, preds = _many(300, seed)
+    results = {}
+    for engine in ("pycocotools", "faster-coco-eval"):
+        ev = CocoEvaluator(CLASS_NAMES, engine=engine)
+        for t, p in zip(targets, preds, strict=True):
+            ev.add(str(t["image_id"]), p, t)
+        results[engine] = ev.compute()
+    ref, fast = results["pycocotools"], results["faster-coco-eval"]
+    for key in ("mAP", "mAP50", "mAP75", "mAP_small", "mAP_medium", "mAP_large"):
+        assert (key in ref) == (key in fast)
+        if key in ref:
+            assert fast[key] == pytest.approx(ref[key], rel=0, abs=1e-15), key
+    assert fast["counts"] == ref["counts"]
+    assert fast["per_class_AP"].keys() == ref["per_class_AP"].keys()
+    for table in ("per_class_AP", "per_class_AP50"):
+        for name, value in ref[table].items():
+            assert fast[table][name] == pytest.approx(value, rel=0, abs=1e-15), (table, name)
+
+
+def test_engine_choice():
+    from projects.YOLOX_opt_elan.metrics import coco_engine
+
+    with pytest.raises(ValueError, match="engine"):
+        coco_engine("detectron")
+    coco, coco_eval = coco_engine("pycocotools")
+    assert coco_eval.__module__.startswith("pycocotools")

@@ -85,7 +85,11 @@ verification = dict(
         "dim": dict(atol=1e-3, rtol=1e-3),
     },
     scenarios=dict(
-        onnx=[dict(ref_backend="pytorch", ref_device="cpu", test_backend="onnx", test_device="cpu")],
+        onnx=[
+            dict(ref_backend="pytorch", ref_device="cpu", test_backend="onnx", test_device="cpu"),
+            # the fp16 graphs TensorRT 11 would build from, verified on CPU
+            dict(ref_backend="pytorch", ref_device="cpu", test_backend="onnx", test_device="cpu", test_precision="fp16"),
+        ],
         both=[
             dict(ref_backend="pytorch", ref_device="cpu", test_backend="onnx", test_device="cpu"),
             dict(ref_backend="onnx", ref_device="cpu", test_backend="tensorrt", test_device="cuda:0"),
@@ -99,7 +103,11 @@ evaluation = dict(
     enabled=True,
     num_samples=-1,
     reference="pytorch",
-    backends=dict(pytorch=dict(device="cpu"), onnx=dict(device="cpu")),
+    backends={
+        "pytorch": dict(device="cpu"),
+        "onnx": dict(device="cpu"),
+        "onnx-fp16": dict(device="cpu", metric_tolerance={"*": 0.05}),  # fp16 ONNX on CPU
+    },
     metric_tolerance={"*": 0.02},
     latency_rounds=10,
     latency_warmup=2,

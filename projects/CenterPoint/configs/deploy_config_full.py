@@ -74,4 +74,5 @@ verification = dict(
     default=dict(atol=1e-3, rtol=1e-3),
 )
 
-evaluation = dict(enabled=False)
+# full-size CPU latency says little and takes minutes: on a GPU machine set latency=True
+evaluation = dict(enabled=False, latency=False)
