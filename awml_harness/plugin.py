@@ -47,6 +47,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="allow checkpoints / info files that need full unpickling (runs code from the file)")
     group.addoption("--awml-threads", type=_positive_int, default=0, metavar="N",
                     help="ONNX Runtime intra-op threads (0: its default)")
+    group.addoption("--awml-ort-spinning", action="store_true", default=False,
+                    help="let ONNX Runtime's threads spin between runs (its default; lowest ORT latency, "
+                         "but it slows the other backends in the same process). Off unless given")
     group.addoption("--awml-report", default=None, metavar="PATH",
                     help="write a self-contained HTML report (summary, latency, per-class metrics, errors)")
     group.addoption("--awml-suggest-tolerances", nargs="?", const="", default=None, metavar="PATH",
@@ -101,6 +104,7 @@ def pytest_configure(config: pytest.Config) -> None:
         rebuild_before=float(started) if config.option.awml_rebuild else None,
         strict=config.option.awml_strict,
         threads=config.option.awml_threads,
+        ort_spinning=config.option.awml_ort_spinning,
         unsafe_load=config.option.awml_unsafe_load,
         save_golden=_abs(config.option.awml_save_golden, config.rootpath),
         golden=_abs(config.option.awml_golden, config.rootpath),

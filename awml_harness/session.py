@@ -33,6 +33,7 @@ class RunOptions:
     rebuild_before: float | None = None
     strict: bool = False
     threads: int = 0
+    ort_spinning: bool = False  # ONNX Runtime thread spinning (off: fair to the other backends)
     unsafe_load: bool = False
     save_golden: Path | None = None
     golden: Path | None = None
@@ -208,7 +209,8 @@ class ProjectContext:
             from awml_harness.backends.onnxruntime import OnnxRuntimeRunner
 
             arts = self.onnx_artifacts(spec.precision)
-            return {name: OnnxRuntimeRunner(a.path, spec.device, self.options.threads) for name, a in arts.items()}
+            return {name: OnnxRuntimeRunner(a.path, spec.device, self.options.threads,
+                                           spinning=self.options.ort_spinning) for name, a in arts.items()}
         if spec.backend is Backend.TENSORRT:
             from awml_harness.backends.tensorrt import TensorRTRunner, require_tensorrt
 

@@ -37,7 +37,7 @@ def load_context(config_path: str | Path, root: Path, overrides: tuple[str, ...]
     return ProjectContext(cfg, RunOptions())
 
 
-def ort_session(path: Path, threads: int = 0) -> Any:
+def ort_session(path: Path, threads: int = 0, spinning: bool = False) -> Any:
     """The session options the harness uses (backends/onnxruntime.py), nothing else."""
     import onnxruntime as ort
 
@@ -46,6 +46,9 @@ def ort_session(path: Path, threads: int = 0) -> Any:
     if threads:
         opts.intra_op_num_threads = threads
     opts.log_severity_level = 3
+    if not spinning:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
 

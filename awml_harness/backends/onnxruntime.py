@@ -1,4 +1,9 @@
-"""ONNX Runtime runner: full graph optimizations (the seed disabled them), CPU or CUDA EP."""
+"""ONNX Runtime runner: full graph optimizations (the seed disabled them), CPU or CUDA EP.
+
+Intra-op thread spinning is off by default: ORT's pool otherwise keeps busy-waiting on
+every core after a run, and the other backends in the same process (PyTorch on CPU
+between ONNX calls in verification and evaluation) ran 6-10x slower on a 2-core machine
+(benchmarks/, P1). `spinning=True` restores ORT's default (lowest ORT-only latency)."""
 
 from __future__ import annotations
 
@@ -26,7 +31,8 @@ def providers_for(device: str) -> list:
 
 
 class OnnxRuntimeRunner:
-    def __init__(self, path: Path, device: str = "cpu", threads: int = 0, name: str = "onnx") -> None:
+    def __init__(self, path: Path, device: str = "cpu", threads: int = 0, name: str = "onnx",
+                 spinning: bool = False) -> None:
         try:
             import onnxruntime as ort
         except ImportError:
@@ -36,6 +42,9 @@ class OnnxRuntimeRunner:
         if threads:
             opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
+        if not spinning:
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
         self.name = f"{name}:{device}"
         self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers_for(device))
         self.input_names = tuple(i.name for i in self.session.get_inputs())

@@ -13,6 +13,10 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+_NUMPY_CORE = "numpy._core" if int(np.__version__.split(".")[0]) >= 2 else "numpy.core"
+
 _ALLOWED = {
     ("builtins", n) for n in ("dict", "list", "tuple", "set", "frozenset", "str", "bytes", "bytearray", "int",
                               "float", "complex", "bool", "slice", "range")
@@ -32,14 +36,20 @@ class UnsafePickleError(pickle.UnpicklingError):
 class RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _ALLOWED or (module == "numpy" and name.endswith("DType")) or module == "numpy.dtypes":
+            if module.startswith("numpy.core."):
+                # pickles written under numpy 1.x name numpy.core; numpy 2 moved it to numpy._core
+                module = _NUMPY_CORE + module[len("numpy.core"):]
             return super().find_class(module, name)
         raise UnsafePickleError(
             f"refusing to unpickle {module}.{name}: info files may hold builtin containers and numpy arrays only; "
             "if you trust this file, set unsafe_load=True in the deploy config (or pass --awml-unsafe-load)")
 
 
-def load_pickle(path: Path | str, *, allow_unsafe: bool = False) -> Any:
-    data = Path(path).read_bytes()
+def loads(data: bytes, *, allow_unsafe: bool = False) -> Any:
     if allow_unsafe:
         return pickle.loads(data)  # noqa: S301 - explicit opt-in
     return RestrictedUnpickler(io.BytesIO(data)).load()
+
+
+def load_pickle(path: Path | str, *, allow_unsafe: bool = False) -> Any:
+    return loads(Path(path).read_bytes(), allow_unsafe=allow_unsafe)

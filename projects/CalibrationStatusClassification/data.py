@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import io
 import json
-import pickle
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,51 +39,12 @@ from typing import Any
 
 import numpy as np
 
+from awml_harness.io.safe_pickle import load_pickle
+
 from .png import read_png
 
 CALIBRATED, MISCALIBRATED = 1, 0
 CLASS_NAMES = ("miscalibrated", "calibrated")  # index = label
-
-
-class UnsafeInfoFileError(pickle.UnpicklingError):
-    """An info pickle asked for a class outside the allow-list."""
-
-
-# (module, name) pairs an info pickle may reference: numpy arrays, dtypes and scalars.
-# Plain containers (dict, list, tuple, str, numbers) need no lookup at all.
-_ALLOWED_GLOBALS = frozenset({
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "scalar"),
-    ("numpy._core.numeric", "_frombuffer"),
-    ("numpy.core.multiarray", "_reconstruct"),  # pickles written under numpy 1.x
-    ("numpy.core.multiarray", "scalar"),
-    ("numpy.core.numeric", "_frombuffer"),
-    ("builtins", "set"),
-    ("builtins", "frozenset"),
-    ("builtins", "complex"),
-    ("builtins", "bytearray"),
-    ("collections", "OrderedDict"),
-})
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """Unpickles builtins and numpy arrays only, so an info file cannot run code."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in _ALLOWED_GLOBALS:
-            raise UnsafeInfoFileError(
-                f"info file references {module}.{name}, which is not allowed "
-                "(only builtins containers and numpy arrays/scalars may appear in an info .pkl)"
-            )
-        if module.startswith("numpy.core.") and np.lib.NumpyVersion(np.__version__) >= "2.0.0":
-            module = "numpy._core." + module[len("numpy.core."):]
-        return super().find_class(module, name)
-
-
-def restricted_loads(blob: bytes) -> Any:
-    return RestrictedUnpickler(io.BytesIO(blob)).load()
 
 
 @dataclass(frozen=True)
@@ -103,13 +63,13 @@ class CalibrationRecord:
         return f"{self.sample_idx:06d}"
 
 
-def read_info_file(info_file: Path | str) -> list[dict[str, Any]]:
-    """Info entries from a `.pkl` (restricted unpickling) or `.json` file."""
+def read_info_file(info_file: Path | str, allow_unsafe: bool = False) -> list[dict[str, Any]]:
+    """Info entries from a `.pkl` (the core's restricted unpickling) or `.json` file."""
     path = Path(info_file)
     if path.suffix == ".json":
         data = json.loads(path.read_text())
     else:
-        data = restricted_loads(path.read_bytes())
+        data = load_pickle(path, allow_unsafe=allow_unsafe)
     if isinstance(data, dict) and "data_list" in data:
         data = data["data_list"]
     if not isinstance(data, list) or not all(isinstance(e, dict) for e in data):
@@ -137,10 +97,11 @@ def parse_record(entry: dict[str, Any], data_root: Path, position: int) -> Calib
     )
 
 
-def load_records(info_file: Path | str, data_root: Path | str | None = None) -> list[CalibrationRecord]:
+def load_records(info_file: Path | str, data_root: Path | str | None = None,
+                 allow_unsafe: bool = False) -> list[CalibrationRecord]:
     info_file = Path(info_file)
     root = Path(data_root) if data_root is not None else info_file.parent
-    return [parse_record(e, root, i) for i, e in enumerate(read_info_file(info_file))]
+    return [parse_record(e, root, i) for i, e in enumerate(read_info_file(info_file, allow_unsafe))]
 
 
 # -- files ------------------------------------------------------------------------------

@@ -98,7 +98,7 @@ def _records(cfg: DeployConfig) -> list[CalibrationRecord]:
     if info is None:
         raise ConfigError("runtime_io.info_file", None, "the calibration info file (.pkl or .json)")
     try:
-        return load_records(info, cfg.runtime_io.data_root)
+        return load_records(info, cfg.runtime_io.data_root, allow_unsafe=cfg.unsafe_load)
     except Exception as exc:  # unreadable, unsafe or malformed: one config error, not a traceback
         raise ConfigError("runtime_io.info_file", str(info), f"a readable calibration info file ({type(exc).__name__}: {exc})") from None
 

@@ -7,15 +7,13 @@ yaw], "bbox_label_3d": int}, ...]` with z the box bottom and label -1 for ignore
 objects. Points are float32 `.bin` files of `num_pts_feats` columns, relative to the
 data root.
 
-Pickles can run code, so info files go through `SafeUnpickler`: only plain builtin
+Pickles can run code, so info files go through the core's restricted unpickler: only plain builtin
 containers/scalars and numpy array reconstruction are allowed; anything else is
 refused with the name of the global it asked for.
 """
 
 from __future__ import annotations
 
-import io
-import pickle
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,53 +21,7 @@ from typing import Any
 
 import numpy as np
 
-_ALLOWED = (
-    {
-        ("builtins", n)
-        for n in (
-            "dict",
-            "list",
-            "tuple",
-            "set",
-            "frozenset",
-            "str",
-            "bytes",
-            "int",
-            "float",
-            "bool",
-            "complex",
-            "bytearray",
-            "slice",
-            "range",
-        )
-    }
-    | {(mod, n) for mod in ("numpy.core.multiarray", "numpy._core.multiarray") for n in ("_reconstruct", "scalar")}
-    | {("numpy", "ndarray"), ("numpy", "dtype"), ("collections", "OrderedDict")}
-    | {
-        ("numpy.dtypes", n)
-        for n in ("Float32DType", "Float64DType", "Int64DType", "Int32DType", "BoolDType", "UInt8DType")
-    }
-)
-
-
-class UnsafePickleError(pickle.UnpicklingError):
-    pass
-
-
-class SafeUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in _ALLOWED:
-            return super().find_class(module, name)
-        raise UnsafePickleError(
-            f"info file asks for {module}.{name}; only builtin containers and numpy arrays are allowed "
-            "(convert the file, or load it yourself if you trust it)"
-        )
-
-
-def safe_load(path: Path | str) -> Any:
-    data = Path(path).read_bytes()
-    return SafeUnpickler(io.BytesIO(data)).load()
-
+from awml_harness.io.safe_pickle import load_pickle
 
 @dataclass(frozen=True)
 class Sample:
@@ -105,8 +57,9 @@ def entry_targets(entry: dict) -> tuple[np.ndarray, np.ndarray]:
 class InfoDataset(Sequence[Sample]):
     """Lazily loads points; same order as the info file's data_list."""
 
-    def __init__(self, info_file: Path, data_root: Path | None, num_point_features: int, limit: int = -1) -> None:
-        info = safe_load(info_file)
+    def __init__(self, info_file: Path, data_root: Path | None, num_point_features: int, limit: int = -1,
+                 allow_unsafe: bool = False) -> None:
+        info = load_pickle(info_file, allow_unsafe=allow_unsafe)
         entries = info["data_list"] if isinstance(info, dict) else info
         self.entries = list(entries if limit < 0 else entries[:limit])
         self.root = Path(data_root) if data_root is not None else Path(info_file).parent

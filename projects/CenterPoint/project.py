@@ -138,7 +138,7 @@ class Project(ProjectAdapter):
             return SyntheticDataset(
                 s.synthetic_samples, s.synthetic_points, s.point_cloud_range, s.num_point_features, s.seed
             )
-        return InfoDataset(io.info_file, io.data_root, s.num_point_features)
+        return InfoDataset(io.info_file, io.data_root, s.num_point_features, allow_unsafe=self.cfg.unsafe_load)
 
     def target(self, sample: Any) -> Any:
         return {"boxes": sample.boxes, "labels": sample.labels}

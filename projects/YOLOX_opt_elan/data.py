@@ -18,7 +18,7 @@ from typing import Any, overload
 
 import numpy as np
 
-from projects.YOLOX_opt_elan.png import read_png
+from awml_harness.io.png import read_png
 
 
 @dataclass(frozen=True)

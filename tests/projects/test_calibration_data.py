@@ -10,6 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from awml_harness.io.safe_pickle import UnsafePickleError
+from awml_harness.io.safe_pickle import loads as safe_loads
+
 from projects.CalibrationStatusClassification import data as D
 from projects.CalibrationStatusClassification.png import read_png, write_png
 
@@ -147,15 +150,15 @@ class _Evil:
 
 def test_restricted_unpickler_accepts_numpy_and_builtins() -> None:
     obj = {"data_list": [{"m": np.eye(3), "s": np.float64(2.5), "t": (1, "a"), "set": {1, 2}}]}
-    back = D.restricted_loads(pickle.dumps(obj))
+    back = safe_loads(pickle.dumps(obj))
     np.testing.assert_array_equal(back["data_list"][0]["m"], np.eye(3))
     assert back["data_list"][0]["s"] == 2.5 and back["data_list"][0]["set"] == {1, 2}
 
 
 @pytest.mark.parametrize("payload", [_Evil(), Path("/tmp")])
 def test_restricted_unpickler_refuses_other_classes(payload: object) -> None:
-    with pytest.raises(D.UnsafeInfoFileError, match="not allowed"):
-        D.restricted_loads(pickle.dumps({"x": payload}))
+    with pytest.raises(UnsafePickleError, match="refusing to unpickle"):
+        safe_loads(pickle.dumps({"x": payload}))
 
 
 def test_shipped_info_file_layout() -> None:

@@ -118,7 +118,7 @@ def test_missing_data_files_are_a_config_error(tmp_path: Path) -> None:
 
 def test_unsafe_info_file_is_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "info.pkl").write_bytes(pickle.dumps({"data_list": [Path("x")]}))
-    with pytest.raises(ConfigError, match="not allowed"):
+    with pytest.raises(ConfigError, match="refusing to unpickle"):
         _cfg("deploy_config.py", f"runtime_io.info_file={tmp_path / 'info.pkl'}")
 
 

@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from projects.CenterPoint.data import InfoDataset, UnsafePickleError, safe_load
+from awml_harness.io.safe_pickle import UnsafePickleError
+from awml_harness.io.safe_pickle import load_pickle as safe_load
+from projects.CenterPoint.data import InfoDataset
 from projects.CenterPoint.metrics import CenterDistanceEvaluator, average_precision, match_sample
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from projects.YOLOX_opt_elan.data import Sample, load_coco, to_coco
-from projects.YOLOX_opt_elan.png import PngError, decode_png, encode_png, read_png, write_png
+from awml_harness.io.png import PngError, decode_png, encode_png, read_png, write_png
 from projects.YOLOX_opt_elan.settings import CLASS_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,7 +73,7 @@ def test_png_rejects_garbage():
     with pytest.raises(PngError, match="signature"):
         decode_png(b"GIF89a....")
     with pytest.raises(PngError):
-        encode_png(np.zeros((4, 4), np.uint8))
+        encode_png(np.zeros((4, 4, 2), np.uint8))  # two channels: neither grey nor RGB
 
 
 def _sample(image_id: int, rel: str, boxes, labels) -> Sample:

@@ -1,7 +1,7 @@
 """A small PNG codec (numpy + zlib), because neither PIL nor OpenCV is a dependency.
 
-COCO datasets reference image files; shipping real PNGs keeps the fixture in the format
-users have. Scope: 8-bit greyscale, RGB and RGBA, non-interlaced, every scanline filter
+Datasets reference image files; shipping real PNGs keeps the fixtures in the format
+users have. Channel order here is the file's (RGB); projects that work in BGR flip it. Scope: 8-bit greyscale, RGB and RGBA, non-interlaced, every scanline filter
 type (0 None, 1 Sub, 2 Up, 3 Average, 4 Paeth) on read. The writer emits RGB with the
 Sub filter on every row (good enough compression for rendered images, trivially
 vectorized). Palette, 16-bit and interlaced files are refused with a clear error.
@@ -28,16 +28,18 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def encode_png(rgb: np.ndarray, level: int = 9) -> bytes:
-    """(H, W, 3) uint8 RGB -> PNG bytes (Sub filter on every scanline)."""
+    """(H, W, 3) uint8 RGB or (H, W) grey -> PNG bytes (Sub filter on every scanline)."""
     img = np.asarray(rgb)
-    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
-        raise PngError(f"encode_png takes (H, W, 3) uint8, got {img.shape} {img.dtype}")
-    h, w, _ = img.shape
-    rows = img.reshape(h, w * 3)
+    if img.dtype == np.uint8 and img.ndim == 2:
+        img = img[:, :, None]
+    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] not in (1, 3):
+        raise PngError(f"encode_png takes (H, W, 3) or (H, W) uint8, got {img.shape} {img.dtype}")
+    h, w, ch = img.shape
+    rows = img.reshape(h, w * ch)
     sub = rows.copy()
-    sub[:, 3:] = rows[:, 3:] - rows[:, :-3]  # uint8 wraps modulo 256, as the filter wants
+    sub[:, ch:] = rows[:, ch:] - rows[:, :-ch]  # uint8 wraps modulo 256, as the filter wants
     raw = np.concatenate([np.ones((h, 1), np.uint8), sub], axis=1)
-    header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    header = struct.pack(">IIBBBBB", w, h, 8, 0 if ch == 1 else 2, 0, 0, 0)
     idat = zlib.compress(raw.tobytes(), level)
     return _SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
 
@@ -68,6 +70,9 @@ def decode_png(data: bytes) -> np.ndarray:
         (length,) = struct.unpack(">I", data[pos:pos + 4])
         kind = data[pos + 4:pos + 8]
         body = data[pos + 8:pos + 8 + length]
+        crc = data[pos + 8 + length:pos + 12 + length]
+        if len(crc) != 4 or struct.unpack(">I", crc)[0] != zlib.crc32(kind + body) & 0xFFFFFFFF:
+            raise PngError(f"CRC mismatch in PNG chunk {kind!r} (file corrupt or truncated)")
         pos += 12 + length
         if kind == b"IHDR":
             header = struct.unpack(">IIBBBBB", body)
