@@ -57,6 +57,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "tolerances observed in verification, in deploy-config syntax")
     group.addoption("--awml-tolerance-headroom", type=float, default=2.0, metavar="FACTOR",
                     help="multiply observed differences by this for --awml-suggest-tolerances (default 2)")
+    group.addoption("--awml-latency-baseline", default=None, metavar="PATH|latest",
+                    help="pytest-benchmark saved JSON (or 'latest' in --benchmark-storage) that "
+                         "evaluation.backends.<name>.latency_regression is checked against")
     group.addoption("--awml-save-golden", default=None, metavar="DIR",
                     help="store each verification reference's outputs under DIR")
     group.addoption("--awml-golden", default=None, metavar="DIR",

@@ -48,9 +48,29 @@ def test_latency(awml, awml_latency_case, awml_record, guard_backend, benchmark,
             benchmark.extra_info["device_time_ms"] = device_ms
     budget = ev.backends[case.name].latency_budget
     violations = check_budget(stats, budget, key_prefix=f"evaluation.backends.{case.name}.latency_budget")
+    limits = ev.backends[case.name].latency_regression
+    baseline = None
+    if limits and pytestconfig.option.awml_latency_baseline:
+        from awml_harness.metrics.latency import baseline_stats, check_regression, latest_baseline
+
+        where = pytestconfig.option.awml_latency_baseline
+        if where == "latest":
+            storage = str(pytestconfig.getoption("benchmark_storage", ".benchmarks")).removeprefix("file://")
+            found = latest_baseline(pytestconfig.rootpath / storage)
+            if found is None:
+                pytest.fail(f"--awml-latency-baseline latest: no saved run under {storage} "
+                            "(save one with --benchmark-autosave)", pytrace=False)
+            where = found
+        name = f"test_latency[{case.id}]"
+        baseline = baseline_stats(where, name)
+        if baseline is None:
+            pytest.fail(f"{name} is not in the latency baseline {where}", pytrace=False)
+        violations += check_regression(stats, baseline, limits,
+                                       key_prefix=f"evaluation.backends.{case.name}.latency_regression")
     awml_record({"kind": "latency", "config": case.config_id, "backend": case.name,
                  "device": case.spec.device, "precision": case.spec.precision, "unit": "ms",
                  **stats, "samples_ms": [t * 1e3 for t in benchmark.stats.stats.data], "stages_median_ms": stages, "device_time_ms": device_ms,
-                 "budget": dict(budget), "budget_violations": violations, "artifacts": ctx.all_artifacts()})
+                 "budget": dict(budget), "regression_limits": dict(limits), "baseline_ms": baseline,
+                 "budget_violations": violations, "artifacts": ctx.all_artifacts()})
     if violations:
-        pytest.fail(f"{case.id}: latency over budget:\n" + "\n".join(violations), pytrace=False)
+        pytest.fail(f"{case.id}: latency over budget or regressed:\n" + "\n".join(violations), pytrace=False)

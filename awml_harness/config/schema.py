@@ -281,6 +281,9 @@ class EvalBackend:
     latency_budget: Mapping[str, float] = field(default_factory=dict)
     # overrides evaluation.metric_tolerance for this backend (e.g. looser for fp16)
     metric_tolerance: Mapping[str, float] = field(default_factory=dict)
+    # max relative increase vs a saved pytest-benchmark baseline (--awml-latency-baseline),
+    # any statistic incl. percentiles, e.g. {"p95": 0.10} = at most 10 % slower at p95
+    latency_regression: Mapping[str, float] = field(default_factory=dict)
 
     def validate(self, key: str) -> None:
         object.__setattr__(self, "device", check_device(self.device, f"{key}.device"))
@@ -289,9 +292,15 @@ class EvalBackend:
                 raise ConfigError(f"{key}.latency_budget.{stat}", value, f"one of {sorted(LATENCY_BUDGET_KEYS)}")
             if value <= 0:
                 raise ConfigError(f"{key}.latency_budget.{stat}", value, "a positive number of milliseconds")
+        for stat, value in self.latency_regression.items():
+            if stat not in LATENCY_STATS:
+                raise ConfigError(f"{key}.latency_regression.{stat}", value, f"one of {sorted(LATENCY_STATS)}")
+            if value < 0:
+                raise ConfigError(f"{key}.latency_regression.{stat}", value, "a fraction >= 0 (0.1 = 10 % slower)")
 
 
-LATENCY_BUDGET_KEYS = frozenset({"mean_ms", "median_ms", "min_ms", "max_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms"})
+LATENCY_STATS = frozenset({"mean", "median", "min", "max", "p50", "p90", "p95", "p99"})
+LATENCY_BUDGET_KEYS = frozenset(f"{s}_ms" for s in LATENCY_STATS)
 
 
 @dataclass(frozen=True)

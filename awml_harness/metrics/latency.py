@@ -69,3 +69,43 @@ def cuda_event_times(fn: Callable[[], Any], rounds: int) -> dict[str, float] | N
         times.append(start.elapsed_time(end))
     arr = np.asarray(times)
     return {"median": float(np.median(arr)), "p95": float(np.percentile(arr, 95)), "rounds": int(arr.size)}
+
+
+def baseline_stats(path: Any, test_name: str) -> dict[str, float] | None:
+    """The statistics (ms) of `test_name` in a pytest-benchmark saved JSON: its own
+    min/max/mean/median plus the percentiles the harness stores in extra_info."""
+    import json
+    from pathlib import Path
+
+    data = json.loads(Path(path).read_text())
+    for bench in data.get("benchmarks", []):
+        if bench.get("name") == test_name or bench.get("fullname", "").endswith(test_name):
+            st = bench.get("stats", {})
+            out = {k: float(st[k]) * 1e3 for k in ("min", "max", "mean", "median") if k in st}
+            out.update({k: float(v) for k, v in bench.get("extra_info", {}).items()
+                        if k in ("p50", "p90", "p95", "p99") and isinstance(v, (int, float))})
+            return out
+    return None
+
+
+def latest_baseline(storage: Any) -> Any:
+    """Newest saved run under a pytest-benchmark storage folder (what --benchmark-compare uses)."""
+    from pathlib import Path
+
+    runs = sorted(Path(storage).glob("*/*.json"), key=lambda p: p.name)
+    return runs[-1] if runs else None
+
+
+def check_regression(stats: Mapping[str, float], baseline: Mapping[str, float], limits: Mapping[str, float],
+                     key_prefix: str) -> list[str]:
+    out = []
+    for stat, limit in sorted(limits.items()):
+        now, before = stats.get(stat), baseline.get(stat)
+        if now is None or before is None or before <= 0:
+            out.append(f"  - {stat}: not in the baseline, cannot check {key_prefix}.{stat}")
+            continue
+        change = now / before - 1.0
+        if change > limit:
+            out.append(f"  - {stat} = {now:.3f} ms vs baseline {before:.3f} ms (+{100 * change:.1f} %) "
+                       f"exceeds {key_prefix}.{stat} = {100 * limit:g} %")
+    return out

@@ -67,3 +67,26 @@ def test_latency_budget_below_measured_fails_naming_the_key(toy_repo):
         "suites", "-p", "no:cacheprovider", "--cfg-options", "evaluation.backends.onnx.latency_budget={'p42_ms': 1}")
     assert bad.ret == 4
     bad.stderr.fnmatch_lines(["*evaluation.backends.onnx.latency_budget.p42_ms*"])
+
+
+def test_percentile_regression_against_a_saved_baseline(toy_repo):
+    first = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "latency and onnx",
+                                          "--benchmark-autosave")
+    first.assert_outcomes(passed=1)
+    # a 1e6-fold allowance passes; a negative one ("must get faster") is refused at config time
+    ok = toy_repo.runpytest_subprocess(
+        "suites", "-p", "no:cacheprovider", "-k", "latency and onnx", "--awml-latency-baseline=latest",
+        "--cfg-options", "evaluation.backends.onnx.latency_regression={'p95': 1e6, 'p99': 1e6}")
+    ok.assert_outcomes(passed=1)
+    # the baseline's p99 is made tiny: the current run is a huge regression at p99
+    saved = next((toy_repo.path / ".benchmarks").rglob("*.json"))
+    data = json.loads(saved.read_text())
+    for bench in data["benchmarks"]:
+        bench["extra_info"]["p99"] = 1e-9
+    saved.write_text(json.dumps(data))
+    bad = toy_repo.runpytest_subprocess(
+        "suites", "-p", "no:cacheprovider", "-k", "latency and onnx", f"--awml-latency-baseline={saved}",
+        "--cfg-options", "evaluation.backends.onnx.latency_regression={'p99': 0.5}")
+    bad.assert_outcomes(failed=1)
+    bad.stdout.fnmatch_lines(["*- p99 = * ms vs baseline 0.000 ms (+* %) exceeds "
+                              "evaluation.backends.onnx.latency_regression.p99 = 50 %"])
