@@ -277,6 +277,9 @@ class ProjectContext:
                     status[name]["error"] = f"sample {i} ({prepared.sample_id}): {type(exc).__name__}: {exc}"
                     continue
                 status[name]["seconds"] += time.perf_counter() - start
+                det = self.adapter.detections(res.prediction)
+                if det is not None and len(det) == 0:
+                    status[name]["empty"] = status[name].get("empty", 0) + 1
                 sink(name, i, prepared.sample_id, res.prediction, target)
         return status
 

@@ -7,6 +7,8 @@ and applies the same tolerance gate (see awml_harness.evaluation)."""
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 
@@ -40,9 +42,14 @@ def test_evaluation(awml, awml_eval_case, awml_record, awml_unavailable):
         why = reference.get("unavailable") or reference.get("error") or "not configured"
         awml_record({**record, "status": "no-reference", "metrics": mine["metrics"], "num_samples": mine["num_samples"]})
         awml_unavailable(f"reference backend {ev.reference!r} has no metrics ({why}); cannot compute deltas")
+    note = None
+    if mine["num_samples"] and mine.get("empty", 0) == mine["num_samples"]:
+        note = (f"{case.id}: no detections on any of the {mine['num_samples']} samples, so every metric is 0; "
+                "check the score threshold and the backend's raw outputs (test_verification)")
+        warnings.warn(note, stacklevel=1)
     deltas, failures = delta_failures(scalar_metrics(mine["metrics"]), scalar_metrics(reference["metrics"]),
                                       ev.tolerance_for(case.name))
-    awml_record({**record, "status": "ok", "metrics": mine["metrics"], "deltas": deltas,
+    awml_record({**record, "status": "ok", "metrics": mine["metrics"], "deltas": deltas, "note": note,
                  "num_samples": mine["num_samples"], "seconds": mine["seconds"], "passed": not failures})
     if failures:
         pytest.fail(f"{case.id}: metrics differ from {ev.reference}:\n" + "\n".join(failures), pytrace=False)

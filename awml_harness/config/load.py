@@ -99,9 +99,21 @@ def parse_override(item: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
-def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+def scoped(item: str) -> tuple[str | None, str]:
+    """`YOLOX_opt_elan:model_cfg.score_threshold=0.3` applies to that project's configs
+    only (scope = project name or config file stem); unscoped items apply to every config."""
+    head, sep, rest = item.partition(":")
+    if sep and head and "." not in head and "=" not in head:
+        return head, rest
+    return None, item
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str], scope_names: Sequence[str] = ()) -> dict[str, Any]:
     data = copy.deepcopy(data)
-    for item in overrides:
+    for raw in overrides:
+        scope, item = scoped(raw)
+        if scope is not None and scope not in scope_names:
+            continue
         key, value = parse_override(item)
         node = data
         parts = key.split(".")
@@ -149,7 +161,7 @@ def load_deploy_config(
     base_dir = (base_dir or Path.cwd()).resolve()
     try:
         data = _normalize_keys(read_file(path))
-        data = apply_overrides(data, overrides)
+        data = apply_overrides(data, overrides, scope_names=(str(data.get("project", "")), path.stem))
         if work_dir:
             data.setdefault("export", {})
             data["export"]["work_dir"] = work_dir

@@ -177,3 +177,14 @@ def test_relative_paths_resolve_against_the_base_dir(tmp_path):
     (tmp_path / "c.yaml").write_text("project: Toy\ntask_type: classification\nexport: {work_dir: wd}\n")
     cfg = load_deploy_config(tmp_path / "c.yaml", base_dir=TOY)
     assert cfg.export.work_dir == TOY.resolve() / "wd"
+
+
+def test_scoped_overrides_apply_to_one_project_only(tmp_path):
+    (tmp_path / "c.yaml").write_text("project: Toy\ntask_type: classification\n")
+    cfg = load_deploy_config(tmp_path / "c.yaml", base_dir=TOY,
+                             overrides=["Toy:model_cfg.size=9", "Other:model_cfg.nope=1", "c:model_cfg.channels=3"])
+    assert (cfg.model_settings.size, cfg.model_settings.channels) == (9, 3)
+    # a colon inside a dotted key is not a scope
+    cfg = load_deploy_config(tmp_path / "c.yaml", base_dir=TOY,
+                             overrides=["verification.pairs.pytorch:cpu->onnx:cpu={'atol': 1.0, 'rtol': 0.0}"])
+    assert cfg.verification.pairs["pytorch:cpu->onnx:cpu"].atol == 1.0
