@@ -1,5 +1,5 @@
 """Typed test parameters. The suites are parametrized with these, so a test id reads
-like `CenterPoint-pytorch:cpu-vs-onnx:cpu-s0` and `-k centerpoint` selects a project."""
+like `MyDetector-pytorch:cpu-vs-onnx:cpu-s0` and `-k mydetector` selects a project."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The unit of export: one exportable piece of a model, one ONNX file, one engine.
 
 A project with one network has one Graph. A project whose deployed form is several
-files (CenterPoint: voxel encoder, then backbone/neck/head) returns several, and its
+files (a pillar detector: voxel encoder, then backbone/neck/head) returns several, and its
 pipeline calls them in turn with plain Python in between. Nothing in the core knows
 how many a project has, which is why no "workflow" class exists.
 """

@@ -62,7 +62,7 @@ def read_openmmlab_config(path: Path | str, key: str = ROOT) -> dict[str, Any]:
 
 
 def strip_scope(type_name: str) -> str:
-    """`mmdet.YOLOX` -> `YOLOX`: the registry scope does not change what is built."""
+    """`mmdet.SomeDetector` -> `SomeDetector`: the registry scope does not change what is built."""
     return type_name.rsplit(".", 1)[-1]
 
 

@@ -34,7 +34,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="deploy config (.py or .yaml); repeatable. Default: ini key awml_deploy_configs")
     group.addoption("--cfg-options", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                     help="override config keys, e.g. verification.default.atol=1e-6 (every config) or "
-                         "CenterPoint:model_cfg.score_threshold=0.2 (that project's configs only)")
+                         "MyDetector:model_cfg.score_threshold=0.2 (that project's configs only)")
     group.addoption("--work-dir", default=None, metavar="DIR", help="override export.work_dir (artifact cache)")
     group.addoption("--device", default=None, metavar="DEVICE",
                     help="run the pytorch/onnx evaluation backends on this device (cpu, cuda:N)")

@@ -1,7 +1,7 @@
 """The contract between the core and a project, and how a project is found.
 
 A project lives in `projects/<Name>/project.py` and defines `Project`, a subclass of
-:class:`ProjectAdapter`. The deploy config names it (`project = "CenterPoint"`); the
+:class:`ProjectAdapter`. The deploy config names it (`project = "MyDetector"`); the
 core finds the folder by walking up from the config file (or from the rootdir), so
 adding a project never means editing `awml_harness/`.
 

@@ -100,7 +100,7 @@ def parse_override(item: str) -> tuple[str, Any]:
 
 
 def scoped(item: str) -> tuple[str | None, str]:
-    """`YOLOX_opt_elan:model_cfg.score_threshold=0.3` applies to that project's configs
+    """`MyDetector:model_cfg.score_threshold=0.3` applies to that project's configs
     only (scope = project name or config file stem); unscoped items apply to every config."""
     head, sep, rest = item.partition(":")
     if sep and head and "." not in head and "=" not in head:

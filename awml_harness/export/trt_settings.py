@@ -31,8 +31,8 @@ Why these rules:
   strongly_typed becomes "fp16 ONNX + strongly typed build" on both majors.
 
 Optimization profiles come from `backend_config.model_inputs` (one entry per profile).
-Names are matched per graph, so one entry may list inputs of several graphs (CenterPoint:
-`input_features` and `spatial_features`); a key may also be qualified `<graph>.<input>`
+Names are matched per graph, so one entry may list inputs of several graphs (a two-graph
+pillar detector: its voxel encoder's and its backbone's inputs); a key may also be qualified `<graph>.<input>`
 when two graphs share an input name. An entry naming none of a graph's inputs is for
 another graph. Inputs an entry does not name take the graph's own profile entry
 (`Graph.profiles`), else the static example shape. Without any entry for a graph the

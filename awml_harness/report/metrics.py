@@ -118,7 +118,7 @@ def metrics_path(harness: Any, option: str | None, rootdir: Path, doc_projects: 
     if option:
         p = Path(option)
         return p if p.is_absolute() else rootdir / p
-    # the configs that ran come first, so `-k yolox` writes beside the YOLOX artifacts
+    # the configs that ran come first, so `-k <project>` writes beside that project's artifacts
     ran = [harness.configs[c] for c in doc_projects if c in harness.configs]
     ordered = ran + [c for c in harness.configs.values() if c not in ran]
     for cfg in ordered:
