@@ -130,7 +130,7 @@ def compare_arrays(path: str, ref: np.ndarray, test: np.ndarray, atol: float, rt
     abs_ref = np.abs(np.where(finite, r, 0.0))
     ok = (diff <= atol + rtol * abs_ref) & finite | same_inf
     mismatches = int(numel - np.count_nonzero(ok))
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         rel = np.where(abs_ref > 0, diff / abs_ref, np.where(diff > 0, np.inf, 0.0))
     flat_worst = int(np.argmax(np.where(nonfinite_bad, np.inf, diff)))
     worst_index = tuple(int(i) for i in np.unravel_index(flat_worst, ref.shape)) if ref.ndim else ()

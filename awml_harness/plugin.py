@@ -86,6 +86,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "gpu: needs a CUDA device")
     if config.option.help or config.option.version:
         return
+    if config.option.awml_report:
+        import importlib.util
+
+        if importlib.util.find_spec("matplotlib") is None:
+            raise pytest.UsageError("--awml-report needs matplotlib: pip install 'awml-harness[report]'")
     paths = [Path(p) for p in config.option.deploy_cfg] or list(config.getini("awml_deploy_configs"))
     if not paths:
         return

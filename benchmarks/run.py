@@ -117,7 +117,8 @@ def p1_p2(want: set[str], quick: bool) -> list[Row]:
                 ratio = cold["wall"] / denom
                 calls = ", ".join(f"{k} {v}" for k, v in sorted(bare["calls"].items()))
                 rows.append(Row("P1", f"suite/bare {project}", ratio, "<= 1.15", ratio <= 1.15,
-                                f"suite {cold['wall']:.1f} s (rc {cold['rc']}) vs export {cold['export_seconds']:.1f} s"
+                                f"suite {cold['wall']:.1f} s (rc {cold['rc']}; pytest: {cold['summary']}) vs export "
+                                f"{cold['export_seconds']:.1f} s"
                                 f" + bare {bare['seconds']:.1f} s [{calls}]"))
             if "P2" in want and project in P2_PROJECTS:
                 log(f"P2 {project}: warm suite run")
