@@ -11,7 +11,8 @@ can be compared for equality, not closeness.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -49,10 +50,10 @@ def evaluate(frames: Sequence[tuple[dict[str, Any], dict[str, Any]]], class_name
         # every prediction of this class: (score, frame, box); GT per frame
         preds, gts, num_gt = [], [], 0
         for f, (pred, target) in enumerate(frames):
-            for box, score, lab in zip(pred["boxes"].tolist(), pred["scores"].tolist(), pred["labels"].tolist()):
+            for box, score, lab in zip(pred["boxes"].tolist(), pred["scores"].tolist(), pred["labels"].tolist(), strict=True):
                 if lab == label:
                     preds.append((score, f, box))
-            g = [box for box, lab in zip(target["boxes"].tolist(), target["labels"].tolist()) if lab == label]
+            g = [box for box, lab in zip(target["boxes"].tolist(), target["labels"].tolist(), strict=True) if lab == label]
             gts.append(g)
             num_gt += len(g)
         if num_gt == 0:

@@ -31,9 +31,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYWORD = {"CalibrationStatusClassification": "calibration", "YOLOX_opt_elan": "yolox", "CenterPoint": "centerpoint"}
@@ -149,17 +150,18 @@ def p3(quick: bool) -> list[Row]:
         index = min(ctx.cfg.runtime_io.sample_idx, len(ctx.dataset) - 1)
         prepared = ctx.prepared(index)
 
-        def run_graph(name: str, feeds: Any) -> Any:
+        def run_graph(name: str, feeds: Any, runners: Any = runners) -> Any:
             return runners[name].infer(feeds)
 
-        def harness() -> Any:  # what test_latency times (suites/test_latency.py: model_call)
+        def harness(ctx: Any = ctx, prepared: Any = prepared, run_graph: Any = run_graph) -> Any:
+            # what test_latency times (suites/test_latency.py: model_call)
             return ctx.adapter.forward(prepared, run_graph, NullTimer())
 
         graph = ctx.adapter.graph_names()[0]
         sess = ort_session(ctx.onnx_artifacts("fp32")[graph].path, ctx.options.threads)
         feeds = dict(prepared.inputs)
 
-        def bare() -> Any:
+        def bare(sess: Any = sess, feeds: Any = feeds) -> Any:
             return sess.run(None, feeds)
 
         for _ in range(10):
