@@ -167,8 +167,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
     cases = generate_cases(session, wanted[0]) if session is not None else []
     if not cases:
-        metafunc.parametrize(wanted[0], [pytest.param(None, marks=pytest.mark.skip(
-            reason="no deploy config: pass --deploy-cfg or set the ini key awml_deploy_configs"))], ids=["no-config"])
+        reason = ("no deploy config: pass --deploy-cfg or set the ini key awml_deploy_configs" if session is None
+                  else f"the loaded deploy configs ask for no {wanted[0].removeprefix('awml_').removesuffix('_case')} "
+                       "test (e.g. no dynamic shapes, evaluation or latency disabled)")
+        metafunc.parametrize(wanted[0], [pytest.param(None, marks=pytest.mark.skip(reason=reason))], ids=["none"])
         return
     metafunc.parametrize(wanted[0], [pytest.param(c, marks=pytest.mark.awml) for c in cases], ids=[c.id for c in cases])
 
