@@ -320,10 +320,19 @@ def missing_packages(*modules: str) -> list[str]:
     return missing
 
 
-def build_with_registry(config_path: Path | str, scope: str) -> Any:
+def build_with_registry(config_path: Path | str | None, scope: str) -> Any:
     """The model described by the config, built by the `scope` registry (`mmdet`,
     `mmdet3d`, `mmpretrain`) after the config's `custom_imports`, so a user's own
-    registered modules are what is built. Needs the `[mm]` extra."""
+    registered modules are what is built. Needs the `[mm]` extra; without it, or without
+    an OpenMMLab config, a ConfigError on `model_cfg.reference` says what is missing."""
+    from awml_harness.config.errors import ConfigError
+
+    if config_path is None:
+        raise ConfigError("model_cfg.reference", "registry", "an OpenMMLab model_cfg (the registry needs its config)")
+    missing = missing_packages(scope)
+    if missing:
+        raise ConfigError("model_cfg.reference", "registry",
+                          f"'native', or install the [mm] extra (missing: {', '.join(missing)})")
     from mmengine.config import Config  # type: ignore[import-not-found]
     from mmengine.registry import init_default_scope  # type: ignore[import-not-found]
     from mmengine.utils import import_modules_from_strings  # type: ignore[import-not-found]

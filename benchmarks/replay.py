@@ -42,15 +42,10 @@ def ort_session(path: Path, threads: int = 0, spinning: bool = False) -> Any:
     """The session options the harness uses (backends/onnxruntime.py), nothing else."""
     import onnxruntime as ort
 
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads:
-        opts.intra_op_num_threads = threads
-    opts.log_severity_level = 3
-    if not spinning:
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    from awml_harness.backends.onnxruntime import session_options
+
+    return ort.InferenceSession(str(path), sess_options=session_options(threads, spinning),
+                                providers=["CPUExecutionProvider"])
 
 
 class BareBackend:

@@ -8,7 +8,7 @@ between ONNX calls in verification and evaluation) ran 6-10x slower on a 2-core 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -30,6 +30,22 @@ def providers_for(device: str) -> list:
     return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
 
 
+def session_options(threads: int = 0, spinning: bool = False) -> Any:
+    """Full graph optimizations; no idle-thread spinning unless asked (spinning ORT
+    threads steal the cores a PyTorch backend in the same process needs)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    if not spinning:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return opts
+
+
 class OnnxRuntimeRunner:
     def __init__(self, path: Path, device: str = "cpu", threads: int = 0, name: str = "onnx",
                  spinning: bool = False) -> None:
@@ -37,16 +53,9 @@ class OnnxRuntimeRunner:
             import onnxruntime as ort
         except ImportError:
             raise BackendUnavailable("onnxruntime is not installed") from None
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            opts.intra_op_num_threads = threads
-        opts.log_severity_level = 3
-        if not spinning:
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
         self.name = f"{name}:{device}"
-        self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers_for(device))
+        self.session = ort.InferenceSession(str(path), sess_options=session_options(threads, spinning),
+                                            providers=providers_for(device))
         self.input_names = tuple(i.name for i in self.session.get_inputs())
         self.output_names = tuple(o.name for o in self.session.get_outputs())
         self._input_types = {i.name: i.type for i in self.session.get_inputs()}

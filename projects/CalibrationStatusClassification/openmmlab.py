@@ -116,15 +116,8 @@ def build_reference(settings: Any) -> Any:
     input -> logits like the native model (backbone -> neck -> head)."""
     from torch import nn
 
-    from awml_harness.config.errors import ConfigError
-    from awml_harness.openmmlab import build_with_registry, missing_packages
+    from awml_harness.openmmlab import build_with_registry
 
-    if settings.openmmlab_config is None:
-        raise ConfigError("model_cfg.reference", "registry", "an OpenMMLab model_cfg (the registry needs its config)")
-    missing = missing_packages("mmpretrain")
-    if missing:
-        raise ConfigError("model_cfg.reference", "registry",
-                          f"'native', or install the [mm] extra (missing: {', '.join(missing)})")
     classifier = build_with_registry(settings.openmmlab_config, "mmpretrain")
 
     class RegistryClassifier(nn.Module):

@@ -60,62 +60,84 @@ def match_groups(
 ) -> np.ndarray:
     """Greedy matching of many independent groups (one per class and sample) at once.
 
-    pred_xy (P, >=2), pred_group (P,) int; `order` (P,) the processing order (a
-    permutation of range(P): only its restriction to each group matters); gt_xy
-    (G, >=2), gt_group (G,) int. Returns (T, P): the index into gt_xy of the GT each
+    pred_xy (P, >=2), pred_group (P,) non-negative ints; `order` (P,) the processing
+    order, a permutation of range(P) (only its restriction to each group matters);
+    gt_xy (G, >=2), gt_group (G,). Returns (T, P): the index into gt_xy of the GT each
     prediction takes per threshold, -1 for a false positive.
+
+    Exactly the sequential rule: in processing order, each prediction takes, among the
+    GT of its group not yet taken at that threshold, the one at the smallest distance
+    sqrt(dx * dx + dy * dy), provided it is finite and not >= the threshold; ties go to
+    the GT listed first. A prediction whose distance to any GT of its group is NaN
+    takes nothing (as an argmin over that row would). Work: one pass over the
+    (prediction, GT) pairs of each group, then rounds -- round r handles the r-th
+    prediction of every group that has any admissible pair -- over those pairs only.
     """
     thresholds = np.asarray(thresholds, np.float64)
     t, p = len(thresholds), len(pred_xy)
     matched = np.full((t, p), -1, np.int64)
-    if p == 0 or len(gt_xy) == 0:
+    if p == 0 or len(gt_xy) == 0 or t == 0:
         return matched
     pred_group = np.asarray(pred_group, np.int64)
     gt_group = np.asarray(gt_group, np.int64)
-    # compact the group ids that have predictions
-    groups, pg = np.unique(pred_group, return_inverse=True)
-    pg = pg.reshape(-1)
-    n_groups = len(groups)
-    # GT of each group as a dense row in listed order; padding lies at infinity
-    gperm = np.argsort(gt_group, kind="stable")
-    gsorted = gt_group[gperm]
-    gstart = np.searchsorted(gsorted, groups, side="left")
-    gcount = np.searchsorted(gsorted, groups, side="right") - gstart
-    width = int(gcount.max()) if n_groups else 0
-    if width == 0:
-        return matched
-    has = np.flatnonzero(gcount)
-    rows = np.repeat(has, gcount[has])
-    cols = np.arange(len(rows)) - np.repeat(np.cumsum(gcount[has]) - gcount[has], gcount[has])
-    gidx = np.full((n_groups, width), -1, np.int64)  # dense row -> index into gt_xy
-    gidx[rows, cols] = gperm[_ranges(gstart[has], gcount[has])]
-    gx = np.full((n_groups, width), np.inf)
-    gy = np.full((n_groups, width), np.inf)
-    gx[rows, cols] = gt_xy[gidx[rows, cols], 0]
-    gy[rows, cols] = gt_xy[gidx[rows, cols], 1]
-    dx = pred_xy[:, 0:1] - gx[pg]
-    dy = pred_xy[:, 1:2] - gy[pg]
-    dist = np.sqrt(dx * dx + dy * dy)  # (P, W)
-    base = np.where(dist[None] >= thresholds[:, None, None], np.inf, dist[None])  # (T, P, W)
-    # rank of each prediction inside its group, in processing order
     order = np.asarray(order, np.int64)
-    seq = order[np.argsort(pg[order], kind="stable")]
-    sg = pg[seq]
-    first = np.searchsorted(sg, np.arange(n_groups))
-    rank = np.empty(p, np.int64)
-    rank[seq] = np.arange(p) - first[sg]
-    by_rank = np.argsort(rank, kind="stable")
-    bounds = np.searchsorted(rank[by_rank], np.arange(int(rank.max()) + 2))
-    taken = np.zeros((t, n_groups, width), bool)
-    for r in range(len(bounds) - 1):
-        sel = by_rank[bounds[r] : bounds[r + 1]]  # one prediction per group at most
-        g = pg[sel]
-        cand = np.where(taken[:, g], np.inf, base[:, sel])  # (T, k, W)
-        best = cand.argmin(axis=2)  # (T, k)
-        hit = np.isfinite(np.take_along_axis(cand, best[:, :, None], axis=2)[:, :, 0])
-        matched[:, sel] = np.where(hit, gidx[g[None, :], best], -1)
-        tt, kk = np.nonzero(hit)
-        taken[tt, g[kk], best[tt, kk]] = True
+    # GT grouped (stable, so listed order inside a group); per prediction its group's slice
+    n_keys = int(max(pred_group.max(), gt_group.max())) + 1
+    gcount = np.bincount(gt_group, minlength=n_keys)
+    gstart = np.cumsum(gcount) - gcount
+    gperm = np.argsort(gt_group, kind="stable")
+    # every (prediction, GT of its group) pair, prediction-major, GT in listed order
+    counts = gcount[pred_group]
+    pair_pred = np.repeat(np.arange(p), counts)
+    pair_gt = gperm[_ranges(gstart[pred_group], counts)]
+    dx = pred_xy[pair_pred, 0] - gt_xy[pair_gt, 0]
+    dy = pred_xy[pair_pred, 1] - gt_xy[pair_gt, 1]
+    dist = np.sqrt(dx * dx + dy * dy)
+    nan = np.isnan(dist)
+    poisoned = np.zeros(p, bool)
+    poisoned[pair_pred[nan]] = True
+    admit = ~(dist[None, :] >= thresholds[:, None]) & np.isfinite(dist)[None, :]  # (T, pairs)
+    keep = admit.any(axis=0) & ~poisoned[pair_pred]
+    pair_pred, pair_gt, dist, admit = pair_pred[keep], pair_gt[keep], dist[keep], admit[:, keep]
+    if len(pair_pred) == 0:
+        return matched
+    # predictions with an admissible pair (the others take nothing and block nothing):
+    # their rank inside their group, in processing order
+    n_pairs = np.bincount(pair_pred, minlength=p)
+    first_pair = np.cumsum(n_pairs) - n_pairs
+    live = order[n_pairs[order] > 0]
+    by_group = live[np.argsort(pred_group[live], kind="stable")]
+    keys = pred_group[by_group]
+    new_group = np.empty(len(keys), bool)
+    new_group[0] = True
+    np.not_equal(keys[1:], keys[:-1], out=new_group[1:])
+    run_start = np.flatnonzero(new_group)
+    rank = np.arange(len(keys)) - np.repeat(run_start, np.diff(np.append(run_start, len(keys))))
+    by_rank = by_group[np.argsort(rank, kind="stable")]
+    round_bounds = np.searchsorted(np.sort(rank), np.arange(int(rank.max()) + 2))
+    # pairs laid out round by round: each round one contiguous slice, one segment per prediction
+    seg_len = n_pairs[by_rank]
+    seg_start = np.cumsum(seg_len) - seg_len
+    idx = _ranges(first_pair[by_rank], seg_len)
+    pair_gt, dist, admit = pair_gt[idx], dist[idx], admit[:, idx]
+    taken = np.zeros((t, len(gt_xy)), bool)
+    for r in range(len(round_bounds) - 1):
+        lo, hi = round_bounds[r], round_bounds[r + 1]
+        preds = by_rank[lo:hi]
+        a = seg_start[lo]
+        b = seg_start[hi - 1] + seg_len[hi - 1]
+        local = seg_start[lo:hi] - a
+        gts = pair_gt[a:b]
+        ok = admit[:, a:b] & ~taken[:, gts]  # (T, m)
+        d = np.where(ok, dist[a:b], np.inf)
+        best = np.minimum.reduceat(d, local, axis=1)  # (T, k)
+        seg = np.repeat(np.arange(hi - lo), seg_len[lo:hi])
+        at = np.where(ok & (d == best[:, seg]), np.arange(b - a), b - a)
+        first = np.minimum.reduceat(at, local, axis=1)  # (T, k): first pair at the minimum
+        tt, kk = np.nonzero(first < b - a)
+        g = gts[first[tt, kk]]
+        matched[tt, preds[kk]] = g
+        taken[tt, g] = True
     return matched
 
 
@@ -157,6 +179,35 @@ def average_precision(scores: np.ndarray, tp_weight: np.ndarray, is_tp: np.ndarr
     return _ap_from_sorted(tp, n_tp, fp, num_gt)
 
 
+def _concat(arrays: list[Any], tail: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """Per-sample arrays -> one (N, *tail) array: np.asarray(a, dtype).reshape(-1, *tail)
+    of each, concatenated."""
+    if not arrays:
+        return np.zeros((0, *tail), dtype or np.float64)
+    try:  # fast path: one concatenate; it only succeeds with (n_i, *tail) arrays
+        out = np.concatenate(arrays)
+        if out.shape[1:] == tail:
+            return out if dtype is None else out.astype(dtype, copy=False)
+    except (ValueError, TypeError):
+        pass
+    return np.concatenate([np.asarray(a, dtype).reshape(-1, *tail) for a in arrays])
+
+
+def _labels(arrays: list[Any]) -> tuple[np.ndarray, list[int]]:
+    """Per-sample label arrays -> their concatenation (each flattened) and lengths."""
+    out = _concat(arrays, (), None)
+    if out.ndim == 1 and arrays and all(isinstance(a, np.ndarray) for a in arrays):
+        lengths = [len(a) for a in arrays]  # all 1-D, or the fast concatenate would have failed
+        if sum(lengths) == len(out):
+            return out, lengths
+    return out, [np.asarray(a).size for a in arrays]
+
+
+def _small_ints(values: np.ndarray, bound: int) -> np.ndarray:
+    """Non-negative ints < bound in the narrowest type that gets numpy's radix sort."""
+    return values.astype(np.int16) if bound <= np.iinfo(np.int16).max else values
+
+
 class CenterDistanceEvaluator(Evaluator):
     headline = "mAP"
 
@@ -175,41 +226,49 @@ class CenterDistanceEvaluator(Evaluator):
         """All samples concatenated in sample order, restricted to the evaluated classes:
         pred boxes (P, 7), scores, labels, sample index; GT boxes (G, 7), labels, sample index."""
         items = list(self.samples.values())
-        num_classes = len(self.class_names)
-
-        def cat(arrays: list[np.ndarray], tail: tuple[int, ...]) -> np.ndarray:
-            return np.concatenate(arrays) if arrays else np.zeros((0, *tail))
-
-        p_labels = [np.asarray(p["labels"]).reshape(-1) for p, _ in items]
-        g_labels = [np.asarray(t["labels"]).reshape(-1) for _, t in items]
-        p_boxes = cat([np.asarray(p["boxes"], np.float64).reshape(-1, 7) for p, _ in items], (7,))
-        p_scores = cat([np.asarray(p["scores"], np.float64).reshape(-1) for p, _ in items], ())
-        g_boxes = cat([np.asarray(t["boxes"], np.float64).reshape(-1, 7) for _, t in items], (7,))
+        preds = [p for p, _ in items]
+        targets = [t for _, t in items]
+        p_labels, p_counts = _labels([p["labels"] for p in preds])
+        g_labels, g_counts = _labels([t["labels"] for t in targets])
         frames = np.arange(len(items))
-        p_frame = np.repeat(frames, [len(x) for x in p_labels])
-        g_frame = np.repeat(frames, [len(x) for x in g_labels])
-        out = []
-        for boxes, labels, frame, scores in ((p_boxes, cat(p_labels, ()), p_frame, p_scores),
-                                             (g_boxes, cat(g_labels, ()), g_frame, None)):
-            valid = np.isin(labels, np.arange(num_classes))
-            if not valid.all():
-                boxes, labels, frame = boxes[valid], labels[valid], frame[valid]
-                scores = scores[valid] if scores is not None else None
-            out.extend([boxes, labels.astype(np.int64), frame] + ([scores] if scores is not None else []))
-        p_boxes, p_lab, p_frame, p_scores, g_boxes, g_lab, g_frame = out
-        return p_boxes, p_scores, p_lab, p_frame, g_boxes, g_lab, g_frame
+        p_frame = np.repeat(frames, p_counts)
+        g_frame = np.repeat(frames, g_counts)
+        p_boxes = _concat([p["boxes"] for p in preds], (7,), np.float64)
+        p_scores = _concat([p["scores"] for p in preds], (), np.float64)
+        g_boxes = _concat([t["boxes"] for t in targets], (7,), np.float64)
+        classes = np.arange(len(self.class_names))
+        valid = np.isin(p_labels, classes)
+        if not valid.all():
+            p_boxes, p_scores, p_labels, p_frame = p_boxes[valid], p_scores[valid], p_labels[valid], p_frame[valid]
+        valid = np.isin(g_labels, classes)
+        if not valid.all():
+            g_boxes, g_labels, g_frame = g_boxes[valid], g_labels[valid], g_frame[valid]
+        return (p_boxes, p_scores, p_labels.astype(np.int64), p_frame,
+                g_boxes, g_labels.astype(np.int64), g_frame)
 
     def compute(self) -> dict[str, Any]:
         p_boxes, p_scores, p_lab, p_frame, g_boxes, g_lab, g_frame = self._gather()
         num_frames = len(self.samples)
         num_classes = len(self.class_names)
         # per class in descending score order (stable: sample order, then order in the sample)
-        order = np.lexsort((-p_scores, p_lab))
+        order = np.argsort(-p_scores, kind="stable")
+        order = order[np.argsort(_small_ints(p_lab[order], num_classes), kind="stable")]
         matched = match_groups(p_boxes[:, :2], p_lab * num_frames + p_frame, order,
                                g_boxes[:, :2], g_lab * num_frames + g_frame, self.thresholds)  # (T, P)
+        # everything from here on in that order; heading weights computed once per (pred, GT)
+        # pair where consecutive thresholds repeat the match
+        matched = matched[:, order]
+        yaw, gt_yaw = p_boxes[order, 6], g_boxes[:, 6]
         hit = matched >= 0
-        dyaw = wrap_angle_abs(p_boxes[:, 6][None, :] - g_boxes[np.maximum(matched, 0), 6]) if len(g_boxes) else 0.0
-        weight = np.where(hit, 1.0 - dyaw / np.pi, 0.0)
+        weight = np.zeros(matched.shape)
+        for k in range(len(self.thresholds)):
+            m = matched[k]
+            new = hit[k]
+            if k:
+                same = m == matched[k - 1]
+                weight[k][same] = weight[k - 1][same]
+                new = new & ~same
+            weight[k][new] = 1.0 - wrap_angle_abs(yaw[new] - gt_yaw[m[new]]) / np.pi
         num_gt = np.bincount(g_lab, minlength=num_classes)
         bounds = np.searchsorted(p_lab[order], np.arange(num_classes + 1))
 
@@ -221,16 +280,16 @@ class CenterDistanceEvaluator(Evaluator):
             n = int(num_gt[label])
             if n == 0:
                 continue
-            sel = order[bounds[label] : bounds[label + 1]]
-            if len(sel):
-                h = hit[:, sel]
+            a, b = bounds[label], bounds[label + 1]
+            if b > a:
+                h = hit[:, a:b]
                 n_tp = np.cumsum(h, axis=1)
-                fp = np.cumsum(~h, axis=1)
-                tp_aph = np.cumsum(np.where(h, weight[:, sel], 0.0), axis=1)
-                tp_ap = np.cumsum(np.where(h, 1.0, 0.0), axis=1)
+                fp = np.arange(1, b - a + 1) - n_tp
+                tp_aph = np.cumsum(weight[:, a:b], axis=1)  # weight is 0 where not a TP
+                tp_ap = n_tp.astype(np.float64)
             aps, aphs = [], []
             for k, d in enumerate(self.thresholds):
-                if len(sel):
+                if b > a:
                     ap = _ap_from_sorted(tp_ap[k], n_tp[k], fp[k], n)
                     aph = _ap_from_sorted(tp_aph[k], n_tp[k], fp[k], n)
                 else:

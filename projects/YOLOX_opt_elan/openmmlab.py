@@ -194,15 +194,8 @@ def build_reference(settings: YoloxSettings) -> Any:
     native call signature: images -> (cls_scores, bbox_preds, objectnesses) per level."""
     from torch import nn
 
-    from awml_harness.config.errors import ConfigError
-    from awml_harness.openmmlab import build_with_registry, missing_packages
+    from awml_harness.openmmlab import build_with_registry
 
-    if settings.openmmlab_config is None:
-        raise ConfigError("model_cfg.reference", "registry", "an OpenMMLab model_cfg (the registry needs its config)")
-    missing = missing_packages("mmdet")
-    if missing:
-        raise ConfigError("model_cfg.reference", "registry",
-                          f"'native', or install the [mm] extra (missing: {', '.join(missing)})")
     detector = build_with_registry(settings.openmmlab_config, "mmdet")
 
     class RegistryYOLOX(nn.Module):
