@@ -7,8 +7,9 @@ them is refused with the name of the opt-in (`--awml-unsafe-load` / config key
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 
 class CheckpointError(RuntimeError):

@@ -9,8 +9,9 @@ statistics, passing or not, so the metrics JSON and tolerance suggestions can us
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -181,7 +182,7 @@ def _walk(path: str, ref: Any, test: Any, tol: ToleranceFn, out: list[LeafResult
             return structural(f"type mismatch: ref {type(ref).__name__} vs test {type(test).__name__}")
         if len(ref) != len(test):
             structural(f"length mismatch: ref {len(ref)} items vs test {len(test)}")
-        for i, (a, b) in enumerate(zip(ref, test)):
+        for i, (a, b) in enumerate(zip(ref, test, strict=False)):
             _walk(f"{path}[{i}]", a, b, tol, out)
         return None
     a, b = _to_numpy(ref), _to_numpy(test)

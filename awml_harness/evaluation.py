@@ -11,7 +11,8 @@ computed once, and the tolerance gate runs there.
 from __future__ import annotations
 
 import base64
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 

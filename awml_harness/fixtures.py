@@ -6,13 +6,13 @@ HarnessSession (config.stash), so xdist workers and serial runs build the same t
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from awml_harness.plugin import SESSION_KEY
 from awml_harness.report.sink import RECORD_TAG
-
 
 CASE_FIXTURES = ("awml_export_case", "awml_verify_case", "awml_eval_case", "awml_latency_case", "awml_shape_case")
 

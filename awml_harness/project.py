@@ -22,10 +22,11 @@ import importlib.util
 import sys
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -111,6 +112,9 @@ class ProjectAdapter(ABC):
         from awml_harness.config.typed import from_mapping
 
         assert cls.settings_cls is not None
+        translated = cls.translate_openmmlab(model_cfg, config_dir)
+        if translated is not None:
+            return translated
         if isinstance(model_cfg, (str, Path)):
             path = Path(model_cfg)
             data = read_file(path if path.is_absolute() else config_dir / path)
@@ -119,6 +123,22 @@ class ProjectAdapter(ABC):
         return from_mapping(cls.settings_cls, model_cfg or {}, "model_cfg")
 
     @classmethod
+    def translate_openmmlab(cls, model_cfg: Any, config_dir: Path) -> Any | None:
+        """Extension point for OpenMMLab model configs: a project that accepts them puts
+        `load(model_cfg, config_dir) -> settings | None` in `openmmlab.py` beside its
+        `project.py`; None (or no such module) means "not an OpenMMLab config"."""
+        package = cls.__module__.rpartition(".")[0]
+        if not package:
+            return None
+        try:
+            module = importlib.import_module(f"{package}.openmmlab")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"{package}.openmmlab":
+                return None
+            raise
+        return module.load(model_cfg, config_dir)
+
+    @classmethod  # noqa: B027 - an optional hook: a no-op unless a project overrides it
     def check_config(cls, cfg: DeployConfig) -> None:
         """Project-specific checks across sections; raise ConfigError with the key."""
 

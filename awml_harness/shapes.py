@@ -9,7 +9,8 @@ values stay realistic (real voxels, real pixels) rather than random noise.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 

@@ -37,7 +37,7 @@ def test_export(awml, awml_export_case, awml_record, guard_backend):
         want = list(graph.example_inputs[name].shape)
         got = sig["inputs"][name]
         dynamic = set(graph.dynamic_axes.get(name, {}))
-        for axis, (g, w) in enumerate(zip(got, want)):
+        for axis, (g, w) in enumerate(zip(got, want, strict=False)):
             if axis in dynamic:
                 assert isinstance(g, str) or g == w, f"{name} axis {axis} should be dynamic, file says {g}"
             else:
@@ -51,7 +51,7 @@ def test_export(awml, awml_export_case, awml_record, guard_backend):
         if io.input_shape is not None:
             got = sig["inputs"][io.input_name][1:]
             dyn = {a - 1 for a in graph.dynamic_axes.get(io.input_name, {}) if a > 0}
-            for axis, (g, w) in enumerate(zip(got, io.input_shape)):
+            for axis, (g, w) in enumerate(zip(got, io.input_shape, strict=False)):
                 assert axis in dyn or g == w, (
                     f"model_io.input_shape={list(io.input_shape)} but {art.path.name} has {got}")
     if io.output_name is not None and case.graph == ctx.adapter.graph_names()[-1]:
@@ -59,5 +59,5 @@ def test_export(awml, awml_export_case, awml_record, guard_backend):
             f"model_io.output_name={io.output_name!r} is not an output of {art.path.name}: {list(sig['outputs'])}")
         if io.output_shape is not None:
             got = sig["outputs"][io.output_name][1:]
-            assert all(isinstance(g, str) or g == w for g, w in zip(got, io.output_shape)) and len(got) == len(io.output_shape), (
+            assert all(isinstance(g, str) or g == w for g, w in zip(got, io.output_shape, strict=False)) and len(got) == len(io.output_shape), (
                 f"model_io.output_shape={list(io.output_shape)} but {art.path.name} has {got}")

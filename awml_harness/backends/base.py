@@ -7,7 +7,8 @@ which the suites turn into a skip (or a failure under --awml-strict).
 
 from __future__ import annotations
 
-from typing import Mapping, Protocol, runtime_checkable
+from collections.abc import Mapping
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 

@@ -7,8 +7,9 @@ between ONNX calls in verification and evaluation) ran 6-10x slower on a 2-core 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -69,7 +70,7 @@ class OnnxRuntimeRunner:
                 arr = arr.astype(np.float16)
             inputs[n] = arr
         outs = self.session.run(list(self.output_names), inputs)
-        return dict(zip(self.output_names, outs))
+        return dict(zip(self.output_names, outs, strict=False))
 
     def close(self) -> None:
         self.session = None  # type: ignore[assignment]

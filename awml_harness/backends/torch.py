@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -43,7 +44,7 @@ class TorchRunner:
             if len(out) != len(self.output_names):
                 raise RuntimeError(f"{self.name}: module returned {len(out)} outputs, graph declares {self.output_names}")
             # .cpu() waits for the device, so returning means the work is done
-            return {n: o.detach().cpu().numpy() for n, o in zip(self.output_names, out)}
+            return {n: o.detach().cpu().numpy() for n, o in zip(self.output_names, out, strict=False)}
 
     def synchronize(self) -> None:
         if self.device.type == "cuda":

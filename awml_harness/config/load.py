@@ -13,8 +13,9 @@ import ast
 import copy
 import enum
 import runpy
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from awml_harness.config.errors import ConfigError
 from awml_harness.config.schema import DeployConfig

@@ -9,9 +9,10 @@ from __future__ import annotations
 import enum
 import fnmatch
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from awml_harness.config.errors import ConfigError
 
@@ -108,7 +109,7 @@ class ProfileShape:
     def validate(self, key: str) -> None:
         if not len(self.min_shape) == len(self.opt_shape) == len(self.max_shape):
             raise ConfigError(key, [self.min_shape, self.opt_shape, self.max_shape], "min/opt/max shapes of equal rank")
-        for lo, mid, hi in zip(self.min_shape, self.opt_shape, self.max_shape):
+        for lo, mid, hi in zip(self.min_shape, self.opt_shape, self.max_shape, strict=False):
             if not 0 < lo <= mid <= hi:
                 raise ConfigError(key, {"min": self.min_shape, "opt": self.opt_shape, "max": self.max_shape},
                                   "0 < min <= opt <= max in every dimension")

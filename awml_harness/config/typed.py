@@ -15,9 +15,9 @@ import enum
 import math
 import re
 import types
-import typing
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Mapping, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from awml_harness.config.errors import ConfigError
 
@@ -127,7 +127,7 @@ def convert(value: Any, tp: Any, key: str) -> Any:
         else:
             if len(value) != len(args):
                 raise ConfigError(key, value, _describe(tp))
-            items = [convert(v, a, _join(key, i)) for i, (v, a) in enumerate(zip(value, args))]
+            items = [convert(v, a, _join(key, i)) for i, (v, a) in enumerate(zip(value, args, strict=False))]
         return tuple(items) if (origin is tuple or tp is tuple) else items
     if origin in (dict, collections.abc.Mapping) or tp in (dict, Mapping):
         if not isinstance(value, Mapping):

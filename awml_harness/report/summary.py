@@ -25,9 +25,9 @@ def rows_for(entry: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     art = f"{sum(reused)}/{len(reused)} reused" if reused else "-"
     rows = []
     for name in names:
-        e, l = ev.get(name, {}), lat.get(name, {})
-        device = e.get("device") or l.get("device") or "-"
-        precision = e.get("precision") or l.get("precision") or "-"
+        e, lt = ev.get(name, {}), lat.get(name, {})
+        device = e.get("device") or lt.get("device") or "-"
+        precision = e.get("precision") or lt.get("precision") or "-"
         label = f"{name.split('-')[0]}{'' if precision in ('fp32', '-') else '-' + precision}:{device}"
         mine = [r for r in results if r["test"] == label]
         verified = f"{sum(r['passed'] for r in mine)}/{len(mine)}" if mine else "-"
@@ -36,7 +36,7 @@ def rows_for(entry: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         status = e.get("status")
         value = _fmt(metrics.get(headline)) if status in (None, "ok", "no-reference") else status
         rows.append([name, device, precision, value, _fmt(delta, "+.4f"),
-                     _fmt(l.get("p50"), ".3f"), _fmt(l.get("p95"), ".3f"), verified, art])
+                     _fmt(lt.get("p50"), ".3f"), _fmt(lt.get("p95"), ".3f"), verified, art])
     return header, rows
 
 
@@ -47,9 +47,9 @@ def render_summary(doc: dict[str, Any]) -> list[str]:
         lines.append(f"awml {cid} ({entry['task_type']}, export {entry['export_mode']})")
         if rows:
             widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-            lines.append("  " + "  ".join(h.ljust(w) for h, w in zip(header, widths)))
+            lines.append("  " + "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=False)))
             for r in rows:
-                lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)))
+                lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)))
         ver = entry["verification"]
         if ver["passed"] + ver["failed"]:
             lines.append(f"  verification: {ver['passed']}/{ver['passed'] + ver['failed']} passed")

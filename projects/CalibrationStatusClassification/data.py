@@ -30,7 +30,6 @@ truncated Gaussian; here they are uniform in the same ranges (documented choice)
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field

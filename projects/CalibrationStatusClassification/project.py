@@ -115,15 +115,6 @@ class Project(ProjectAdapter):
 
     # -- config -----------------------------------------------------------------------
     @classmethod
-    def load_settings(cls, model_cfg: Any, config_dir: Any) -> Any:
-        """An OpenMMLab (AWML) model config is translated (./openmmlab.py); anything
-        else is the native form."""
-        from .openmmlab import load
-
-        settings = load(model_cfg, config_dir)
-        return settings if settings is not None else super().load_settings(model_cfg, config_dir)
-
-    @classmethod
     def check_config(cls, cfg: DeployConfig) -> None:
         settings: CalibrationSettings = cfg.model_settings or CalibrationSettings()
         records = _records(cfg)

@@ -17,11 +17,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from awml_harness.io.safe_pickle import load_pickle
+
 
 @dataclass(frozen=True)
 class Sample:

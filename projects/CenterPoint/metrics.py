@@ -8,10 +8,13 @@ Algorithm, per class c and distance threshold d (metres):
    matched GT whose BEV (x, y) center distance sqrt(dx * dx + dy * dy) is < d (ties:
    the GT listed first); if none, it is a false positive. Samples share no GT, so the
    global score order decomposes into independent (class, sample) groups, each processed
-   in its own score order. `match_groups` runs all groups, classes and thresholds at
-   once, in rounds: round r takes the r-th prediction of every group, with each group's
-   GT padded to a dense row (padding never matches), so the number of Python steps is
-   the largest number of predictions of one class in one sample, not the total.
+   in its own score order. `match_groups` runs all groups and thresholds at once: it
+   lists every (prediction, GT of its group) pair with its distance, keeps the pairs
+   some threshold admits, and then works in rounds -- round r handles, for every
+   group, its r-th prediction among those with a kept pair (the others can take
+   nothing, so they change nobody's outcome) -- each round one vectorized step over
+   those predictions' pairs. The number of Python steps is the largest number of such
+   predictions of one class in one sample, not the number of predictions.
 2. Curve. Over all samples, sorted by score (stable): TP and FP cumulative sums give
    precision = TP / (TP + FP) and recall = TP / N_gt. Precision is linearly
    interpolated (np.interp, 0 beyond the highest recall reached) on the 101-point recall
@@ -50,6 +53,18 @@ def wrap_angle_abs(delta: np.ndarray) -> np.ndarray:
     return np.abs((np.asarray(delta, np.float64) + np.pi) % (2 * np.pi) - np.pi)
 
 
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Concatenation of arange(s, s + c) for each (s, c)."""
+    total = int(counts.sum())
+    offsets = np.cumsum(counts) - counts
+    return np.arange(total) - np.repeat(offsets - starts, counts)
+
+
+def _small_ints(values: np.ndarray, bound: int) -> np.ndarray:
+    """Non-negative ints < bound, as int16 when they fit: numpy's stable sort is then a radix sort."""
+    return values.astype(np.int16) if bound <= np.iinfo(np.int16).max else values
+
+
 def match_groups(
     pred_xy: np.ndarray,
     pred_group: np.ndarray,
@@ -85,20 +100,22 @@ def match_groups(
     n_keys = int(max(pred_group.max(), gt_group.max())) + 1
     gcount = np.bincount(gt_group, minlength=n_keys)
     gstart = np.cumsum(gcount) - gcount
-    gperm = np.argsort(gt_group, kind="stable")
+    gperm = np.argsort(_small_ints(gt_group, n_keys), kind="stable")
     # every (prediction, GT of its group) pair, prediction-major, GT in listed order
     counts = gcount[pred_group]
-    pair_pred = np.repeat(np.arange(p), counts)
-    pair_gt = gperm[_ranges(gstart[pred_group], counts)]
-    dx = pred_xy[pair_pred, 0] - gt_xy[pair_gt, 0]
-    dy = pred_xy[pair_pred, 1] - gt_xy[pair_gt, 1]
+    pos = _ranges(gstart[pred_group], counts)  # into gperm
+    dx = np.repeat(pred_xy[:, 0], counts) - gt_xy[gperm, 0][pos]
+    dy = np.repeat(pred_xy[:, 1], counts) - gt_xy[gperm, 1][pos]
     dist = np.sqrt(dx * dx + dy * dy)
+    # pairs some threshold admits: finite and not >= the threshold
+    keep = np.isfinite(dist) if np.isnan(thresholds).any() else dist < thresholds.max()
+    pair_pred = np.repeat(np.arange(p), counts)
     nan = np.isnan(dist)
-    poisoned = np.zeros(p, bool)
-    poisoned[pair_pred[nan]] = True
-    admit = ~(dist[None, :] >= thresholds[:, None]) & np.isfinite(dist)[None, :]  # (T, pairs)
-    keep = admit.any(axis=0) & ~poisoned[pair_pred]
-    pair_pred, pair_gt, dist, admit = pair_pred[keep], pair_gt[keep], dist[keep], admit[:, keep]
+    if nan.any():  # a NaN distance poisons its prediction's argmin: it takes nothing
+        poisoned = np.zeros(p, bool)
+        poisoned[pair_pred[nan]] = True
+        keep &= ~poisoned[pair_pred]
+    pair_pred, pair_gt, dist = pair_pred[keep], gperm[pos[keep]], dist[keep]
     if len(pair_pred) == 0:
         return matched
     # predictions with an admissible pair (the others take nothing and block nothing):
@@ -106,24 +123,26 @@ def match_groups(
     n_pairs = np.bincount(pair_pred, minlength=p)
     first_pair = np.cumsum(n_pairs) - n_pairs
     live = order[n_pairs[order] > 0]
-    by_group = live[np.argsort(pred_group[live], kind="stable")]
+    by_group = live[np.argsort(_small_ints(pred_group[live], n_keys), kind="stable")]
     keys = pred_group[by_group]
     new_group = np.empty(len(keys), bool)
     new_group[0] = True
     np.not_equal(keys[1:], keys[:-1], out=new_group[1:])
     run_start = np.flatnonzero(new_group)
     rank = np.arange(len(keys)) - np.repeat(run_start, np.diff(np.append(run_start, len(keys))))
-    by_rank = by_group[np.argsort(rank, kind="stable")]
-    round_bounds = np.searchsorted(np.sort(rank), np.arange(int(rank.max()) + 2))
+    n_rounds = int(rank.max()) + 1
+    by_rank = by_group[np.argsort(_small_ints(rank, n_rounds), kind="stable")]
+    round_bounds = np.concatenate([[0], np.cumsum(np.bincount(rank, minlength=n_rounds))])
     # pairs laid out round by round: each round one contiguous slice, one segment per prediction
     seg_len = n_pairs[by_rank]
     seg_start = np.cumsum(seg_len) - seg_len
     idx = _ranges(first_pair[by_rank], seg_len)
-    pair_gt, dist, admit = pair_gt[idx], dist[idx], admit[:, idx]
+    pair_gt, dist = pair_gt[idx], dist[idx]
+    admit = ~(dist[None, :] >= thresholds[:, None])  # (T, pairs)
+    seg_of_pair = np.repeat(np.arange(len(by_rank)), seg_len)
     taken = np.zeros((t, len(gt_xy)), bool)
-    for r in range(len(round_bounds) - 1):
+    for r in range(n_rounds):
         lo, hi = round_bounds[r], round_bounds[r + 1]
-        preds = by_rank[lo:hi]
         a = seg_start[lo]
         b = seg_start[hi - 1] + seg_len[hi - 1]
         local = seg_start[lo:hi] - a
@@ -131,28 +150,20 @@ def match_groups(
         ok = admit[:, a:b] & ~taken[:, gts]  # (T, m)
         d = np.where(ok, dist[a:b], np.inf)
         best = np.minimum.reduceat(d, local, axis=1)  # (T, k)
-        seg = np.repeat(np.arange(hi - lo), seg_len[lo:hi])
-        at = np.where(ok & (d == best[:, seg]), np.arange(b - a), b - a)
-        first = np.minimum.reduceat(at, local, axis=1)  # (T, k): first pair at the minimum
+        at = np.where(ok & (d == best[:, seg_of_pair[a:b] - lo]), np.arange(b - a), b - a)
+        first = np.minimum.reduceat(at, local, axis=1)  # (T, k): the first pair at the minimum
         tt, kk = np.nonzero(first < b - a)
         g = gts[first[tt, kk]]
-        matched[tt, preds[kk]] = g
+        matched[tt, by_rank[lo + kk]] = g
         taken[tt, g] = True
     return matched
-
-
-def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Concatenation of arange(s, s + c) for each (s, c)."""
-    total = int(counts.sum())
-    offsets = np.cumsum(counts) - counts
-    return np.arange(total) - np.repeat(offsets - starts, counts)
 
 
 def match_sample(pred_xy: np.ndarray, pred_scores: np.ndarray, gt_xy: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     """(P,) predictions vs (G,) GT of one class in one sample -> (T, P) index of the
     matched GT per threshold, -1 for a false positive."""
-    pred_xy = np.asarray(pred_xy, np.float64).reshape(len(pred_xy), -1)
-    gt_xy = np.asarray(gt_xy, np.float64).reshape(len(gt_xy), -1)
+    pred_xy = np.asarray(pred_xy, np.float64)
+    gt_xy = np.asarray(gt_xy, np.float64)
     order = np.argsort(-np.asarray(pred_scores, np.float64), kind="stable")
     return match_groups(pred_xy, np.zeros(len(pred_xy), np.int64), order, gt_xy, np.zeros(len(gt_xy), np.int64),
                         np.asarray(thresholds, np.float64))
@@ -201,11 +212,6 @@ def _labels(arrays: list[Any]) -> tuple[np.ndarray, list[int]]:
         if sum(lengths) == len(out):
             return out, lengths
     return out, [np.asarray(a).size for a in arrays]
-
-
-def _small_ints(values: np.ndarray, bound: int) -> np.ndarray:
-    """Non-negative ints < bound in the narrowest type that gets numpy's radix sort."""
-    return values.astype(np.int16) if bound <= np.iinfo(np.int16).max else values
 
 
 class CenterDistanceEvaluator(Evaluator):

@@ -43,7 +43,7 @@ _BN = {"eps": 1e-3, "momentum": 0.01}
 
 
 def _close(a: Any, b: Any) -> bool:
-    return len(a) == len(b) and all(abs(float(x) - float(y)) < 1e-6 for x, y in zip(a, b))
+    return len(a) == len(b) and all(abs(float(x) - float(y)) < 1e-6 for x, y in zip(a, b, strict=False))
 
 
 def _bn_ok(kind: str) -> Any:

@@ -37,15 +37,6 @@ class Project(ProjectAdapter):
 
     # -- config -----------------------------------------------------------------------
     @classmethod
-    def load_settings(cls, model_cfg: Any, config_dir: Any) -> Any:
-        """An OpenMMLab (AWML) model config is translated (projects/CenterPoint/openmmlab.py);
-        anything else is the native form."""
-        from projects.CenterPoint.openmmlab import load
-
-        settings = load(model_cfg, config_dir)
-        return settings if settings is not None else super().load_settings(model_cfg, config_dir)
-
-    @classmethod
     def check_config(cls, cfg: Any) -> None:
         """Profiles written in backend_config must agree with the ones derived from model_cfg."""
         s: CenterPointSettings = cfg.model_settings

@@ -37,13 +37,33 @@ class Voxels:
 
 def drop_nan_points(points: np.ndarray) -> np.ndarray:
     """Rows with any non-finite value go, with a warning (a lidar driver bug upstream)."""
+    if np.isfinite(points).all():  # the common case: one flat pass, no row mask
+        return points
     finite = np.isfinite(points).all(axis=1)
-    if not finite.all():
-        warnings.warn(
-            f"dropped {int((~finite).sum())} of {len(points)} points with NaN/inf values", RuntimeWarning, stacklevel=2
-        )
-        points = points[finite]
-    return points
+    warnings.warn(
+        f"dropped {int((~finite).sum())} of {len(points)} points with NaN/inf values", RuntimeWarning, stacklevel=2
+    )
+    return points[finite]
+
+
+def _stable_argsort(keys: np.ndarray, bound: int) -> np.ndarray:
+    """np.argsort(keys, kind="stable") for ints in [0, bound): LSD radix passes of 16 bits,
+    each a numpy stable sort of uint16 (which numpy runs as a radix sort)."""
+    if bound <= 1 << 16:
+        return np.argsort(keys.astype(np.uint16), kind="stable")
+    perm = None
+    shift = 0
+    while (1 << shift) < bound:
+        digit = ((keys if perm is None else keys[perm]) >> shift).astype(np.uint16)  # wraps: low 16 bits
+        step = np.argsort(digit, kind="stable")
+        perm = step if perm is None else perm[step]
+        shift += 16
+    return perm
+
+
+def _rows(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous (N, F) array as (N,) opaque rows, so row gathers/scatters are one memcpy each."""
+    return a.view(np.dtype((np.void, a.dtype.itemsize * a.shape[1]))).reshape(len(a))
 
 
 def voxelize(
@@ -56,22 +76,36 @@ def voxelize(
     points = np.ascontiguousarray(points, dtype=np.float32)
     if points.ndim != 2 or points.shape[1] < 3:
         raise ValueError(f"points must be (N, F>=3), got {points.shape}")
-    points = drop_nan_points(points)
+    points = np.ascontiguousarray(drop_nan_points(points))
     feats = points.shape[1]
     lo = np.asarray(point_cloud_range[:3], dtype=np.float64)
     hi = np.asarray(point_cloud_range[3:], dtype=np.float64)
     size = np.asarray(voxel_size, dtype=np.float64)
     grid = np.round((hi - lo) / size).astype(np.int64)
+    empty = Voxels(np.zeros((0, max_points, feats), np.float32), np.zeros(0, np.int32), np.zeros((0, 3), np.int32))
+    if len(points) == 0 or (grid <= 0).any():
+        return empty
 
-    idx = np.floor((points[:, :3].astype(np.float64) - lo) / size).astype(np.int64)
-    inside = np.all((idx >= 0) & (idx < grid), axis=1)
-    points, idx = points[inside], idx[inside]
-    if len(points) == 0:
-        return Voxels(np.zeros((0, max_points, feats), np.float32), np.zeros(0, np.int32), np.zeros((0, 3), np.int32))
-
-    linear = (idx[:, 2] * grid[1] + idx[:, 1]) * grid[0] + idx[:, 0]
+    # voxel index per axis, floor((p - lo) / size) in float64; inside iff 0 <= index < grid
+    # (tested on the float, which is what the int64 index would say, overflow included)
+    inside = None
+    cell = []
+    for axis in range(3):
+        f = np.floor((points[:, axis].astype(np.float64) - lo[axis]) / size[axis])
+        ok = (f >= 0) & (f < grid[axis])
+        inside = ok if inside is None else inside & ok
+        cell.append(f)
+    if inside.all():
+        src = None
+        x, y, z = (c.astype(np.int64) for c in cell)
+    else:
+        src = np.flatnonzero(inside)  # surviving points, in cloud order
+        x, y, z = (c[src].astype(np.int64) for c in cell)
+    if len(x) == 0:
+        return empty
+    linear = (z * grid[1] + y) * grid[0] + x
     # one stable sort groups the points by voxel and keeps cloud order inside each group
-    perm = np.argsort(linear, kind="stable")
+    perm = _stable_argsort(linear, int(grid.prod()))
     sorted_cells = linear[perm]
     starts_group = np.empty(len(perm), bool)
     starts_group[0] = True
@@ -79,16 +113,21 @@ def voxelize(
     group_start = np.flatnonzero(starts_group)
     group = np.cumsum(starts_group) - 1  # per sorted point: its group
     slot = np.arange(len(perm)) - group_start[group]  # how many earlier points share the voxel
-    # number the groups by their first point's position in the cloud (first-seen order)
-    order = np.argsort(perm[group_start])
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
+    # number the groups by their first point's position in the cloud (first-seen order):
+    # a group's number is how many groups start earlier in the cloud
+    first_point = perm[group_start]
+    is_first = np.zeros(len(perm), bool)
+    is_first[first_point] = True
+    rank = np.cumsum(is_first)[first_point] - 1  # per group: its voxel number
+    order = np.empty_like(rank)
+    order[rank] = np.arange(len(rank))  # per voxel number: its group
     vox = rank[group]
 
     num_voxels = min(len(order), max_voxels)
     keep = (vox < num_voxels) & (slot < max_points)
     voxels = np.zeros((num_voxels, max_points, feats), np.float32)
-    voxels[vox[keep], slot[keep]] = points[perm[keep]]
+    taken = perm[keep] if src is None else src[perm[keep]]
+    _rows(voxels.reshape(num_voxels * max_points, feats))[vox[keep] * max_points + slot[keep]] = _rows(points)[taken]
     counts = np.diff(np.append(group_start, len(perm)))
     num_points = np.minimum(counts[order[:num_voxels]], max_points).astype(np.int32)
 

@@ -38,8 +38,9 @@ class Letterbox:
 def letterbox_geometry(original_hw: tuple[int, int], input_hw: tuple[int, int]) -> Letterbox:
     h, w = original_hw
     scale = min(input_hw[0] / h, input_hw[1] / w)
-    new_h = min(int(h * scale + 0.5), input_hw[0])
-    new_w = min(int(w * scale + 0.5), input_hw[1])
+    # at least one pixel: a 1x385 strip must not vanish (found by the property tests)
+    new_h = max(1, min(int(h * scale + 0.5), input_hw[0]))
+    new_w = max(1, min(int(w * scale + 0.5), input_hw[1]))
     return Letterbox(scale=scale, resized_hw=(new_h, new_w), original_hw=(h, w))
 
 

@@ -39,15 +39,6 @@ class Project(ProjectAdapter):
 
     # -- config -------------------------------------------------------------------------
     @classmethod
-    def load_settings(cls, model_cfg: Any, config_dir: Any) -> Any:
-        """An OpenMMLab (AWML) model config is translated (projects/YOLOX_opt_elan/openmmlab.py);
-        anything else is the native form."""
-        from projects.YOLOX_opt_elan.openmmlab import load
-
-        settings = load(model_cfg, config_dir)
-        return settings if settings is not None else super().load_settings(model_cfg, config_dir)
-
-    @classmethod
     def check_config(cls, cfg: DeployConfig) -> None:
         settings: YoloxSettings = cfg.model_settings
         if cfg.task_type != "detection2d":

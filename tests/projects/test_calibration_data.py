@@ -12,7 +12,6 @@ import pytest
 
 from awml_harness.io.safe_pickle import UnsafePickleError
 from awml_harness.io.safe_pickle import loads as safe_loads
-
 from projects.CalibrationStatusClassification import data as D
 from projects.CalibrationStatusClassification.png import read_png, write_png
 

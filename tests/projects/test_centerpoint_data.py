@@ -177,3 +177,32 @@ def test_sample_order_does_not_change_ap() -> None:
     a = ev_of(preds, gts)
     b = ev_of(preds[::-1], gts[::-1])
     assert a["mAP"] == pytest.approx(b["mAP"])
+
+
+def test_evaluator_equals_the_python_loop_reference() -> None:
+    # benchmarks/map3d_reference.py: per-class, per-threshold Python loops; the values must be
+    # identical, not close. The second set quantizes positions and scores so that equal
+    # distances and equal scores (the tie-breaking rules) occur often.
+    from benchmarks import map3d_reference
+    from benchmarks.gen import frames_3d
+
+    names = ["car", "truck", "bus", "bicycle", "pedestrian"]
+    frames = frames_3d(120, seed=3)
+    tied = []
+    for pred, target in frames_3d(120, seed=4):
+        pred, target = dict(pred), dict(target)
+        pred["boxes"] = pred["boxes"].copy()
+        pred["boxes"][:, :2] = np.round(pred["boxes"][:, :2] * 2) / 2
+        pred["scores"] = np.round(pred["scores"] * 5) / 5
+        target["boxes"] = target["boxes"].copy()
+        target["boxes"][:, :2] = np.round(target["boxes"][:, :2] * 2) / 2
+        tied.append((pred, target))
+    for data in (frames, tied, frames[:1], [({"boxes": np.zeros((0, 7)), "scores": np.zeros(0), "labels": np.zeros(0, int)},
+                                              frames[0][1])]):
+        ev = CenterDistanceEvaluator(names)
+        for i, (pred, target) in enumerate(data):
+            ev.add(str(i), pred, target)
+        got = ev.compute()
+        ref = map3d_reference.evaluate(data, names)
+        for key, value in ref.items():
+            assert got[key] == value, key

@@ -74,6 +74,44 @@ def test_out_of_range_points_are_dropped_including_upper_edge() -> None:
     assert v.coords.tolist() == [[0, 1, 1], [0, 3, 3]]
 
 
+def loop_voxelize(cloud: np.ndarray, rng: tuple[float, ...], size: tuple[float, ...], max_points: int,
+                  max_voxels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The hard-voxelization rules as a plain loop over points (first-seen voxels, first points)."""
+    lo, hi, sz = np.asarray(rng[:3]), np.asarray(rng[3:]), np.asarray(size, np.float64)
+    grid = np.round((hi - lo) / sz).astype(np.int64)
+    slots: dict[tuple[int, int, int], list[np.ndarray]] = {}
+    for p in cloud.astype(np.float32):
+        if not np.isfinite(p).all():
+            continue
+        idx = tuple(int(i) for i in np.floor((p[:3].astype(np.float64) - lo) / sz))
+        if not all(0 <= i < g for i, g in zip(idx, grid, strict=True)):
+            continue
+        if idx not in slots and len(slots) == max_voxels:
+            continue
+        slots.setdefault(idx, []).append(p)
+    voxels = np.zeros((len(slots), max_points, cloud.shape[1]), np.float32)
+    for v, rows in enumerate(slots.values()):
+        voxels[v, : min(len(rows), max_points)] = rows[:max_points]
+    counts = np.array([min(len(r), max_points) for r in slots.values()], np.int32)
+    coords = np.array([k[::-1] for k in slots], np.int32).reshape(-1, 3)
+    return voxels, counts, coords
+
+
+@pytest.mark.parametrize("voxel", [(1.0, 1.0, 4.0), (0.05, 0.05, 0.05), (1e-3, 1e-3, 1e-3)])
+def test_voxelize_equals_a_plain_loop(voxel: tuple[float, float, float]) -> None:
+    # grids of 16, 80^3 (> 2^16 cells: two radix passes) and 4000^3 (> 2^32: three passes)
+    rng = np.random.default_rng(7)
+    cloud = rng.uniform(-0.5, 4.5, (3000, 4)).astype(np.float32)
+    cloud[:600] = cloud[600:1200] * np.float32(0.999)  # crowded voxels
+    cloud[rng.integers(0, 3000, 5), 1] = np.nan
+    with pytest.warns(RuntimeWarning, match="NaN"):
+        v = voxelize(cloud, RANGE, voxel, 3, 1000)
+    voxels, counts, coords = loop_voxelize(cloud, RANGE, voxel, 3, 1000)
+    np.testing.assert_array_equal(v.voxels, voxels)
+    np.testing.assert_array_equal(v.num_points, counts)
+    np.testing.assert_array_equal(v.coords, coords)
+
+
 def test_empty_cloud_gives_empty_arrays() -> None:
     v = voxelize(np.zeros((0, 5), np.float32), RANGE, VOXEL, 4, 10)
     assert v.voxels.shape == (0, 4, 5) and v.coords.shape == (0, 3) and len(v) == 0

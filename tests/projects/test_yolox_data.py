@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from projects.YOLOX_opt_elan.data import Sample, load_coco, to_coco
 from awml_harness.io.png import PngError, decode_png, encode_png, read_png, write_png
+from projects.YOLOX_opt_elan.data import Sample, load_coco, to_coco
 from projects.YOLOX_opt_elan.settings import CLASS_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
