@@ -165,8 +165,14 @@ def match_sample(pred_xy: np.ndarray, pred_scores: np.ndarray, gt_xy: np.ndarray
     pred_xy = np.asarray(pred_xy, np.float64)
     gt_xy = np.asarray(gt_xy, np.float64)
     order = np.argsort(-np.asarray(pred_scores, np.float64), kind="stable")
-    return match_groups(pred_xy, np.zeros(len(pred_xy), np.int64), order, gt_xy, np.zeros(len(gt_xy), np.int64),
-                        np.asarray(thresholds, np.float64))
+    return match_groups(
+        pred_xy,
+        np.zeros(len(pred_xy), np.int64),
+        order,
+        gt_xy,
+        np.zeros(len(gt_xy), np.int64),
+        np.asarray(thresholds, np.float64),
+    )
 
 
 def _ap_from_sorted(tp: np.ndarray, n_tp: np.ndarray, fp: np.ndarray, num_gt: int) -> float:
@@ -249,8 +255,7 @@ class CenterDistanceEvaluator(Evaluator):
         valid = np.isin(g_labels, classes)
         if not valid.all():
             g_boxes, g_labels, g_frame = g_boxes[valid], g_labels[valid], g_frame[valid]
-        return (p_boxes, p_scores, p_labels.astype(np.int64), p_frame,
-                g_boxes, g_labels.astype(np.int64), g_frame)
+        return (p_boxes, p_scores, p_labels.astype(np.int64), p_frame, g_boxes, g_labels.astype(np.int64), g_frame)
 
     def compute(self) -> dict[str, Any]:
         p_boxes, p_scores, p_lab, p_frame, g_boxes, g_lab, g_frame = self._gather()
@@ -259,8 +264,14 @@ class CenterDistanceEvaluator(Evaluator):
         # per class in descending score order (stable: sample order, then order in the sample)
         order = np.argsort(-p_scores, kind="stable")
         order = order[np.argsort(_small_ints(p_lab[order], num_classes), kind="stable")]
-        matched = match_groups(p_boxes[:, :2], p_lab * num_frames + p_frame, order,
-                               g_boxes[:, :2], g_lab * num_frames + g_frame, self.thresholds)  # (T, P)
+        matched = match_groups(
+            p_boxes[:, :2],
+            p_lab * num_frames + p_frame,
+            order,
+            g_boxes[:, :2],
+            g_lab * num_frames + g_frame,
+            self.thresholds,
+        )  # (T, P)
         # everything from here on in that order; heading weights computed once per (pred, GT)
         # pair where consecutive thresholds repeat the match
         matched = matched[:, order]

@@ -197,8 +197,12 @@ def test_evaluator_equals_the_python_loop_reference() -> None:
         target["boxes"] = target["boxes"].copy()
         target["boxes"][:, :2] = np.round(target["boxes"][:, :2] * 2) / 2
         tied.append((pred, target))
-    for data in (frames, tied, frames[:1], [({"boxes": np.zeros((0, 7)), "scores": np.zeros(0), "labels": np.zeros(0, int)},
-                                              frames[0][1])]):
+    for data in (
+        frames,
+        tied,
+        frames[:1],
+        [({"boxes": np.zeros((0, 7)), "scores": np.zeros(0), "labels": np.zeros(0, int)}, frames[0][1])],
+    ):
         ev = CenterDistanceEvaluator(names)
         for i, (pred, target) in enumerate(data):
             ev.add(str(i), pred, target)

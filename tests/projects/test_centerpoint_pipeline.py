@@ -74,8 +74,9 @@ def test_out_of_range_points_are_dropped_including_upper_edge() -> None:
     assert v.coords.tolist() == [[0, 1, 1], [0, 3, 3]]
 
 
-def loop_voxelize(cloud: np.ndarray, rng: tuple[float, ...], size: tuple[float, ...], max_points: int,
-                  max_voxels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def loop_voxelize(
+    cloud: np.ndarray, rng: tuple[float, ...], size: tuple[float, ...], max_points: int, max_voxels: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The hard-voxelization rules as a plain loop over points (first-seen voxels, first points)."""
     lo, hi, sz = np.asarray(rng[:3]), np.asarray(rng[3:]), np.asarray(size, np.float64)
     grid = np.round((hi - lo) / sz).astype(np.int64)
