@@ -21,7 +21,6 @@ _max_points = 32
 _max_voxels = 96000
 _num_voxels = [1000, 32000, _max_voxels]
 _pillar_channels = 32
-_grid = 1020
 
 checkpoint_path = None
 
@@ -49,24 +48,10 @@ export = dict(work_dir="work_dirs/centerpoint_full")
 
 runtime_io = dict(_delete_=True, sample_idx=0)
 
-backend_config = dict(
-    model_inputs=[
-        dict(
-            input_shapes=dict(
-                input_features=dict(
-                    min_shape=[_num_voxels[0], _max_points, _feats + 6],
-                    opt_shape=[_num_voxels[1], _max_points, _feats + 6],
-                    max_shape=[_num_voxels[2], _max_points, _feats + 6],
-                ),
-                spatial_features=dict(
-                    min_shape=[1, _pillar_channels, _grid, _grid],
-                    opt_shape=[1, _pillar_channels, _grid, _grid],
-                    max_shape=[1, _pillar_channels, _grid, _grid],
-                ),
-            )
-        )
-    ],
-)
+# TensorRT profiles: none written here, so the engine uses the ones the project derives
+# from model_cfg (num_voxels_profile, C = num_point_features + 6, the 1020x1020 grid);
+# the base config's explicit list (for the small grid) is replaced by an empty one
+backend_config = dict(model_inputs=[])
 
 verification = dict(
     num_verify_samples=1,
