@@ -217,7 +217,8 @@ class ProjectContext:
 
             require_tensorrt(spec.device)
             arts = self.engine_artifacts(spec)
-            return {name: TensorRTRunner(a.path, spec.device) for name, a in arts.items()}
+            graph = self.cfg.backend_config.common_config.cuda_graph
+            return {name: TensorRTRunner(a.path, spec.device, cuda_graph=graph) for name, a in arts.items()}
         raise BackendUnavailable(f"unknown backend {spec.backend}")  # pragma: no cover
 
     # -- running --------------------------------------------------------------------------

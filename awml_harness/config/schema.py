@@ -125,6 +125,8 @@ class CommonBackendConfig:
     precision_policy: PrecisionPolicy = "auto"
     max_workspace_size: int = 1 << 30
     builder_optimization_level: int = 3
+    # TensorRT runner: replay a captured CUDA graph for static input shapes (less launch cost)
+    cuda_graph: bool = False
 
     def validate(self, key: str) -> None:
         if self.max_workspace_size <= 0:
