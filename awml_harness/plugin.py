@@ -114,7 +114,6 @@ def pytest_configure(config: pytest.Config) -> None:
         strict=config.option.awml_strict,
         threads=config.option.awml_threads,
         ort_spinning=config.option.awml_ort_spinning,
-        unsafe_load=config.option.awml_unsafe_load,
         save_golden=_abs(config.option.awml_save_golden, config.rootpath),
         golden=_abs(config.option.awml_golden, config.rootpath),
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import time
 import warnings
 from collections.abc import Mapping
@@ -35,7 +36,6 @@ class RunOptions:
     strict: bool = False
     threads: int = 0
     ort_spinning: bool = False  # ONNX Runtime thread spinning (off: fair to the other backends)
-    unsafe_load: bool = False
     save_golden: Path | None = None
     golden: Path | None = None
 
@@ -52,12 +52,12 @@ class RunResult:
 class ProjectContext:
     """Lazy, cached access to everything one deploy config needs during a run."""
 
-    def __init__(self, cfg: DeployConfig, options: RunOptions) -> None:
+    def __init__(self, cfg: DeployConfig, options: RunOptions, adapter: ProjectAdapter | None = None) -> None:
         self.cfg = cfg
         self.options = options
-        cls = load_project_class(cfg.project, [Path(cfg.source).parent])
-        self.adapter: ProjectAdapter = cls(cfg)
-        self.unsafe_load = options.unsafe_load
+        if adapter is None:
+            adapter = load_project_class(cfg.project, [Path(cfg.source).parent])(cfg)
+        self.adapter: ProjectAdapter = adapter
         self._model: Any = None
         self._graphs: dict[str, Any] | None = None
         self._dataset: Any = None
@@ -100,7 +100,9 @@ class ProjectContext:
         return list(range(min(n, len(self.dataset))))
 
     # -- artifacts ------------------------------------------------------------------------
+    @functools.cached_property
     def checkpoint_digest(self) -> str:
+        """Hashed once per run: every graph's artifact key includes it."""
         path = self.cfg.checkpoint_path
         return file_sha256(path) if path is not None else "random-init"
 
@@ -109,7 +111,7 @@ class ProjectContext:
 
         return {
             "kind": "onnx", "format": ARTIFACT_FORMAT, "project": self.cfg.project,
-            "checkpoint": self.checkpoint_digest(), "model_settings": to_builtin(self.cfg.model_settings),
+            "checkpoint": self.checkpoint_digest, "model_settings": to_builtin(self.cfg.model_settings),
             "onnx_config": to_builtin(self.cfg.onnx_config), "graph": graph.spec(), "tools": tool_versions(),
         }
 
@@ -346,7 +348,7 @@ class HarnessSession:
 
     def context(self, config_id: str) -> ProjectContext:
         if config_id not in self._contexts:
-            self._contexts[config_id] = ProjectContext(self.configs[config_id], self.options)
+            self._contexts[config_id] = ProjectContext(self.configs[config_id], self.options, self.adapter(config_id))
         return self._contexts[config_id]
 
     def contexts(self) -> dict[str, ProjectContext]:
