@@ -98,3 +98,46 @@ def test_metrics_json_is_written_with_the_error_when_the_model_cannot_load(toy_r
     doc = json.loads((toy_repo.path / "work_dirs/toy/metrics.json").read_text())
     assert doc["run"]["exitstatus"] == 1
     assert any("broken.pth could not be read" in p["message"] for p in doc["run"]["problems"])
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """Mount small tmpfs file systems (read-only or tiny) for real ENOSPC / EROFS errors."""
+    mounted = []
+
+    def mount(name: str, options: str) -> Path:
+        target = tmp_path / name
+        target.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)], capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {done.stderr.strip()}")
+        mounted.append(target)
+        return target
+
+    yield mount
+    for target in mounted:
+        subprocess.run(["umount", "-l", str(target)], capture_output=True)
+
+
+def test_read_only_work_dir_is_one_clear_error(tmpfs):
+    from awml_harness.export.store import ArtifactError
+
+    ro = tmpfs("ro", "ro,size=1m")
+    with pytest.raises(ArtifactError) as info:
+        ArtifactStore(ro / "artifacts").get_or_build("model", {"k": 1}, lambda tmp: "model.onnx")
+    assert str(ro / "artifacts") in str(info.value) and "export.work_dir" in str(info.value)
+
+
+def test_full_work_dir_is_one_clear_error_and_leaves_nothing(tmpfs):
+    from awml_harness.export.store import ArtifactError
+
+    full = tmpfs("full", "size=64k")
+
+    def build(tmp):
+        (tmp / "model.onnx").write_bytes(b"x" * 256 * 1024)  # 256 KiB into 64 KiB
+        return "model.onnx"
+
+    with pytest.raises(ArtifactError, match="check free space and permissions of export.work_dir") as info:
+        ArtifactStore(full / "artifacts").get_or_build("model", {"k": 1}, build)
+    assert str(full / "artifacts") in str(info.value)
+    assert [p.name for p in (full / "artifacts").iterdir() if not p.name.endswith(".lock")] == []
