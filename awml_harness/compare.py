@@ -9,7 +9,7 @@ statistics, passing or not, so the metrics JSON and tolerance suggestions can us
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -213,6 +213,3 @@ def assert_outputs_close(ref: Any, test: Any, tolerance: ToleranceFn | tuple[flo
         raise AssertionError(result.message(context, hint))
     return result
 
-
-def paths(result: CompareResult) -> Sequence[str]:
-    return [leaf.path for leaf in result.leaves]

@@ -8,8 +8,6 @@ how many a project has, which is why no "workflow" class exists.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,5 +67,3 @@ class Graph:
             "profiles": [{k: r.as_dict() for k, r in p.items()} for p in self.profiles],
         }
 
-    def spec_digest(self) -> str:
-        return hashlib.sha256(json.dumps(self.spec(), sort_keys=True).encode()).hexdigest()

@@ -351,9 +351,6 @@ class HarnessSession:
             self._contexts[config_id] = ProjectContext(self.configs[config_id], self.options, self.adapter(config_id))
         return self._contexts[config_id]
 
-    def contexts(self) -> dict[str, ProjectContext]:
-        return dict(self._contexts)
-
 
 def with_unique_ids(configs: list[DeployConfig]) -> list[DeployConfig]:
     """Two configs of one project get ids `<Project>-<config stem>` so test ids stay unique."""
