@@ -46,6 +46,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="a missing backend or device fails the test instead of skipping it (GPU CI)")
     group.addoption("--awml-unsafe-load", action="store_true", default=False,
                     help="allow checkpoints / info files that need full unpickling (runs code from the file)")
+    group.addoption("--awml-allow-python-in-yaml", action="store_true", default=False,
+                    help="let YAML deploy configs name .py files (_base_, model_cfg); those run as code. "
+                         "Off: a YAML config never runs Python")
     group.addoption("--awml-threads", type=_positive_int, default=0, metavar="N",
                     help="ONNX Runtime intra-op threads (0: its default)")
     group.addoption("--awml-ort-spinning", action="store_true", default=False,
@@ -105,9 +108,11 @@ def pytest_configure(config: pytest.Config) -> None:
                 path, overrides=config.option.cfg_options, base_dir=config.rootpath,
                 work_dir=config.option.work_dir, device=config.option.device,
                 unsafe_load=config.option.awml_unsafe_load,
+                allow_python_in_yaml=config.option.awml_allow_python_in_yaml,
             ))
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
+    _check_overrides(config, configs)
     started = config.workerinput.get("awml_run_started") if _is_worker(config) else time.time()
     options = RunOptions(
         rebuild_before=float(started) if config.option.awml_rebuild else None,
@@ -136,6 +141,25 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(_XdistHooks(), "awml-xdist")
     if config.pluginmanager.hasplugin("benchmark"):
         config.pluginmanager.register(_BenchmarkHooks(), "awml-benchmark")
+
+
+def _check_overrides(config: pytest.Config, configs: list[Any]) -> None:
+    """A scoped `--cfg-options` naming no loaded config is a usage error; one that a more
+    specific rule overrules is a warning naming that rule (both would do nothing silently)."""
+    from awml_harness.config.load import unknown_scopes
+    from awml_harness.config.shadow import shadowed_overrides
+
+    overrides = config.option.cfg_options
+    names = {n for cfg in configs for n in (cfg.project, cfg.id, Path(cfg.source).stem)}
+    stray = unknown_scopes(overrides, names)
+    if stray:
+        raise pytest.UsageError(f"--cfg-options {stray[0]!r}: scope {stray[0].partition(':')[0]!r} matches no loaded "
+                                f"deploy config; expected a project name or config file stem among {sorted(names)}")
+    if _is_worker(config):
+        return
+    for cfg in configs:
+        for found in shadowed_overrides(cfg, overrides, work_dir=config.option.work_dir, device=config.option.device):
+            config.issue_config_time_warning(pytest.PytestConfigWarning(found.message(cfg.id)), stacklevel=2)
 
 
 class _XdistHooks:

@@ -78,15 +78,7 @@ def test_verification(awml, awml_verify_case, awml_record, guard_backend):
 
 
 def _hint(result, sc) -> str:
-    """The config line that would have passed, so the fix can be pasted (if it is right)."""
-    suggestions = []
-    for leaf in result.failures:
-        if leaf.problem or leaf.min_atol == float("inf"):
-            continue
-        name = leaf.path.rsplit("/", 1)[-1]
-        suggestions.append(f"'{name}': dict(atol={leaf.min_atol * 1.5:.3g}, rtol={leaf.rtol:g})")
-    pair = f"{sc.ref.label.split(':')[0]}->{sc.test.label.split(':')[0]}"
-    if not suggestions:
-        return "  -> structure/shape/dtype or NaN/Inf differences: no tolerance fixes these"
-    return (f"  -> if this difference is acceptable, set verification.pair_outputs={{'{pair}': {{{', '.join(suggestions)}}}}} "
-            f"(or verification.outputs for every pair)")
+    """The config line and --cfg-options that would have passed, ready to paste (if right)."""
+    from awml_harness.report.suggest import hint_pair, verification_hint
+
+    return verification_hint(result, hint_pair(sc.ref.label, sc.test.label, sc.ref_precision))

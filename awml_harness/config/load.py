@@ -4,7 +4,10 @@ Python configs follow mmengine `Config` semantics (`_base_` inheritance, dict me
 `_delete_=True`); mmengine-lite's loader is used when installed, else a small loader
 here with the same `_base_` rules, so the core never needs mmengine. YAML configs go
 through `yaml.safe_load` and may use `_base_` as well. Python configs are code: treat
-them like any script you run.
+them like any script you run. A YAML config never runs Python: a YAML file whose
+`_base_` names a `.py` file, or a YAML deploy config whose `model_cfg` does, is refused
+unless the run opts in (`--awml-allow-python-in-yaml`). `_base_` chains are walked
+before anything is read, so a cycle is a ConfigError naming the chain.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ import ast
 import copy
 import enum
 import runpy
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -77,10 +82,80 @@ def _apply_base(data: dict[str, Any], path: Path) -> dict[str, Any]:
     return _merge(merged, data)
 
 
+#: the command-line flag that lets YAML configs reach Python files
+PYTHON_IN_YAML_OPT_IN = "--awml-allow-python-in-yaml"
+_PYTHON_IN_YAML: ContextVar[bool] = ContextVar("awml_allow_python_in_yaml", default=False)
+_YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@contextmanager
+def python_in_yaml_allowed(allowed: bool) -> Iterator[None]:
+    """While active, YAML files may name `.py` files (the user's explicit opt-in)."""
+    token = _PYTHON_IN_YAML.set(allowed)
+    try:
+        yield
+    finally:
+        _PYTHON_IN_YAML.reset(token)
+
+
+def refuse_python_from_yaml(key: str, target: Any, yaml_file: Path | str) -> None:
+    """A YAML config is data; a `.py` file it names would run as code. Refused unless opted in."""
+    if str(target).endswith(".py") and not _PYTHON_IN_YAML.get():
+        raise ConfigError(key, str(target), f"a YAML or JSON file: {yaml_file} is YAML, and a YAML config never "
+                                            f"runs Python (pass {PYTHON_IN_YAML_OPT_IN} to allow it)")
+
+
+def _declared_bases(path: Path) -> list[str]:
+    """The `_base_` entries of a config file, read without running it (literals only)."""
+    try:
+        if path.suffix == ".py":
+            for node in ast.parse(path.read_text()).body:
+                if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                        and isinstance(node.targets[0], ast.Name) and node.targets[0].id == "_base_"):
+                    bases = ast.literal_eval(node.value)
+                    break
+            else:
+                return []
+        elif path.suffix in _YAML_SUFFIXES:
+            import yaml
+
+            data = yaml.safe_load(path.read_text())
+            bases = data.get("_base_") if isinstance(data, dict) else None
+        else:
+            return []
+    except Exception:  # unreadable, invalid or not a literal: the real read reports it
+        return []
+    if isinstance(bases, str):
+        return [bases]
+    if isinstance(bases, (list, tuple)):
+        return [b for b in bases if isinstance(b, str)]
+    return []
+
+
+def check_bases(path: Path | str) -> None:
+    """Walk the `_base_` graph from `path` before reading it: a cycle, or a YAML file
+    naming a `.py` base without the opt-in, is a ConfigError (not a RecursionError)."""
+
+    def visit(node: Path, chain: tuple[Path, ...]) -> None:
+        for base in _declared_bases(node):
+            if node.suffix in _YAML_SUFFIXES:
+                refuse_python_from_yaml("_base_", base, node)
+            target = (node.parent / base).resolve()
+            if target in chain:
+                shown = " -> ".join(p.name for p in (*chain[chain.index(target):], target))
+                raise ConfigError("_base_", base, f"an acyclic _base_ chain; {node} closes the cycle {shown}")
+            if target.is_file():
+                visit(target, (*chain, target))
+
+    start = Path(path).resolve()
+    visit(start, (start,))
+
+
 def read_file(path: Path | str) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError("--deploy-cfg", str(path), "an existing .py, .yaml or .yml file")
+    check_bases(path)
     if path.suffix == ".py":
         return _read_python(path)
     if path.suffix in (".yaml", ".yml"):
@@ -88,15 +163,41 @@ def read_file(path: Path | str) -> dict[str, Any]:
     raise ConfigError("--deploy-cfg", str(path), "a file ending in .py, .yaml or .yml")
 
 
+def _literal_with_dict_calls(raw: str) -> Any:
+    """A Python literal in which `dict(k=v, ...)` calls of literals may stand for
+    mappings, as configs and the harness's own suggestions write them. Evaluated from
+    the syntax tree: nothing runs."""
+
+    def build(node: ast.expr) -> Any:
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict":
+            if node.args or any(kw.arg is None for kw in node.keywords):
+                raise ValueError("dict() takes keyword arguments only here")
+            return {kw.arg: build(kw.value) for kw in node.keywords}
+        if isinstance(node, ast.Dict):
+            if any(k is None for k in node.keys):
+                raise ValueError("no ** in a mapping literal")
+            return {build(k): build(v) for k, v in zip(node.keys, node.values, strict=True)}  # type: ignore[arg-type]
+        if isinstance(node, (ast.List, ast.Tuple)):
+            items = [build(e) for e in node.elts]
+            return items if isinstance(node, ast.List) else tuple(items)
+        return ast.literal_eval(node)
+
+    return build(ast.parse(raw.strip(), mode="eval").body)
+
+
 def parse_override(item: str) -> tuple[str, Any]:
-    """`a.b=1`, `a.b=[1,2]`, `a.b=onnx` -> ("a.b", value); values parse as Python literals."""
+    """`a.b=1`, `a.b=[1,2]`, `a.b=onnx`, `a.b=dict(atol=1e-3, rtol=0)` -> ("a.b", value);
+    values parse as Python literals (plus `dict(...)` calls of literals)."""
     key, sep, raw = item.partition("=")
     if not sep or not key.strip():
         raise ConfigError("--cfg-options", item, "KEY=VALUE with a dotted key, e.g. verification.default.atol=1e-6")
     try:
         value = ast.literal_eval(raw)
     except (ValueError, SyntaxError):
-        value = {"true": True, "false": False, "none": None, "null": None}.get(raw.lower(), raw)
+        try:
+            value = _literal_with_dict_calls(raw)
+        except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):
+            value = {"true": True, "false": False, "none": None, "null": None}.get(raw.lower(), raw)
     return key.strip(), value
 
 
@@ -107,6 +208,12 @@ def scoped(item: str) -> tuple[str | None, str]:
     if sep and head and "." not in head and "=" not in head:
         return head, rest
     return None, item
+
+
+def unknown_scopes(overrides: Sequence[str], scope_names: set[str] | frozenset[str]) -> list[str]:
+    """Scoped overrides (`Name:key=value`) whose scope names no loaded config: they would
+    silently do nothing, so the caller refuses them."""
+    return [raw for raw in overrides if (scope := scoped(raw)[0]) is not None and scope not in scope_names]
 
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str], scope_names: Sequence[str] = ()) -> dict[str, Any]:
@@ -151,8 +258,32 @@ def load_deploy_config(
     work_dir: str | None = None,
     device: str | None = None,
     unsafe_load: bool = False,
+    allow_python_in_yaml: bool = False,
 ) -> DeployConfig:
-    """Read, override, validate. Relative paths resolve against `base_dir` (the rootdir)."""
+    """Read, override, validate. Relative paths resolve against `base_dir` (the rootdir).
+    `allow_python_in_yaml`: a YAML config may name `.py` files (`_base_`, `model_cfg`)."""
+    with python_in_yaml_allowed(allow_python_in_yaml):
+        return _load_deploy_config(path, overrides=overrides, base_dir=base_dir, work_dir=work_dir,
+                                   device=device, unsafe_load=unsafe_load)
+
+
+def _refuse_python_model_cfg(model_cfg: Any, yaml_file: Path) -> None:
+    """A YAML deploy config's `model_cfg` (a path, or `dict(openmmlab=path)`) must not name Python."""
+    if isinstance(model_cfg, (str, Path)):
+        refuse_python_from_yaml("model_cfg", model_cfg, yaml_file)
+    elif isinstance(model_cfg, Mapping) and isinstance(model_cfg.get("openmmlab"), (str, Path)):
+        refuse_python_from_yaml("model_cfg.openmmlab", model_cfg["openmmlab"], yaml_file)
+
+
+def _load_deploy_config(
+    path: Path | str,
+    *,
+    overrides: Sequence[str],
+    base_dir: Path | None,
+    work_dir: str | None,
+    device: str | None,
+    unsafe_load: bool,
+) -> DeployConfig:
     import dataclasses
 
     from awml_harness.project import load_project_class
@@ -174,6 +305,8 @@ def load_deploy_config(
         cfg = from_mapping(DeployConfig, user_keys)
         if device:
             cfg = _override_device(cfg, device)
+        if path.suffix in _YAML_SUFFIXES:
+            _refuse_python_model_cfg(cfg.model_cfg, path)
         project_cls = load_project_class(cfg.project, [path.parent, base_dir])
         settings = None
         if project_cls.settings_cls is not None:

@@ -7,7 +7,8 @@ Cross-field rules live in `validate(key)` methods so their errors carry the key 
 from __future__ import annotations
 
 import enum
-import fnmatch
+import functools
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -38,6 +39,31 @@ def check_device(device: str, key: str) -> str:
     if not _DEVICE.match(device):
         raise ConfigError(key, device, "'cpu', 'cuda' or 'cuda:N'")
     return "cuda:0" if device == "cuda" else device
+
+
+#: default of `limits.max_elements`: 2**28 elements (1 GiB of float32) in one tensor
+DEFAULT_MAX_ELEMENTS = 1 << 28
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """Bounds checked before anything is allocated, so a typo in a shape fails at config
+    time (naming the key) instead of asking for tens of GB."""
+
+    max_elements: int = DEFAULT_MAX_ELEMENTS  # per tensor, batch included
+
+    def validate(self, key: str) -> None:
+        if self.max_elements <= 0:
+            raise ConfigError(f"{key}.max_elements", self.max_elements, "a positive element count")
+
+
+def check_elements(shape: Any, key: str, limit: int = DEFAULT_MAX_ELEMENTS) -> None:
+    """Refuse a tensor shape with more than `limit` elements; call before allocating it."""
+    dims = [int(d) for d in shape]
+    count = math.prod(dims)
+    if count > limit:
+        raise ConfigError(key, dims, f"a shape of at most {limit} elements (limits.max_elements; this one has "
+                                     f"{count}); fix the shape or raise limits.max_elements")
 
 
 @dataclass(frozen=True)
@@ -98,6 +124,16 @@ class OnnxConfig:
             raise ConfigError(f"{key}.opset_version", self.opset_version, "an opset between 7 and 25")
         if not self.save_file.endswith(".onnx"):
             raise ConfigError(f"{key}.save_file", self.save_file, "a file name ending in .onnx")
+        check_file_name(self.save_file, f"{key}.save_file")
+
+
+def check_file_name(name: str, key: str) -> str:
+    """A bare file name, so what it names stays inside the artifact folder: no folder
+    part (`/` or `\\`), no `..`, no absolute or drive path."""
+    if not name or "/" in name or "\\" in name or name in (".", "..") or ":" in name:
+        raise ConfigError(key, name, "a bare file name inside the artifact folder (no '/', '\\', '..', "
+                                     "drive or absolute path), e.g. 'model.onnx'")
+    return name
 
 
 @dataclass(frozen=True)
@@ -207,6 +243,24 @@ class DetectionMatch:
     min_score: float | None = None  # ignore boxes below this score (near the threshold flicker)
 
 
+@functools.lru_cache(maxsize=512)
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    """`*` any run of characters (`/` included), `?` one character, everything else
+    literal: brackets name list items (`aux[0]`), they are no character class."""
+    parts = (".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
+    return re.compile("".join(parts), re.DOTALL)
+
+
+def output_matches(pattern: str, path: str) -> bool:
+    """Does a tolerance pattern name the output leaf at `path`? Paths are what the
+    comparison reports: mapping keys joined by `/`, list items as `[i]` (`aux[0]/score`).
+    The pattern is tried on the whole path and on every tail of it after a `/`, so
+    `heatmap` names `graph/heatmap` and `aux[0]/score` names `head/aux[0]/score`."""
+    regex = _pattern_regex(pattern)
+    parts = path.split("/")
+    return any(regex.fullmatch("/".join(parts[i:])) for i in range(len(parts)))
+
+
 @dataclass(frozen=True)
 class VerificationConfig:
     enabled: bool = True
@@ -241,11 +295,10 @@ class VerificationConfig:
             f"{scenario.ref_backend.value}->{scenario.test.label.split(':')[0]}",
             f"{scenario.ref_backend.value}->{scenario.test_backend.value}",
         )
-        leaf = output_path.rsplit("/", 1)[-1]
 
         def by_glob(table: Mapping[str, Tolerance]) -> Tolerance | None:
             for pattern, tol in table.items():
-                if fnmatch.fnmatchcase(output_path, pattern) or fnmatch.fnmatchcase(leaf, pattern):
+                if output_matches(pattern, output_path):
                     return tol
             return None
 
@@ -373,6 +426,7 @@ class DeployConfig:
     verification: VerificationConfig = field(default_factory=VerificationConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     devices: Mapping[str, str] = field(default_factory=dict)  # seed compatibility
     # checkpoints / info files that need full unpickling run code from the file: opt-in only
     unsafe_load: bool = False
@@ -381,6 +435,21 @@ class DeployConfig:
     name: str = ""
     model_settings: Any = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    def validate(self, key: str) -> None:
+        """Shapes the config declares are bounded by `limits.max_elements`."""
+        limit = self.limits.max_elements
+        prefix = f"{key}." if key else ""
+        batch = self.model_io.batch_size or 1
+        for name in ("input_shape", "output_shape"):
+            shape = getattr(self.model_io, name)
+            if shape is not None:
+                check_elements((batch, *shape), f"{prefix}model_io.{name}", limit)
+        for i, entry in enumerate(self.backend_config.model_inputs):
+            for input_name, prof in entry.input_shapes.items():
+                for which in ("min_shape", "opt_shape", "max_shape"):
+                    check_elements(getattr(prof, which), f"{prefix}backend_config.model_inputs[{i}]"
+                                                         f".input_shapes.{input_name}.{which}", limit)
 
     @property
     def id(self) -> str:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import numpy as np
 
 from awml_harness.config.errors import ConfigError
+from awml_harness.config.schema import check_elements
 from awml_harness.project import Prepared, ProjectAdapter
 
 from .data import (
@@ -117,6 +118,9 @@ class Project(ProjectAdapter):
     @classmethod
     def check_config(cls, cfg: DeployConfig) -> None:
         settings: CalibrationSettings = cfg.model_settings or CalibrationSettings()
+        if settings.input_size is not None:  # before any example image is allocated
+            check_elements((1, settings.in_channels, *settings.input_size), "model_cfg.input_size",
+                           cfg.limits.max_elements)
         records = _records(cfg)
         if not records:
             raise ConfigError("runtime_io.info_file", str(cfg.runtime_io.info_file), "an info file with at least one sample")

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from awml_harness.config.errors import ConfigError
+from awml_harness.config.schema import check_elements
 from awml_harness.project import GraphCaller, Prepared, ProjectAdapter, StageTimer
 from projects.CenterPoint.settings import CenterPointSettings
 
@@ -41,6 +42,11 @@ class Project(ProjectAdapter):
         """Profiles written in backend_config must agree with the ones derived from model_cfg."""
         s: CenterPointSettings = cfg.model_settings
         expected = {name: (rng.min, rng.opt, rng.max) for name, rng in _profiles(s).items()}
+        bounds = {"input_features": "model_cfg.max_voxels",  # or num_voxels_profile / max_points_per_voxel
+                  "spatial_features": "model_cfg.voxel_size"}  # grid = point_cloud_range / voxel_size
+        for name, triple in expected.items():  # before any example tensor is allocated
+            check_elements(triple[2], bounds.get(name, "model_cfg"), cfg.limits.max_elements)
+        check_elements((s.synthetic_points, s.num_point_features), "model_cfg.synthetic_points", cfg.limits.max_elements)
         for i, entry in enumerate(cfg.backend_config.model_inputs):
             for name, shape in entry.input_shapes.items():
                 if name not in expected:

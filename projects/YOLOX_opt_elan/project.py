@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from awml_harness.config.errors import ConfigError
+from awml_harness.config.schema import check_elements
 from awml_harness.project import Evaluator, Prepared, ProjectAdapter
 from projects.YOLOX_opt_elan.settings import YoloxSettings
 
@@ -41,6 +42,7 @@ class Project(ProjectAdapter):
     @classmethod
     def check_config(cls, cfg: DeployConfig) -> None:
         settings: YoloxSettings = cfg.model_settings
+        check_elements((1, 3, *settings.input_size), "model_cfg.input_size", cfg.limits.max_elements)
         if cfg.task_type != "detection2d":
             raise ConfigError("task_type", cfg.task_type, "'detection2d' for YOLOX_opt_elan")
         if cfg.evaluation.enabled and cfg.runtime_io.info_file is None:

@@ -54,7 +54,9 @@ def test_impossible_tolerance_fails_naming_output_and_minimum_atol(toy_repo):
     result.stdout.fnmatch_lines([
         "*Toy-pytorch:cpu-vs-onnx:cpu-s0: 1 of 1 outputs differ beyond tolerance",
         "*- output: mismatched elements * / 2 *min atol to pass at rtol=0: *",
-        "*verification.pair_outputs={'pytorch->onnx': {'output': dict(atol=*",
+        "*in the deploy config: verification = dict(pair_outputs={'pytorch->onnx': {'output': dict(atol=*",
+        "*or on the command line: --cfg-options 'verification.pair_outputs.pytorch->onnx.output=dict(atol=*",
+        "*--awml-suggest-tolerances gives values pooled*",
     ])
     assert "Traceback" not in result.stdout.str()
     doc = metrics(toy_repo)
