@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from awml_harness.config.schema import DeployConfig, output_matches
+from awml_harness.config.schema import FP16_TOLERANCE, DeployConfig, output_matches
 
 
 @dataclass(frozen=True)
@@ -99,4 +99,23 @@ def shadowed_overrides(cfg: DeployConfig, overrides: Sequence[str], *, work_dir:
             rules, where = [f"--device {device}"], f"backend {parts[2]!r}"
         if rules:
             out.append(Shadowed(item=item, key=key, rules=tuple(rules), where=where))
+        elif parts[0] == "verification" and _below_fp16_floor(cfg, item, parts):
+            out.append(Shadowed(item=item, key=key, where="its fp16 scenarios", rules=(
+                f"the fp16 floor (atol = rtol = {FP16_TOLERANCE.atol:g}; a pair_outputs/pairs key naming the "
+                "fp16 side, e.g. 'pytorch->onnx-fp16', is taken as written)",)))
     return out
+
+
+def _below_fp16_floor(cfg: DeployConfig, item: str, parts: list[str]) -> bool:
+    """A tolerance override below the fp16 floor, in a config that verifies an fp16 side
+    through a rule that does not name it: the floor decides there, not the override."""
+    from awml_harness.config.load import parse_override, scoped
+
+    fp16 = [sc for sc in cfg.scenarios() if "fp16" in (sc.ref_precision, sc.test_precision)]
+    if not fp16 or len(parts) < 2 or parts[1] not in ("default", "tolerance", "pairs", "outputs", "pair_outputs"):
+        return False
+    if parts[1] in ("pairs", "pair_outputs") and len(parts) > 2 and "fp16" in parts[2]:
+        return False  # names the fp16 side: taken as written
+    _, value = parse_override(scoped(item)[1])
+    numbers = [value.get("atol"), value.get("rtol")] if isinstance(value, dict) else [value]
+    return any(isinstance(n, (int, float)) and not isinstance(n, bool) and n < FP16_TOLERANCE.atol for n in numbers)

@@ -86,6 +86,17 @@ def test_metric_tolerance_and_command_line_shadows():
     assert [f.rules for f in found] == [("--work-dir b",), ("--device cuda:0",)]
 
 
+def test_a_tolerance_below_the_fp16_floor_is_reported_for_fp16_scenarios():
+    fp16 = {"scenarios": {"onnx": [{"ref_backend": "pytorch", "test_backend": "onnx", "test_precision": "fp16"}]}}
+    found = shadowed_overrides(config(verification=fp16), ["verification.default.atol=1e-6",
+                                                           "verification.outputs.x=dict(atol=1e-6, rtol=0.5)"])
+    assert [f.where for f in found] == ["its fp16 scenarios"] * 2 and "fp16 floor" in found[0].rules[0]
+    # above the floor, naming the fp16 pair, or without fp16 scenarios: the override decides
+    assert shadowed_overrides(config(verification=fp16), ["verification.default.atol=0.1",
+                                                          "verification.pairs.pytorch->onnx-fp16.atol=1e-6"]) == []
+    assert shadowed_overrides(config(), ["verification.default.atol=1e-6"]) == []
+
+
 def test_a_scope_matching_no_loaded_config_is_found():
     items = ["Toy:model_cfg.size=9", "deploy:export.mode=onnx", "Tyo:model_cfg.size=9", "a.b=1",
              "verification.pairs.pytorch:cpu->onnx:cpu={'atol': 1.0, 'rtol': 0.0}"]
