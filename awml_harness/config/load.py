@@ -101,7 +101,7 @@ def python_in_yaml_allowed(allowed: bool) -> Iterator[None]:
 def refuse_python_from_yaml(key: str, target: Any, yaml_file: Path | str) -> None:
     """A YAML config is data; a `.py` file it names would run as code. Refused unless opted in."""
     if str(target).endswith(".py") and not _PYTHON_IN_YAML.get():
-        raise ConfigError(key, str(target), f"a YAML or JSON file: {yaml_file} is YAML, and a YAML config never "
+        raise ConfigError(key, str(target), f"a YAML file: {yaml_file} is YAML, and a YAML config never "
                                             f"runs Python (pass {PYTHON_IN_YAML_OPT_IN} to allow it)")
 
 
