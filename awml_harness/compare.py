@@ -5,6 +5,9 @@ a message never talks about values of arrays that cannot be compared. An element
 passes when |test - ref| <= atol + rtol * |ref|; NaN never passes (on either side), an
 infinity passes only where both sides hold the same infinity. Every leaf gets
 statistics, passing or not, so the metrics JSON and tolerance suggestions can use them.
+A leaf's path joins mapping keys with `/` and writes sequence items as `[i]`
+(`head/aux[0]/score`); tolerance patterns name leaves in the same syntax
+(`config.schema.output_matches`: brackets literal, `*` and `?` wildcards).
 """
 
 from __future__ import annotations
