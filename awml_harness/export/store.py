@@ -20,7 +20,7 @@ import os
 import shutil
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,19 @@ class Artifact:
 
 def digest(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def code_digest(files: Iterable[Path], root: Path) -> str:
+    """One sha256 over the given source files' paths (relative to `root`) and contents,
+    in sorted order. Artifact keys hold it so that editing the code that produced an
+    artifact (a model's layers, the exporter) rebuilds it instead of reusing a file
+    made by the old code; module names are deliberately not used, since how a project
+    is imported can change while its files stay the same."""
+    h = hashlib.sha256()
+    for f in sorted({Path(p) for p in files}, key=lambda p: p.relative_to(root).as_posix()):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0")
+        h.update(file_sha256(f).encode() + b"\n")
+    return h.hexdigest()
 
 
 def file_sha256(path: Path) -> str:

@@ -1,0 +1,53 @@
+"""The ONNX artifact key covers the code that produced the file (issue 12, item 5)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from awml_harness.export.store import code_digest
+
+
+def _export(toy_repo):
+    result = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "export")
+    result.assert_outcomes(passed=1)
+    doc = json.loads((toy_repo.path / "work_dirs" / "toy" / "metrics.json").read_text())
+    return result, doc["projects"]["Toy"]["artifacts"][0]
+
+
+def test_editing_the_model_code_rebuilds_the_onnx_file(toy_repo):
+    _, first = _export(toy_repo)
+    _, again = _export(toy_repo)
+    assert again["reused"] is True and again["key"] == first["key"]
+    project = toy_repo.path / "projects" / "Toy" / "project.py"
+    source = project.read_text()
+    assert "torch.nn.ReLU()" in source
+    project.write_text(source.replace("torch.nn.ReLU()", "torch.nn.Tanh()"))  # same weights, other activation
+    result, edited = _export(toy_repo)
+    assert edited["reused"] is False and edited["key"] != first["key"]
+    result.stdout.no_fnmatch_line("*reused from cache*")
+
+
+def test_a_new_helper_module_of_the_project_changes_the_key_but_its_configs_do_not(toy_repo):
+    _, first = _export(toy_repo)
+    (toy_repo.path / "projects" / "Toy" / "configs" / "extra.py").write_text("# a deploy config, parsed into the key\n")
+    _, same = _export(toy_repo)
+    assert same["reused"] is True
+    (toy_repo.path / "projects" / "Toy" / "layers.py").write_text("SCALE = 2\n")
+    _, other = _export(toy_repo)
+    assert other["reused"] is False and other["key"] != first["key"]
+
+
+def test_code_digest_depends_on_content_and_relative_path_not_on_order(tmp_path: Path):
+    (tmp_path / "sub").mkdir()
+    a, b = tmp_path / "a.py", tmp_path / "sub" / "b.py"
+    a.write_text("x = 1\n")
+    b.write_text("y = 2\n")
+    d = code_digest([a, b], tmp_path)
+    assert d == code_digest([b, a, a], tmp_path)
+    b.write_text("y = 3\n")
+    assert code_digest([a, b], tmp_path) != d
+    b.write_text("y = 2\n")
+    moved = tmp_path / "b.py"
+    b.rename(moved)
+    assert code_digest([a, moved], tmp_path) != d
