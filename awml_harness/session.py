@@ -288,6 +288,8 @@ class ProjectContext:
                 active[name] = spec
             except BackendUnavailable as exc:
                 status[name]["unavailable"] = str(exc)
+            except Exception as exc:  # a failed build (fp16 conversion, engine) fails this backend only
+                status[name]["error"] = f"setting up {spec.label}: {type(exc).__name__}: {exc}"
         for i in indices:
             sample = self.dataset[i]
             prepared = self.adapter.preprocess(sample)

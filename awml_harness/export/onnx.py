@@ -80,6 +80,25 @@ def check(path: Path) -> None:
         raise ExportError(f"{path} fails onnx.checker: {exc}") from None
 
 
+def check_loads(path: Path, step: str = "export") -> None:
+    """The file opens in ONNX Runtime on CPU (no-op where onnxruntime is not installed).
+    `onnx.checker` does not check that a tensor's producer and readers agree on its
+    type; a runtime does, and a file it refuses is not a deployable artifact."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # loading is the question
+    try:
+        ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        text = str(exc).strip()
+        raise ExportError(f"{step} wrote {path.name}, but ONNX Runtime cannot load it: "
+                          f"{type(exc).__name__}: {text[:600]}") from None
+
+
 def io_signature(path: Path) -> dict[str, dict[str, list]]:
     """Names and shapes (ints, or the symbolic axis names) of the file's inputs/outputs."""
     import onnx
