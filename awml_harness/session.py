@@ -117,11 +117,10 @@ class ProjectContext:
         the file. Editing either rebuilds the artifact."""
         import inspect
 
-        from awml_harness.export.store import code_digest
+        from awml_harness.export.store import code_digest, source_files
 
         folder = Path(inspect.getfile(type(self.adapter))).resolve().parent
-        project = [p for p in folder.rglob("*.py")
-                   if not {"configs", "__pycache__"} & set(p.relative_to(folder).parts[:-1])]
+        project = source_files(folder)
         core = Path(__file__).resolve().parent
         harness = [*(core / "export").glob("*.py"), *(core / n for n in EXPORT_CODE)]
         return {"project": code_digest(project, folder), "harness": code_digest(harness, core)}

@@ -72,6 +72,27 @@ def code_digest(files: Iterable[Path], root: Path) -> str:
     return h.hexdigest()
 
 
+_NOT_SOURCE = {"configs", "__pycache__", "node_modules", "site-packages"}
+
+
+def source_files(folder: Path) -> list[Path]:
+    """The .py files of a project's folder, subfolders included, except `configs/`
+    (deploy configs enter artifact keys as parsed settings, so editing a tolerance does
+    not re-export), caches, hidden folders and virtual environments. A folder that is
+    not a package (an adapter module at a repository's root) gives its own .py files
+    only, never the whole tree below it."""
+    folder = Path(folder)
+    if not (folder / "__init__.py").is_file():
+        return sorted(folder.glob("*.py"))
+    out: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        here = Path(dirpath)
+        dirnames[:] = sorted(n for n in dirnames if not n.startswith(".") and n not in _NOT_SOURCE
+                             and not (here / n / "pyvenv.cfg").exists())
+        out += [here / f for f in sorted(filenames) if f.endswith(".py")]
+    return out
+
+
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:

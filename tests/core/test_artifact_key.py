@@ -51,3 +51,18 @@ def test_code_digest_depends_on_content_and_relative_path_not_on_order(tmp_path:
     moved = tmp_path / "b.py"
     b.rename(moved)
     assert code_digest([a, moved], tmp_path) != d
+
+
+def test_source_files_of_a_project_folder(tmp_path: Path):
+    from awml_harness.export.store import source_files
+
+    proj = tmp_path / "projects" / "Det"
+    for rel in ("__init__.py", "project.py", "layers/head.py", "configs/deploy.py", "__pycache__/x.py",
+                ".hidden/y.py", "venv/lib/z.py", "notes.txt"):
+        (proj / rel).parent.mkdir(parents=True, exist_ok=True)
+        (proj / rel).write_text("#\n")
+    (proj / "venv" / "pyvenv.cfg").write_text("home = /usr\n")
+    assert [p.relative_to(proj).as_posix() for p in source_files(proj)] == [
+        "__init__.py", "project.py", "layers/head.py"]
+    (tmp_path / "adapter.py").write_text("#\n")  # a module at a repository root: not the whole tree
+    assert source_files(tmp_path) == [tmp_path / "adapter.py"]
