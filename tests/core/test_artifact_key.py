@@ -15,10 +15,13 @@ def _export(toy_repo):
     return result, doc["projects"]["Toy"]["artifacts"][0]
 
 
-def test_editing_the_model_code_rebuilds_the_onnx_file(toy_repo):
+def test_editing_the_model_code_rebuilds_the_onnx_file_and_a_deploy_config_does_not(toy_repo):
     _, first = _export(toy_repo)
+    # a deploy config beside the project enters keys as parsed settings, not as source
+    (toy_repo.path / "projects" / "Toy" / "configs" / "extra.py").write_text("# another deploy config\n")
     _, again = _export(toy_repo)
     assert again["reused"] is True and again["key"] == first["key"]
+
     project = toy_repo.path / "projects" / "Toy" / "project.py"
     source = project.read_text()
     assert "torch.nn.ReLU()" in source
@@ -27,15 +30,9 @@ def test_editing_the_model_code_rebuilds_the_onnx_file(toy_repo):
     assert edited["reused"] is False and edited["key"] != first["key"]
     result.stdout.no_fnmatch_line("*reused from cache*")
 
-
-def test_a_new_helper_module_of_the_project_changes_the_key_but_its_configs_do_not(toy_repo):
-    _, first = _export(toy_repo)
-    (toy_repo.path / "projects" / "Toy" / "configs" / "extra.py").write_text("# a deploy config, parsed into the key\n")
-    _, same = _export(toy_repo)
-    assert same["reused"] is True
-    (toy_repo.path / "projects" / "Toy" / "layers.py").write_text("SCALE = 2\n")
-    _, other = _export(toy_repo)
-    assert other["reused"] is False and other["key"] != first["key"]
+    (toy_repo.path / "projects" / "Toy" / "layers.py").write_text("SCALE = 2\n")  # a new helper module
+    _, helper = _export(toy_repo)
+    assert helper["reused"] is False and helper["key"] not in (first["key"], edited["key"])
 
 
 def test_code_digest_depends_on_content_and_relative_path_not_on_order(tmp_path: Path):

@@ -102,12 +102,6 @@ def _fp16_repo(toy_repo, fault: str | None):
     return toy_repo
 
 
-def test_fp16_variant_exports_loads_and_evaluates(toy_repo):
-    repo = _fp16_repo(toy_repo, None)
-    result = repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "export or evaluation", "-rA")
-    result.assert_outcomes(passed=5)  # export fp32 + fp16, evaluation pytorch, onnx, onnx-fp16
-
-
 @pytest.mark.parametrize("fault", ["convert", "session"])
 def test_fp16_failure_fails_only_the_fp16_backend_with_the_step_named(toy_repo, fault):
     repo = _fp16_repo(toy_repo, fault)
@@ -131,7 +125,8 @@ def test_test_export_opens_the_fp16_variant_in_onnx_runtime(toy_repo):
     from awml_harness.export.store import file_sha256
 
     repo = _fp16_repo(toy_repo, None)
-    repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "export").assert_outcomes(passed=2)
+    first = repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "export or evaluation")
+    first.assert_outcomes(passed=5)  # export fp32 + fp16; evaluation pytorch, onnx, onnx-fp16
     (folder,) = (repo.path / "work_dirs" / "toy" / "artifacts").glob("model-fp16-*[!k]")
     model_file = folder / "model_fp16.onnx"
     model = onnx.load(str(model_file))
