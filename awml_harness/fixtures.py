@@ -105,14 +105,15 @@ def project(awml: Any, deploy_config: Any) -> Any:
 @pytest.fixture
 def guard_backend(awml_unavailable: Any) -> Iterator[Any]:
     """Context manager: BackendUnavailable -> skip (or strict failure); the harness's own
-    user-facing errors (bad checkpoint, failed export, unwritable work dir) -> a one-block
-    failure message instead of a traceback through the harness."""
+    user-facing errors (bad checkpoint, failed export, unwritable work dir, unreadable
+    data file) -> a one-block failure message instead of a traceback through the harness."""
     from contextlib import contextmanager
 
     from awml_harness.backends.base import BackendUnavailable
     from awml_harness.checkpoint import CheckpointError
     from awml_harness.export.onnx import ExportError
     from awml_harness.export.store import ArtifactError
+    from awml_harness.io import DataError
 
     @contextmanager
     def guard() -> Iterator[None]:
@@ -121,7 +122,7 @@ def guard_backend(awml_unavailable: Any) -> Iterator[Any]:
             yield
         except BackendUnavailable as exc:
             awml_unavailable(str(exc))
-        except (CheckpointError, ExportError, ArtifactError) as exc:
+        except (CheckpointError, ExportError, ArtifactError, DataError) as exc:
             pytest.fail(f"{type(exc).__name__}: {exc}", pytrace=False)
 
     yield guard

@@ -28,6 +28,9 @@ from awml_harness.export.store import Artifact, ArtifactStore, file_sha256
 from awml_harness.project import NullTimer, Prepared, ProjectAdapter, StageTimer, load_project_class
 
 ARTIFACT_FORMAT = 1  # bump when the export code changes what it writes
+# harness modules, besides awml_harness/export/*.py, whose code decides an ONNX file's
+# bytes (graph contract, checkpoint reading and key remapping); hashed into its key
+EXPORT_CODE = ("graph.py", "checkpoint.py", "openmmlab.py", "session.py")
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,22 @@ class ProjectContext:
         path = self.cfg.checkpoint_path
         return file_sha256(path) if path is not None else "random-init"
 
+    @functools.cached_property
+    def code_digests(self) -> dict[str, str]:
+        """The code that produced an ONNX file, hashed once per run: the project's own
+        sources (every .py under the adapter module's folder; its `configs/` enter the key
+        as parsed settings instead) and the harness modules that build the model or write
+        the file. Editing either rebuilds the artifact."""
+        import inspect
+
+        from awml_harness.export.store import code_digest, source_files
+
+        folder = Path(inspect.getfile(type(self.adapter))).resolve().parent
+        project = source_files(folder)
+        core = Path(__file__).resolve().parent
+        harness = [*(core / "export").glob("*.py"), *(core / n for n in EXPORT_CODE)]
+        return {"project": code_digest(project, folder), "harness": code_digest(harness, core)}
+
     def _onnx_key(self, graph: Any) -> dict[str, Any]:
         from awml_harness.export.onnx import tool_versions
 
@@ -113,6 +132,7 @@ class ProjectContext:
             "kind": "onnx", "format": ARTIFACT_FORMAT, "project": self.cfg.project,
             "checkpoint": self.checkpoint_digest, "model_settings": to_builtin(self.cfg.model_settings),
             "onnx_config": to_builtin(self.cfg.onnx_config), "graph": graph.spec(), "tools": tool_versions(),
+            "code": self.code_digests,
         }
 
     def onnx_artifacts(self, precision: str = "fp32") -> dict[str, Artifact]:
@@ -267,6 +287,8 @@ class ProjectContext:
                 active[name] = spec
             except BackendUnavailable as exc:
                 status[name]["unavailable"] = str(exc)
+            except Exception as exc:  # a failed build (fp16 conversion, engine) fails this backend only
+                status[name]["error"] = f"setting up {spec.label}: {type(exc).__name__}: {exc}"
         for i in indices:
             sample = self.dataset[i]
             prepared = self.adapter.preprocess(sample)

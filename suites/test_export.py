@@ -1,6 +1,8 @@
-"""Artifacts exist, pass onnx.checker, and expose the I/O the deploy config promises."""
+"""Artifacts exist, pass onnx.checker, open in ONNX Runtime and expose the I/O the deploy config promises."""
 
 from __future__ import annotations
+
+import pytest
 
 
 def test_export(awml, awml_export_case, awml_record, guard_backend):
@@ -24,9 +26,13 @@ def test_export(awml, awml_export_case, awml_record, guard_backend):
         art = ctx.onnx_artifacts(precision)[case.graph]
     awml_record({"kind": "export", "config": case.config_id, "artifacts": ctx.all_artifacts()})
 
-    from awml_harness.export.onnx import check, io_signature
+    from awml_harness.export.onnx import ExportError, check, check_loads, io_signature
 
     check(art.path)
+    try:  # a runtime must open it, not only onnx.checker (an fp16 variant can pass one and not the other)
+        check_loads(art.path, "fp16 conversion (export/fp16.py)" if precision == "fp16" else "ONNX export")
+    except ExportError as exc:
+        pytest.fail(str(exc), pytrace=False)
     graph = ctx.graphs[case.graph]
     sig = io_signature(art.path)
     assert list(sig["inputs"]) == list(graph.input_names), (

@@ -10,6 +10,44 @@ import numpy as np
 from awml_harness.backends.base import BackendUnavailable, check_feeds
 
 
+def flatten_outputs(out: Any, output_names: tuple[str, ...], where: str) -> tuple[Any, ...]:
+    """A module's return value -> one tensor per declared output, in the graph's order.
+
+    Accepted: a tensor; a tuple/list (nested ones are flattened depth first); a dict
+    whose keys are exactly the output names (taken by name, whatever the dict's order);
+    any other dict is flattened by its values in insertion order, like a tuple. The
+    ONNX export wraps a module through the same function, so the file's outputs and the
+    PyTorch backend's outputs are paired by the same rule."""
+    import torch
+
+    if isinstance(out, Mapping) and set(out) == set(output_names) and len(out) == len(output_names):
+        out = tuple(out[n] for n in output_names)
+    leaves: list[Any] = []
+    bad: list[str] = []
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, torch.Tensor):
+            leaves.append(value)
+        elif isinstance(value, Mapping):
+            for k, v in value.items():
+                walk(v, f"{path}[{k!r}]")
+        elif isinstance(value, (tuple, list)):
+            for i, v in enumerate(value):
+                walk(v, f"{path}[{i}]")
+        else:
+            bad.append(f"{path or 'the result'} is {type(value).__name__}")
+
+    walk(out, "")
+    if bad or len(leaves) != len(output_names):
+        found = "; ".join(bad) if bad else f"{len(leaves)} tensor(s)"
+        names = ", ".join(output_names)
+        raise RuntimeError(
+            f"{where}: the module returned {found}, but the graph declares {len(output_names)} output(s) "
+            f"({names}); forward() must return a tensor per output: a tuple ({names}) in that order, "
+            f"or a dict keyed by exactly those names")
+    return tuple(leaves)
+
+
 class TorchRunner:
     def __init__(self, module: Any, input_names: tuple[str, ...], output_names: tuple[str, ...],
                  device: str = "cpu", name: str = "pytorch") -> None:
@@ -38,13 +76,9 @@ class TorchRunner:
         check_feeds(self.name, self.input_names, feeds)
         with torch.inference_mode():
             args = [torch.from_numpy(np.ascontiguousarray(feeds[n])).to(self.device) for n in self.input_names]
-            out = self.module(*args)
-            if not isinstance(out, (tuple, list)):
-                out = (out,)
-            if len(out) != len(self.output_names):
-                raise RuntimeError(f"{self.name}: module returned {len(out)} outputs, graph declares {self.output_names}")
+            out = flatten_outputs(self.module(*args), self.output_names, self.name)
             # .cpu() waits for the device, so returning means the work is done
-            return {n: o.detach().cpu().numpy() for n, o in zip(self.output_names, out, strict=False)}
+            return {n: o.detach().cpu().numpy() for n, o in zip(self.output_names, out, strict=True)}
 
     def synchronize(self) -> None:
         if self.device.type == "cuda":

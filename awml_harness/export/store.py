@@ -20,7 +20,7 @@ import os
 import shutil
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,40 @@ class Artifact:
 
 def digest(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def code_digest(files: Iterable[Path], root: Path) -> str:
+    """One sha256 over the given source files' paths (relative to `root`) and contents,
+    in sorted order. Artifact keys hold it so that editing the code that produced an
+    artifact (a model's layers, the exporter) rebuilds it instead of reusing a file
+    made by the old code; module names are deliberately not used, since how a project
+    is imported can change while its files stay the same."""
+    h = hashlib.sha256()
+    for f in sorted({Path(p) for p in files}, key=lambda p: p.relative_to(root).as_posix()):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0")
+        h.update(file_sha256(f).encode() + b"\n")
+    return h.hexdigest()
+
+
+_NOT_SOURCE = {"configs", "__pycache__", "node_modules", "site-packages"}
+
+
+def source_files(folder: Path) -> list[Path]:
+    """The .py files of a project's folder, subfolders included, except `configs/`
+    (deploy configs enter artifact keys as parsed settings, so editing a tolerance does
+    not re-export), caches, hidden folders and virtual environments. A folder that is
+    not a package (an adapter module at a repository's root) gives its own .py files
+    only, never the whole tree below it."""
+    folder = Path(folder)
+    if not (folder / "__init__.py").is_file():
+        return sorted(folder.glob("*.py"))
+    out: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        here = Path(dirpath)
+        dirnames[:] = sorted(n for n in dirnames if not n.startswith(".") and n not in _NOT_SOURCE
+                             and not (here / n / "pyvenv.cfg").exists())
+        out += [here / f for f in sorted(filenames) if f.endswith(".py")]
+    return out
 
 
 def file_sha256(path: Path) -> str:

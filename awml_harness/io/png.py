@@ -117,4 +117,9 @@ def write_png(path: Path | str, rgb: np.ndarray) -> None:
 
 
 def read_png(path: Path | str) -> np.ndarray:
-    return decode_png(Path(path).read_bytes())
+    """Decode a PNG file; any decoding failure is a PngError that names the file."""
+    data = Path(path).read_bytes()
+    try:
+        return decode_png(data)
+    except (PngError, struct.error, zlib.error, ValueError) as exc:
+        raise PngError(f"{path}: {exc or type(exc).__name__}") from None

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from awml_harness.io import DataError
 from awml_harness.io.safe_pickle import load_pickle
 
 from .png import read_png
@@ -106,8 +107,22 @@ def load_records(info_file: Path | str, data_root: Path | str | None = None,
 # -- files ------------------------------------------------------------------------------
 
 def read_image(path: Path | str) -> np.ndarray:
-    """uint8 HxWx3 BGR. PNG through OpenCV when installed, else png.py; `.npy` as stored."""
+    """uint8 HxWx3 BGR. PNG through OpenCV when installed, else png.py; `.npy` as stored.
+    A missing, truncated or foreign file is a DataError naming it."""
     path = Path(path)
+    try:
+        arr = _decode_image(path)
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataError(f"{path}: cannot read image ({type(exc).__name__}: {exc}); "
+                        "expected a PNG, JPEG (with OpenCV) or .npy uint8 HxWx3 file") from None
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
+        raise DataError(f"{path}: image must be uint8 HxWx3, got {arr.dtype} {arr.shape}")
+    return arr
+
+
+def _decode_image(path: Path) -> np.ndarray:
     suffix = path.suffix.lower()
     if suffix == ".npy":
         arr = np.load(path, allow_pickle=False)
@@ -119,22 +134,25 @@ def read_image(path: Path | str) -> np.ndarray:
         if cv2 is not None:
             arr = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if arr is None:
-                raise ValueError(f"could not read image {path}")
+                raise DataError(f"{path}: OpenCV could not read this image (missing, truncated or not an image)")
         elif suffix == ".png":
             arr = read_png(path)
         else:
-            raise ValueError(f"reading {suffix} images needs OpenCV (pip install opencv-python-headless): {path}")
-    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
-        raise ValueError(f"image {path} must be uint8 HxWx3, got {arr.dtype} {arr.shape}")
+            raise DataError(f"{path}: reading {suffix} images needs OpenCV (pip install opencv-python-headless)")
     return arr
 
 
 def read_points(path: Path | str, num_pts_feats: int = 4) -> np.ndarray:
-    """float32 (N, num_pts_feats): x, y, z, intensity, ..."""
-    raw = np.fromfile(path, dtype=np.float32)
-    if raw.size % num_pts_feats:
-        raise ValueError(f"{path}: {raw.size} floats do not split into rows of {num_pts_feats}")
-    return raw.reshape(-1, num_pts_feats)
+    """float32 (N, num_pts_feats): x, y, z, intensity, ...; the file must hold whole points."""
+    point_bytes = 4 * num_pts_feats
+    try:
+        size = Path(path).stat().st_size
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read point file ({exc.strerror or exc})") from None
+    if size % point_bytes:
+        raise DataError(f"{path}: {size} bytes is not a whole number of points of {num_pts_feats} float32 "
+                        f"features ({point_bytes} bytes each); is the file truncated, or num_pts_feats wrong?")
+    return np.fromfile(path, dtype=np.float32).reshape(-1, num_pts_feats)
 
 
 # -- geometry ---------------------------------------------------------------------------

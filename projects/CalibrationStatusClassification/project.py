@@ -161,7 +161,8 @@ class Project(ProjectAdapter):
                 stacklevel=2,
             )
         else:
-            load_checkpoint(model, self.cfg.checkpoint_path, KEY_MAP, strict=s.strict_load)
+            load_checkpoint(model, self.cfg.checkpoint_path, KEY_MAP, strict=s.strict_load,
+                            allow_pickle=self.cfg.unsafe_load)
         return model.eval()
 
     def graph_names(self) -> tuple[str, ...]:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from awml_harness.io import DataError
 from awml_harness.io.safe_pickle import load_pickle
 
 
@@ -41,10 +42,18 @@ def _entry_points_info(entry: dict) -> tuple[str, int]:
 
 
 def read_points(path: Path, num_pts_feats: int) -> np.ndarray:
-    raw = np.fromfile(path, dtype=np.float32)
-    if raw.size % num_pts_feats:
-        raise ValueError(f"{path}: {raw.size} floats do not split into rows of {num_pts_feats}")
-    return raw.reshape(-1, num_pts_feats)
+    """A `.bin` point file -> float32 (N, num_pts_feats). Its size must be a whole number
+    of points (4 * num_pts_feats bytes each): anything else is a truncated or foreign
+    file, or a wrong `num_pts_feats`, and is refused rather than read shifted."""
+    point_bytes = 4 * num_pts_feats
+    try:
+        size = Path(path).stat().st_size
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read point file ({exc.strerror or exc})") from None
+    if size % point_bytes:
+        raise DataError(f"{path}: {size} bytes is not a whole number of points of {num_pts_feats} float32 "
+                        f"features ({point_bytes} bytes each); is the file truncated, or num_pts_feats wrong?")
+    return np.fromfile(path, dtype=np.float32).reshape(-1, num_pts_feats)
 
 
 def entry_targets(entry: dict) -> tuple[np.ndarray, np.ndarray]:

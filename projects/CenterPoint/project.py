@@ -79,7 +79,8 @@ class Project(ProjectAdapter):
             from awml_harness.openmmlab import load_checkpoint
             from projects.CenterPoint.openmmlab import KEY_MAP
 
-            load_checkpoint(model, self.cfg.checkpoint_path, KEY_MAP, strict=self.settings.strict_load)
+            load_checkpoint(model, self.cfg.checkpoint_path, KEY_MAP, strict=self.settings.strict_load,
+                            allow_pickle=self.cfg.unsafe_load)
         return model.eval()
 
     def graphs(self, model: Any) -> Sequence[Any]:

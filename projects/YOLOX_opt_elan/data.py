@@ -18,6 +18,7 @@ from typing import Any, overload
 
 import numpy as np
 
+from awml_harness.io import DataError
 from awml_harness.io.png import read_png
 
 
@@ -36,15 +37,22 @@ class Sample:
 
     def load_bgr(self) -> np.ndarray:
         """(H, W, 3) uint8 BGR, as cv2.imread would return it."""
-        if self.path.suffix.lower() == ".npy":
-            rgb = np.load(self.path, allow_pickle=False)
-        else:
-            rgb = read_png(self.path)
+        try:
+            if self.path.suffix.lower() == ".npy":
+                rgb = np.load(self.path, allow_pickle=False)
+            else:
+                rgb = read_png(self.path)
+        except (OSError, ValueError, EOFError) as exc:
+            text = str(exc).removeprefix(f"{self.path}: ")
+            raise DataError(f"{self.path}: cannot read image ({type(exc).__name__}: {text}); expected an 8-bit "
+                            "PNG or a .npy uint8 HxWx3 RGB array") from None
+        if rgb.dtype != np.uint8 or rgb.ndim not in (2, 3):
+            raise DataError(f"{self.path}: image must be uint8 HxW or HxWxC, got {rgb.dtype} {rgb.shape}")
         if rgb.ndim == 2:
             rgb = np.repeat(rgb[:, :, None], 3, axis=2)
         rgb = rgb[:, :, :3]
         if rgb.shape[:2] != (self.height, self.width):
-            raise ValueError(f"{self.path}: image is {rgb.shape[:2]}, annotation says {(self.height, self.width)}")
+            raise DataError(f"{self.path}: image is {rgb.shape[:2]}, annotation says {(self.height, self.width)}")
         return np.ascontiguousarray(rgb[:, :, ::-1])
 
     def target(self) -> dict[str, Any]:
@@ -67,7 +75,30 @@ def load_coco(info_file: Path | str, class_names: Sequence[str], data_root: Path
         root = Path(data_root)
     else:
         root = info_file.parent.parent if info_file.parent.name == "annotations" else info_file.parent
-    coco = json.loads(info_file.read_text())
+    coco = _read_coco_json(info_file)
+    try:
+        return _samples(coco, class_names, root)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        what = f"missing key {exc}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
+        raise DataError(f"{info_file}: not a COCO detection file ({what}); images need id, file_name, height, "
+                        "width; annotations need image_id, category_id, bbox [x, y, w, h]") from None
+
+
+def _read_coco_json(info_file: Path) -> dict[str, Any]:
+    try:
+        coco = json.loads(info_file.read_text())
+    except OSError as exc:
+        raise DataError(f"{info_file}: cannot read the COCO annotation file ({exc.strerror or exc})") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise DataError(f"{info_file}: not valid JSON ({exc})") from None
+    if not isinstance(coco, dict) or not isinstance(coco.get("images"), list):
+        found = f"keys {sorted(map(str, coco))}" if isinstance(coco, dict) else f"a {type(coco).__name__}"
+        raise DataError(f"{info_file}: a COCO annotation file is an object with an 'images' list (plus "
+                        f"'annotations' and 'categories'); this one has {found}")
+    return coco
+
+
+def _samples(coco: Mapping[str, Any], class_names: Sequence[str], root: Path) -> list[Sample]:
     cat_to_label = _category_map(coco.get("categories", []), class_names)
     per_image: dict[int, list[Mapping[str, Any]]] = {}
     for ann in coco.get("annotations", []):

@@ -74,7 +74,8 @@ class Project(ProjectAdapter):
                 stacklevel=2,
             )
         else:
-            load_checkpoint(model, self.cfg.checkpoint_path, KEY_MAP, strict=self.settings.strict_load)
+            load_checkpoint(model, self.cfg.checkpoint_path, KEY_MAP, strict=self.settings.strict_load,
+                            allow_pickle=self.cfg.unsafe_load)
         return model.eval()
 
     def graphs(self, model: Any) -> Sequence[Graph]:

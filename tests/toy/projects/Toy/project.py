@@ -82,7 +82,7 @@ class Project(ProjectAdapter):
         if self.cfg.checkpoint_path is not None:
             from awml_harness.checkpoint import load_into, load_state_dict
 
-            load_into(model, load_state_dict(self.cfg.checkpoint_path))
+            load_into(model, load_state_dict(self.cfg.checkpoint_path, allow_pickle=self.cfg.unsafe_load))
         with torch.no_grad():
             model[-2].weight.mul_(self.settings.scale)
         return model
