@@ -106,7 +106,8 @@ def translate(r: ConfigReader) -> dict[str, Any]:
 def load(model_cfg: Any, config_dir: Any) -> Any:
     """Settings from an OpenMMLab config, or None when `model_cfg` is the native form."""
     from awml_harness.openmmlab import load_settings
-    from projects.CalibrationStatusClassification.project import CalibrationSettings
+
+    from .project import CalibrationSettings
 
     return load_settings(CalibrationSettings, model_cfg, config_dir, translate)
 

@@ -27,7 +27,8 @@ from __future__ import annotations
 from typing import Any
 
 from awml_harness.openmmlab import ConfigReader, Rule
-from projects.YOLOX_opt_elan.settings import YoloxSettings
+
+from .settings import YoloxSettings
 
 #: OpenMMLab (mmdet / AWML) checkpoint key -> native key; names already match.
 KEY_MAP: tuple[Rule, ...] = (
