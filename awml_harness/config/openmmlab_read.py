@@ -65,7 +65,7 @@ def external_bases(path: Path) -> list[tuple[str, str]]:
 
 def _check_external_bases(path: Path, key: str) -> None:
     """One error naming every package the config's `pkg::` bases need and lack."""
-    missing = sorted({pkg for pkg, _ in external_bases(path) if package_dir(pkg) is None})
+    missing = sorted({_pip_name(pkg) for pkg, _ in external_bases(path) if package_dir(pkg) is None})
     if missing:
         raise ConfigError(
             key, str(path),
@@ -74,17 +74,33 @@ def _check_external_bases(path: Path, key: str) -> None:
         )
 
 
+def _module_to_package() -> dict[str, str]:
+    try:
+        from mmengine.config.utils import MODULE2PACKAGE  # type: ignore[import-not-found]
+    except ImportError:  # pragma: no cover - mmengine-lite is a dependency
+        return {}
+    return dict(MODULE2PACKAGE)
+
+
+def _pip_name(module: str) -> str:
+    """`mmseg` is installed as `mmsegmentation`: mmengine's own table says which."""
+    return _module_to_package().get(module, module)
+
+
 @contextmanager
 def _package_lookup_without_pkg_resources() -> Iterator[None]:
     """mmengine 0.10 resolves `pkg::` through `pkg_resources`; answer the same two
     questions (installed? where?) with importlib for the duration of one read."""
     import mmengine.config.config as mm_config  # type: ignore[import-not-found]
 
+    # mmengine asks by pip name (`mmsegmentation`); the folder is the module's (`mmseg`)
+    to_module = {pkg: mod for mod, pkg in _module_to_package().items()}
+
     def is_installed(package: str) -> bool:
-        return package_dir(package) is not None
+        return package_dir(to_module.get(package, package)) is not None
 
     def get_installed_path(package: str) -> str:
-        found = package_dir(package)
+        found = package_dir(to_module.get(package, package))
         if found is None:
             raise ModuleNotFoundError(package)
         return str(found)
