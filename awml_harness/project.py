@@ -99,6 +99,9 @@ class ProjectAdapter(ABC):
 
     name: ClassVar[str]
     task_type: ClassVar[str]  # "classification" | "detection2d" | "detection3d"
+    #: the OpenMMLab codebase its models come from (`codebase_config.type` of an AWML deploy
+    #: config: "mmdet", "mmdet3d", "mmpretrain"); lets a config without `project` find it
+    codebase: ClassVar[str | None] = None
     settings_cls: ClassVar[type | None] = None
 
     def __init__(self, cfg: DeployConfig) -> None:

@@ -9,8 +9,11 @@ pytest's warnings summary); nothing is dropped silently:
 key                                        here
 =========================================  =============================================
 `project` (absent)                         inferred: the `projects/<Name>/` folder the
-                                           model config or the deploy config lives in
-`codebase_config`                          ignored: the project adapter chooses the code
+                                           model config or the deploy config lives in,
+                                           else the one project whose adapter declares
+                                           `codebase` = codebase_config.type (and the
+                                           config's task_type)
+`codebase_config`                          otherwise ignored: the adapter runs the model
 `onnx_config.type` = "onnx"                ignored (mmdeploy's backend tag); other values
 `backend_config.type` = "tensorrt"         are refused
 `onnx_config.export_params` = True         the harness always stores weights in the
@@ -139,7 +142,8 @@ def normalize(data: dict[str, Any], config_path: Path, search_roots: Sequence[Pa
         _note(notes, "codebase_config", codebase, "the project adapter (`project`) decides which code builds "
                                                   "and runs the model")
     if not data.get("project"):
-        data["project"] = infer_project(data, config_path, search_roots)
+        data["project"] = infer_project(data, config_path, search_roots,
+                                        codebase.get("type") if isinstance(codebase, Mapping) else None)
 
     onnx = data.get("onnx_config")
     found, value = _pop(onnx, "type")
@@ -193,9 +197,11 @@ def normalize(data: dict[str, Any], config_path: Path, search_roots: Sequence[Pa
     return data, notes
 
 
-def infer_project(data: Mapping[str, Any], config_path: Path, search_roots: Sequence[Path]) -> str:
+def infer_project(data: Mapping[str, Any], config_path: Path, search_roots: Sequence[Path],
+                  codebase: str | None = None) -> str:
     """`projects/<Name>/...` in the model config's path, then in the deploy config's,
-    naming a project the lookup rule finds."""
+    naming a project the lookup rule finds; else the one project under the search roots
+    whose adapter declares `codebase` (codebase_config.type) and the config's task_type."""
     from awml_harness.project import find_project_dir
 
     tried: list[str] = []
@@ -211,10 +217,37 @@ def infer_project(data: Mapping[str, Any], config_path: Path, search_roots: Sequ
         if find_project_dir(name, search_roots) is not None:
             return name
         tried.append(f"{name!r} (from {where})")
+    if codebase:
+        matches = sorted(_projects_with_codebase(codebase, data.get("task_type"), search_roots))
+        if len(matches) == 1:
+            return matches[0]
+        tried.append(f"codebase_config.type={codebase!r} with task_type={data.get('task_type')!r} "
+                     f"({'matches ' + ', '.join(matches) if matches else 'matches no project'})")
     raise ConfigError("project", None, "the name of a project (projects/<Name>/project.py) or 'package.module:Class'; "
                                        "it could not be inferred: " + (
                                            f"no project folder for {', '.join(tried)}" if tried else
                                            "neither model_cfg nor the deploy config lies under projects/<Name>/"))
+
+
+def _projects_with_codebase(codebase: str, task_type: Any, search_roots: Sequence[Path]) -> set[str]:
+    from awml_harness.project import load_project_class
+
+    seen: set[Path] = set()
+    names: set[str] = set()
+    for start in search_roots:
+        for folder in (start, *start.parents):
+            for project_py in sorted((folder / "projects").glob("*/project.py")):
+                folder_of = project_py.parent.resolve()
+                if folder_of in seen:
+                    continue
+                seen.add(folder_of)
+                try:
+                    cls = load_project_class(str(folder_of))
+                except Exception:  # a broken neighbour is not this config's problem
+                    continue
+                if getattr(cls, "codebase", None) == codebase and task_type in (None, cls.task_type):
+                    names.add(folder_of.name)
+    return names
 
 
 def warn_ignored(notes: Sequence[str], source: str) -> None:

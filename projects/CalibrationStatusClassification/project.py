@@ -123,6 +123,7 @@ def _records(cfg: DeployConfig) -> list[CalibrationRecord]:
 class Project(ProjectAdapter):
     name: ClassVar[str] = "CalibrationStatusClassification"
     task_type: ClassVar[str] = "classification"
+    codebase: ClassVar[str | None] = "mmpretrain"  # an AWML deploy config's codebase_config.type
     settings_cls: ClassVar[type | None] = CalibrationSettings
 
     def __init__(self, cfg: DeployConfig) -> None:

@@ -33,6 +33,7 @@ HEAD_OUTPUTS = ("heatmap", "reg", "height", "dim", "rot", "vel")
 class Project(ProjectAdapter):
     name = "CenterPoint"
     task_type = "detection3d"
+    codebase = "mmdet3d"  # an AWML deploy config's codebase_config.type
     settings_cls = CenterPointSettings
     settings: CenterPointSettings
 

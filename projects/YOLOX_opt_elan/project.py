@@ -35,6 +35,7 @@ OUTPUT_NAME = "output"
 class Project(ProjectAdapter):
     name: ClassVar[str] = "YOLOX_opt_elan"
     task_type: ClassVar[str] = "detection2d"
+    codebase: ClassVar[str | None] = "mmdet"  # an AWML deploy config's codebase_config.type
     settings_cls: ClassVar[type | None] = YoloxSettings
 
     settings: YoloxSettings

@@ -1,7 +1,7 @@
 """AWML's own files in, unchanged: model configs (custom_imports, `pkg::` bases), the
 seed's deploy-config format and command line, and a user's `projects` package.
 
-The configs under tests/awml/ have the structure of AWML's (T4 calibration model config,
+The configs under tests/compat/ have the structure of AWML's (T4 calibration model config,
 the deployment branch's deploy config), not their text.
 """
 
@@ -211,6 +211,21 @@ def test_seed_keys_the_harness_cannot_honour_are_refused(override, key):
     with pytest.raises(ConfigError) as err:
         load(SEED_DEPLOY, model_cfg=str(T4_MODEL), overrides=[override])
     assert err.value.key == key
+
+
+def test_project_is_inferred_from_codebase_config_outside_a_projects_folder(tmp_path):
+    """A copy of the seed config elsewhere, model config given inline: no path names the
+    project, codebase_config.type + task_type pick the one adapter declaring them."""
+    cfg = tmp_path / "deploy.py"
+    cfg.write_text(SEED_DEPLOY.read_text())
+    model = tmp_path / "model.py"
+    model.write_text(f"_base_ = [{str(T4_MODEL)!r}]\n")
+    with pytest.warns(UserWarning):
+        loaded = load(cfg, model_cfg=str(model))
+    assert loaded.project == "CalibrationStatusClassification"
+    with pytest.raises(ConfigError) as err:
+        load(cfg, model_cfg=str(model), overrides=["codebase_config.type='mmocr'"])
+    assert err.value.key == "project" and "mmocr" in str(err.value)
 
 
 def test_project_cannot_be_inferred_outside_a_projects_folder(tmp_path):
