@@ -109,8 +109,8 @@ def pytest_configure(config: pytest.Config) -> None:
     from awml_harness.config.load import load_deploy_config
     from awml_harness.session import HarnessSession, RunOptions, with_unique_ids
 
-    configs = []
-    for path in paths:
+    configs, errors = [], []
+    for path in paths:  # every config is read, so one run names every config's mistakes
         try:
             configs.append(load_deploy_config(
                 path, overrides=config.option.cfg_options, base_dir=config.rootpath,
@@ -119,7 +119,9 @@ def pytest_configure(config: pytest.Config) -> None:
                 model_cfg=_cli_path(config.option.model_cfg, config), checkpoint=_cli_path(config.option.checkpoint, config),
             ))
         except ConfigError as exc:
-            raise pytest.UsageError(str(exc)) from None
+            errors.append(str(exc))
+    if errors:
+        raise pytest.UsageError("\n".join(errors))
     started = config.workerinput.get("awml_run_started") if _is_worker(config) else time.time()
     options = RunOptions(
         rebuild_before=float(started) if config.option.awml_rebuild else None,

@@ -26,7 +26,11 @@ key                                        here
                                            harness evaluates what it exported)
 `evaluation.backends.tensorrt.engine_dir`  ignored: engines are built from the ONNX and
                                            cached under export.work_dir
-`model_io.additional_inputs/outputs`       declared I/O names, checked by test_export
+`model_io.additional_inputs/outputs`,      declared I/O names, checked by test_export
+`onnx_config.input_names/output_names`
+`onnx_config.batch_size`                   = model_io.batch_size
+`trt_config` (dict)                        = backend_config (common_config keys and
+                                           model_inputs)
 =========================================  =============================================
 
 Unknown keys anywhere in the config are collected and raised as one ConfigError.
@@ -158,6 +162,8 @@ def normalize(data: dict[str, Any], config_path: Path, search_roots: Sequence[Pa
         raise ConfigError("onnx_config.keep_initializers_as_inputs", value,
                           "False: the harness exports weights as initializers, not graph inputs")
 
+    _typed_exporter_keys(data)
+
     found, value = _pop(data.get("backend_config"), "type")
     if found and value != "tensorrt":
         raise ConfigError("backend_config.type", value, "'tensorrt' (the only backend backend_config configures)")
@@ -195,6 +201,45 @@ def normalize(data: dict[str, Any], config_path: Path, search_roots: Sequence[Pa
                   "TensorRT engines are built from the ONNX and cached under export.work_dir; prebuilt engine "
                   "files are not loaded")
     return data, notes
+
+
+def _typed_exporter_keys(data: dict[str, Any]) -> None:
+    """The seed document's typed exporter configs, written as dicts: `onnx_config`'s
+    `input_names` / `output_names` (declared graph I/O, checked by test_export like
+    model_io's) and `batch_size` (= model_io.batch_size), and a top-level `trt_config`
+    (= backend_config: precision_policy, max_workspace_size, model_inputs)."""
+    onnx = data.get("onnx_config")
+    model_io = data.setdefault("model_io", {}) if isinstance(data.get("model_io", {}), dict) else None
+    if isinstance(onnx, dict) and model_io is not None:
+        found, names = _pop(onnx, "input_names")
+        if found:
+            listed = {(spec.get("name") if isinstance(spec, Mapping) else spec)
+                      for spec in model_io.get("additional_inputs", [])}
+            extra = [dict(name=n) for n in ([names] if isinstance(names, str) else list(names)) if n not in listed]
+            model_io["additional_inputs"] = [*model_io.get("additional_inputs", []), *extra]
+        found, names = _pop(onnx, "output_names")
+        if found:
+            have = list(model_io.get("additional_outputs", []))
+            model_io["additional_outputs"] = have + [n for n in ([names] if isinstance(names, str) else names)
+                                                     if n not in have]
+        found, batch = _pop(onnx, "batch_size")
+        if found:
+            if "batch_size" in model_io and model_io["batch_size"] != batch:
+                raise ConfigError("onnx_config.batch_size", batch,
+                                  f"the same value as model_io.batch_size ({model_io['batch_size']!r}) or unset")
+            model_io["batch_size"] = batch
+    trt = data.pop("trt_config", None)
+    if trt is None:
+        return
+    if not isinstance(trt, Mapping):
+        raise ConfigError("trt_config", trt, "a dict (precision_policy, max_workspace_size, model_inputs)")
+    backend = data.setdefault("backend_config", {})
+    common = backend.setdefault("common_config", {})
+    for k, v in trt.items():
+        target, key = (backend, "model_inputs") if k == "model_inputs" else (common, k)
+        if key in target and target[key] != v:
+            raise ConfigError(f"trt_config.{k}", v, f"the value backend_config gives ({target[key]!r}) or unset")
+        target[key] = v
 
 
 def infer_project(data: Mapping[str, Any], config_path: Path, search_roots: Sequence[Path],

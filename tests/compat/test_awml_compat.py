@@ -190,6 +190,25 @@ def test_model_dir_is_the_onnx_to_run_when_nothing_is_exported(tmp_path):
     assert cfg.export.onnx_path == onnx
 
 
+def test_typed_exporter_keys_of_the_seed_document_map_onto_the_schema(tmp_path):
+    cfg = tmp_path / "deploy.py"
+    cfg.write_text(f"_base_ = [{str(SHIPPED_CAL)!r}]\n"
+                   "onnx_config = dict(input_names=('input',), output_names=('output',), batch_size=1)\n"
+                   "backend_config = dict(_delete_=True)\n"
+                   "trt_config = dict(precision_policy='fp16', max_workspace_size=1 << 28)\n")
+    loaded = load(cfg)
+    assert [s.name for s in loaded.model_io.additional_inputs] == ["input"]
+    assert loaded.model_io.additional_outputs == ("output",) and loaded.model_io.batch_size == 1
+    common = loaded.backend_config.common_config
+    assert (common.precision_policy, common.max_workspace_size) == ("fp16", 1 << 28)
+    with pytest.raises(ConfigError) as err:
+        load(cfg, overrides=["model_io.batch_size=2"])
+    assert err.value.key == "onnx_config.batch_size"
+    with pytest.raises(ConfigError) as err:  # both sections set one key differently
+        load(cfg, overrides=["backend_config.common_config.precision_policy='auto'"])
+    assert err.value.key == "trt_config.precision_policy"
+
+
 def test_all_unknown_keys_of_a_config_are_named_in_one_error(tmp_path):
     cfg = tmp_path / "deploy.py"
     cfg.write_text(f"_base_ = [{str(SHIPPED_CAL)!r}]\nexport = dict(wrok_dir='x')\n"
@@ -323,3 +342,16 @@ def test_a_missing_checkpoint_on_the_command_line_is_a_usage_error(pytester, mon
         "--deploy-cfg", str(SEED_DEPLOY), "--model-cfg", str(T4_MODEL), "--checkpoint", "nowhere.pth")
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*checkpoint_path*nowhere.pth*"])
+
+
+def test_every_configs_mistakes_are_named_in_one_run(pytester, monkeypatch, tmp_path):
+    monkeypatch.chdir(REPO)
+    bad = []
+    for i, key in enumerate(("wrok_dir", "mdoe")):
+        cfg = tmp_path / f"bad{i}.py"
+        cfg.write_text(f"_base_ = [{str(SHIPPED_CAL)!r}]\nexport = dict({key}='x')\n")
+        bad += ["--deploy-cfg", str(cfg)]
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--rootdir={REPO}", "-c", "/dev/null",
+                                           "--collect-only", *bad)
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*bad0.py*export.wrok_dir*", "*bad1.py*export.mdoe*"])
