@@ -355,3 +355,21 @@ def test_every_configs_mistakes_are_named_in_one_run(pytester, monkeypatch, tmp_
                                            "--collect-only", *bad)
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*bad0.py*export.wrok_dir*", "*bad1.py*export.mdoe*"])
+
+
+def test_an_unimplemented_module_variant_is_one_named_refusal():
+    """AWML's ShortRange/ConvNeXt variants: the refused `type` is named; that module's own
+    keys are not listed as further problems, other modules' problems still are."""
+    from awml_harness.openmmlab import ConfigReader
+
+    r = ConfigReader({"model": {"backbone": {"type": "ConvNeXt_PC", "depths": [3, 3], "drop_path_rate": 0.4},
+                                "head": {"type": "Head", "bogus": 1}}})
+    r.check_keys("model.backbone", ("in_channels",))
+    r.expect_type("model.backbone", ("SECOND",))
+    r.check_keys("model.head", ("num_classes",))
+    r.expect_type("model.head", ("Head",))
+    with pytest.raises(ConfigError) as err:
+        r.raise_if_any()
+    message = str(err.value)
+    assert "ConvNeXt_PC" in message and "model.head.bogus" in message
+    assert "depths" not in message and "drop_path_rate" not in message
