@@ -48,17 +48,12 @@ def is_openmmlab_config(data: Any) -> bool:
 
 
 def read_openmmlab_config(path: Path | str, key: str = ROOT) -> dict[str, Any]:
-    """Read a config file with mmengine `Config` semantics (`_base_`, `{{_base_.x}}`)."""
-    from awml_harness.config.load import read_file
+    """Read a config file with mmengine `Config` semantics (`_base_`, `{{_base_.x}}`),
+    importing nothing: `custom_imports` are kept as data, `pkg::` bases are found in the
+    installed package (:mod:`awml_harness.config.openmmlab_read`)."""
+    from awml_harness.config.openmmlab_read import read_model_config
 
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(key, str(path), "an existing OpenMMLab model config (.py) or a native model_cfg file")
-    try:
-        data = read_file(path)
-    except ConfigError as exc:
-        raise ConfigError(key, str(path), exc.allowed) from None
-    return {k: v for k, v in data.items() if not str(k).startswith("__")}
+    return read_model_config(path, key)
 
 
 def strip_scope(type_name: str) -> str:
@@ -186,6 +181,11 @@ class ConfigReader:
     def raise_if_any(self) -> None:
         if not self.problems:
             return
+        # a module whose `type` is refused (a variant the harness does not implement) is
+        # named once: the keys of that module are its own business, not further problems
+        refused = {p.path[: -len(".type")] for p in self.problems if p.path.endswith(".type")}
+        self.problems = [p for p in self.problems
+                         if not any(p.path.startswith(f"{mod}.") and p.path != f"{mod}.type" for mod in refused)]
         where = f" (in {self.source})" if self.source else ""
         if len(self.problems) == 1:
             p = self.problems[0]

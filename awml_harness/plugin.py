@@ -35,6 +35,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--cfg-options", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                     help="override config keys, e.g. verification.default.atol=1e-6 (every config) or "
                          "MyDetector:model_cfg.score_threshold=0.2 (that project's configs only)")
+    group.addoption("--model-cfg", default=None, metavar="PATH",
+                    help="model config (an OpenMMLab/AWML config .py, or a native model_cfg file) for every "
+                         "deploy config: the seed's `main.py deploy_cfg MODEL_CFG`. Replaces model_cfg")
+    group.addoption("--checkpoint", default=None, metavar="PATH",
+                    help="checkpoint for every deploy config (the seed's third positional argument); "
+                         "replaces checkpoint_path")
     group.addoption("--work-dir", default=None, metavar="DIR", help="override export.work_dir (artifact cache)")
     group.addoption("--device", default=None, metavar="DEVICE",
                     help="run the pytorch/onnx evaluation backends on this device (cpu, cuda:N)")
@@ -79,6 +85,11 @@ def _abs(path: str | None, root: Path) -> Path | None:
     return p if p.is_absolute() else root / p
 
 
+def _cli_path(path: str | None, config: pytest.Config) -> str | None:
+    """Command-line paths are relative to where pytest was invoked."""
+    return None if path is None else str(_abs(path, config.invocation_params.dir))
+
+
 def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
@@ -101,17 +112,20 @@ def pytest_configure(config: pytest.Config) -> None:
     from awml_harness.config.load import load_deploy_config
     from awml_harness.session import HarnessSession, RunOptions, with_unique_ids
 
-    configs = []
-    for path in paths:
+    configs, errors = [], []
+    for path in paths:  # every config is read, so one run names every config's mistakes
         try:
             configs.append(load_deploy_config(
                 path, overrides=config.option.cfg_options, base_dir=config.rootpath,
                 work_dir=config.option.work_dir, device=config.option.device,
                 unsafe_load=config.option.awml_unsafe_load,
                 allow_python_in_yaml=config.option.awml_allow_python_in_yaml,
+                model_cfg=_cli_path(config.option.model_cfg, config), checkpoint=_cli_path(config.option.checkpoint, config),
             ))
         except ConfigError as exc:
-            raise pytest.UsageError(str(exc)) from None
+            errors.append(str(exc))
+    if errors:
+        raise pytest.UsageError("\n".join(errors))
     _check_overrides(config, configs)
     started = config.workerinput.get("awml_run_started") if _is_worker(config) else time.time()
     options = RunOptions(

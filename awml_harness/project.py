@@ -2,8 +2,10 @@
 
 A project lives in `projects/<Name>/project.py` and defines `Project`, a subclass of
 :class:`ProjectAdapter`. The deploy config names it (`project = "MyDetector"`); the
-core finds the folder by walking up from the config file (or from the rootdir), so
-adding a project never means editing `awml_harness/`.
+core finds the folder by one rule (:func:`project_search_roots`: upward from the config
+file, from the files it inherits, then from the rootdir) and imports it by file path
+under a private package name, so adding a project never means editing `awml_harness/`
+and a user's own `projects` package (AWML) stays theirs.
 
 The pipeline is split so that every backend runs the same Python:
 
@@ -97,6 +99,9 @@ class ProjectAdapter(ABC):
 
     name: ClassVar[str]
     task_type: ClassVar[str]  # "classification" | "detection2d" | "detection3d"
+    #: the OpenMMLab codebase its models come from (`codebase_config.type` of an AWML deploy
+    #: config: "mmdet", "mmdet3d", "mmpretrain"); lets a config without `project` find it
+    codebase: ClassVar[str | None] = None
     settings_cls: ClassVar[type | None] = None
 
     def __init__(self, cfg: DeployConfig) -> None:
@@ -201,14 +206,66 @@ class ProjectAdapter(ABC):
         return {}
 
 
-def _import_from_path(module_name: str, path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:  # pragma: no cover - defensive
-        raise ImportError(path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
+#: where project adapters live on sys.modules: `<PRIVATE_PACKAGE>.<Name>.project`. Never
+#: `projects.<Name>`: a user's AWML checkout owns the name `projects` (its
+#: `projects.CenterPoint.models` is what `custom_imports` and the registry path import).
+PRIVATE_PACKAGE = "awml_harness._projects"
+
+
+def project_search_roots(config_path: Path | str, rootdir: Path | str | None = None) -> list[Path]:
+    """The one lookup rule for `project = "<Name>"`, wherever the config lives.
+
+    Folders searched, in this order, each walked upward to the filesystem root for
+    `projects/<Name>/project.py`:
+
+    1. the deploy config's own folder;
+    2. the folders of the files it inherits through `_base_` (depth first, in the order
+       written), so a config outside the tree that inherits a shipped one finds the
+       shipped project;
+    3. the pytest rootdir (or the current directory).
+
+    `_base_` is read without running the file (a literal assignment)."""
+    path = Path(config_path).resolve()
+    roots: list[Path] = [path.parent]
+    for base in _base_files(path, set()):
+        if base.parent not in roots:
+            roots.append(base.parent)
+    root = Path(rootdir).resolve() if rootdir is not None else Path.cwd().resolve()
+    if root not in roots:
+        roots.append(root)
+    return roots
+
+
+def _base_files(path: Path, seen: set[Path]) -> list[Path]:
+    import ast
+
+    if path in seen or path.suffix not in (".py", ".yaml", ".yml") or not path.is_file():
+        return []
+    seen.add(path)
+    bases: Any = None
+    try:
+        if path.suffix == ".py":
+            for node in ast.parse(path.read_text()).body:
+                if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "_base_"
+                                                        for t in node.targets):
+                    bases = ast.literal_eval(node.value)
+        else:
+            import yaml
+
+            data = yaml.safe_load(path.read_text())
+            bases = data.get("_base_") if isinstance(data, dict) else None
+    except Exception:  # an unreadable file is reported by the loader proper, not here
+        return []
+    if isinstance(bases, str):
+        bases = [bases]
+    out: list[Path] = []
+    for base in bases if isinstance(bases, (list, tuple)) else []:
+        if not isinstance(base, str) or "::" in base:
+            continue
+        target = (path.parent / base).resolve()
+        out.append(target)
+        out.extend(_base_files(target, seen))
+    return out
 
 
 def find_project_dir(name: str, search_from: Sequence[Path]) -> Path | None:
@@ -216,42 +273,87 @@ def find_project_dir(name: str, search_from: Sequence[Path]) -> Path | None:
         for folder in (start, *start.parents):
             candidate = folder / "projects" / name / "project.py"
             if candidate.is_file():
-                return candidate.parent
+                return candidate.parent.resolve()
     return None
 
 
-def _expose_projects_folder(projects_dir: Path) -> None:
-    """Make `projects.<Name>` importable from `projects_dir`. When a `projects` package
-    from another root is already imported (a user's repo and the harness's test data),
-    the folder joins its __path__ instead of shadowing it."""
-    root = str(projects_dir.parent)
-    pkg = sys.modules.get("projects")
-    if pkg is None:
-        if root not in sys.path:
-            sys.path.insert(0, root)
-        pkg = importlib.import_module("projects")
-    search = getattr(pkg, "__path__", None)
-    if search is not None and str(projects_dir) not in list(search):
-        search.append(str(projects_dir))
+def _private_package(folder: Path) -> str:
+    """Import `folder` (a project: project.py and its sibling modules) as a package under
+    PRIVATE_PACKAGE and return its module name. Siblings import each other relatively
+    (`from .settings import ...`). Two folders with one name get distinct packages."""
+    import hashlib
+    import types
 
-
-def load_project_class(name: str, search_from: Sequence[Path]) -> type[ProjectAdapter]:
-    """`name` is a folder under some `projects/` above the config, or `pkg.module:Class`."""
-    if ":" in name:
-        module_name, _, cls_name = name.partition(":")
-        module = importlib.import_module(module_name)
-        cls = getattr(module, cls_name)
+    if PRIVATE_PACKAGE not in sys.modules:
+        parent = types.ModuleType(PRIVATE_PACKAGE, "Project adapters loaded by file path (see project.py).")
+        parent.__path__ = []  # type: ignore[attr-defined]
+        sys.modules[PRIVATE_PACKAGE] = parent
+    name = f"{PRIVATE_PACKAGE}.{folder.name}"
+    existing = sys.modules.get(name)
+    if existing is not None and list(getattr(existing, "__path__", [])) != [str(folder)]:
+        name = f"{name}_{hashlib.sha256(str(folder).encode()).hexdigest()[:8]}"
+        existing = sys.modules.get(name)
+    if existing is not None:
+        return name
+    init = folder / "__init__.py"
+    if init.is_file():
+        spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=[str(folder)])
+        if spec is None or spec.loader is None:  # pragma: no cover - defensive
+            raise ImportError(init)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
     else:
-        folder = find_project_dir(name, search_from)
-        if folder is None:
-            raise ConfigError(
-                "project", name,
-                "a folder projects/<Name>/project.py above the config file or the rootdir, "
-                "or 'package.module:Class'",
-            )
-        _expose_projects_folder(folder.parent)
-        module = importlib.import_module(f"projects.{name}.project")
+        module = types.ModuleType(name)
+        module.__path__ = [str(folder)]  # type: ignore[attr-defined]
+        module.__file__ = None
+        module.__package__ = name
+        sys.modules[name] = module
+    return name
+
+
+def resolve_project(name: str, search_from: Sequence[Path]) -> str:
+    """`pkg.module:Class` unchanged, or the absolute folder of `projects/<Name>` found by
+    :func:`project_search_roots`' rule; ConfigError when there is none."""
+    if ":" in name or Path(name).is_absolute():
+        return name
+    folder = find_project_dir(name, search_from)
+    if folder is None:
+        searched = ", ".join(str(p) for p in search_from)
+        raise ConfigError(
+            "project", name,
+            f"a folder projects/{name}/project.py above the deploy config, above a file it inherits "
+            f"through _base_, or above the rootdir (searched upward from: {searched}); "
+            "or 'package.module:Class'",
+        )
+    return str(folder)
+
+
+def load_project_class(name: str, search_from: Sequence[Path] = ()) -> type[ProjectAdapter]:
+    """`name`: a folder under some `projects/` (see :func:`project_search_roots`), the
+    absolute folder :func:`resolve_project` returned, or `pkg.module:Class`. Every mistake
+    is a ConfigError on `project` (exit 4), never a traceback."""
+    ref = resolve_project(name, search_from)
+    if ":" in ref and not Path(ref).is_absolute():
+        module_name, _, cls_name = ref.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ConfigError("project", name, f"an importable module before ':' ({type(exc).__name__}: {exc})") from None
+        except Exception as exc:
+            raise ConfigError("project", name, f"a module that imports cleanly; importing {module_name!r} raised "
+                                               f"{type(exc).__name__}: {exc}") from None
+        cls = getattr(module, cls_name, None)
+    else:
+        folder = Path(ref)
+        package = _private_package(folder)
+        module = importlib.import_module(f"{package}.project")
         cls = getattr(module, "Project", None)
     if not (isinstance(cls, type) and issubclass(cls, ProjectAdapter)):
-        raise ConfigError("project", name, "a module defining `Project`, a subclass of awml_harness.project.ProjectAdapter")
+        raise ConfigError("project", name, "a module defining `Project` (or the class named after ':'), "
+                                           "a subclass of awml_harness.project.ProjectAdapter")
     return cls

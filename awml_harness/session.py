@@ -59,7 +59,7 @@ class ProjectContext:
         self.cfg = cfg
         self.options = options
         if adapter is None:
-            adapter = load_project_class(cfg.project, [Path(cfg.source).parent])(cfg)
+            adapter = load_project_class(cfg.project_dir or cfg.project, [Path(cfg.source).parent])(cfg)
         self.adapter: ProjectAdapter = adapter
         self._model: Any = None
         self._graphs: dict[str, Any] | None = None
@@ -364,7 +364,7 @@ class HarnessSession:
         """A cheap adapter (no model built) for collection-time questions."""
         if config_id not in self._adapters:
             cfg = self.configs[config_id]
-            cls = load_project_class(cfg.project, [Path(cfg.source).parent])
+            cls = load_project_class(cfg.project_dir or cfg.project, [Path(cfg.source).parent])
             self._adapters[config_id] = cls(cfg)
         return self._adapters[config_id]
 

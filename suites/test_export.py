@@ -67,3 +67,12 @@ def test_export(awml, awml_export_case, awml_record, guard_backend):
             got = sig["outputs"][io.output_name][1:]
             assert all(isinstance(g, str) or g == w for g, w in zip(got, io.output_shape, strict=False)) and len(got) == len(io.output_shape), (
                 f"model_io.output_shape={list(io.output_shape)} but {art.path.name} has {got}")
+    # the seed's further declarations: each name is an input / output of one of the graphs
+    if io.additional_inputs and case.graph == ctx.adapter.graph_names()[0]:
+        names = {n for g in ctx.graphs.values() for n in g.input_names}
+        missing = [spec.name for spec in io.additional_inputs if spec.name not in names]
+        assert not missing, f"model_io.additional_inputs {missing} are inputs of no exported graph: {sorted(names)}"
+    if io.additional_outputs and case.graph == ctx.adapter.graph_names()[-1]:
+        names = {n for g in ctx.graphs.values() for n in g.output_names}
+        missing = [n for n in io.additional_outputs if n not in names]
+        assert not missing, f"model_io.additional_outputs {missing} are outputs of no exported graph: {sorted(names)}"

@@ -22,11 +22,12 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
+from awml_harness.config import seed
 from awml_harness.config.errors import ConfigError
 from awml_harness.config.schema import DeployConfig
 from awml_harness.config.typed import from_mapping
 
-_RESERVED = {"source", "model_settings", "raw"}
+_RESERVED = {"source", "model_settings", "raw", "project_dir"}
 
 
 def _merge(base: dict, override: Mapping) -> dict:
@@ -48,7 +49,7 @@ def _read_python(path: Path) -> dict[str, Any]:
         Config = None
     if Config is not None:
         try:
-            cfg = Config.fromfile(str(path))
+            cfg = Config.fromfile(str(path), import_custom_modules=False)
         except Exception as exc:  # syntax errors, bad _base_ ...
             raise ConfigError("<file>", str(path), f"a loadable Python config ({type(exc).__name__}: {exc})") from None
         return cfg.to_dict()
@@ -259,12 +260,17 @@ def load_deploy_config(
     device: str | None = None,
     unsafe_load: bool = False,
     allow_python_in_yaml: bool = False,
+    model_cfg: str | None = None,
+    checkpoint: str | None = None,
 ) -> DeployConfig:
     """Read, override, validate. Relative paths resolve against `base_dir` (the rootdir).
-    `allow_python_in_yaml`: a YAML config may name `.py` files (`_base_`, `model_cfg`)."""
+    `allow_python_in_yaml`: a YAML config may name `.py` files (`_base_`, `model_cfg`).
+    `model_cfg` / `checkpoint` are the seed's positional arguments (`--model-cfg`,
+    `--checkpoint`): they replace the config's `model_cfg` / `checkpoint_path`."""
     with python_in_yaml_allowed(allow_python_in_yaml):
         return _load_deploy_config(path, overrides=overrides, base_dir=base_dir, work_dir=work_dir,
-                                   device=device, unsafe_load=unsafe_load)
+                                   device=device, unsafe_load=unsafe_load, model_cfg=model_cfg,
+                                   checkpoint=checkpoint)
 
 
 def _refuse_python_model_cfg(model_cfg: Any, yaml_file: Path) -> None:
@@ -283,10 +289,12 @@ def _load_deploy_config(
     work_dir: str | None,
     device: str | None,
     unsafe_load: bool,
+    model_cfg: str | None,
+    checkpoint: str | None,
 ) -> DeployConfig:
     import dataclasses
 
-    from awml_harness.project import load_project_class
+    from awml_harness.project import load_project_class, project_search_roots, resolve_project
 
     path = Path(path).resolve()
     source = str(path)
@@ -299,15 +307,23 @@ def _load_deploy_config(
             data["export"]["work_dir"] = work_dir
         if unsafe_load:
             data["unsafe_load"] = True
+        if model_cfg is not None:
+            data["model_cfg"] = str(Path(model_cfg).resolve())
+        if checkpoint is not None:
+            data["checkpoint_path"] = str(Path(checkpoint).resolve())
+        roots = project_search_roots(path, base_dir)
+        data, notes = seed.normalize(data, path, roots)
         user_keys = {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("_"))}
         for reserved in _RESERVED & set(user_keys):
             raise ConfigError(reserved, user_keys[reserved], "not set by the user (filled by the loader)")
+        seed.raise_unknown(DeployConfig, user_keys)
         cfg = from_mapping(DeployConfig, user_keys)
         if device:
             cfg = _override_device(cfg, device)
         if path.suffix in _YAML_SUFFIXES:
             _refuse_python_model_cfg(cfg.model_cfg, path)
-        project_cls = load_project_class(cfg.project, [path.parent, base_dir])
+        project_ref = resolve_project(cfg.project, roots)
+        project_cls = load_project_class(project_ref)
         settings = None
         if project_cls.settings_cls is not None:
             settings = project_cls.load_settings(cfg.model_cfg, path.parent)  # type: ignore[attr-defined]
@@ -322,6 +338,7 @@ def _load_deploy_config(
                                            data_root=_resolve(cfg.runtime_io.data_root, base_dir)),
             report=dataclasses.replace(cfg.report, metrics_json=_resolve(cfg.report.metrics_json, base_dir)),
             source=source,
+            project_dir=project_ref,
             model_settings=settings,
             raw=data,
         )
@@ -329,6 +346,7 @@ def _load_deploy_config(
         project_cls.check_config(cfg)
     except ConfigError as exc:
         raise exc.with_source(source) from None
+    seed.warn_ignored(notes, source)
     return cfg
 
 
@@ -353,5 +371,5 @@ def _check_files(cfg: DeployConfig) -> None:
         raise ConfigError("runtime_io.info_file", str(cfg.runtime_io.info_file), "an existing dataset annotation file")
     if cfg.runtime_io.data_root is not None and not cfg.runtime_io.data_root.is_dir():
         raise ConfigError("runtime_io.data_root", str(cfg.runtime_io.data_root), "an existing directory")
-    if cfg.export.mode == "trt" and cfg.export.onnx_path is not None and not cfg.export.onnx_path.exists():
+    if cfg.export.mode in ("trt", "none") and cfg.export.onnx_path is not None and not cfg.export.onnx_path.exists():
         raise ConfigError("export.onnx_path", str(cfg.export.onnx_path), "an existing ONNX file or folder")

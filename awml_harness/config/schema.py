@@ -73,8 +73,8 @@ class ExportConfig:
     onnx_path: Path | None = None  # mode="trt": build engines from this ONNX file / folder
 
     def validate(self, key: str) -> None:
-        if self.onnx_path is not None and self.mode != "trt":
-            raise ConfigError(f"{key}.onnx_path", str(self.onnx_path), "unset unless export.mode is 'trt'")
+        if self.onnx_path is not None and self.mode not in ("trt", "none"):
+            raise ConfigError(f"{key}.onnx_path", str(self.onnx_path), "unset unless export.mode is 'trt' or 'none'")
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,15 @@ class RuntimeIO:
 
 
 @dataclass(frozen=True)
+class IOSpec:
+    """A further graph input the seed's `model_io.additional_inputs` declares (-1: any size)."""
+
+    name: str
+    shape: tuple[int, ...] | None = None
+    dtype: Literal["float32", "float16", "int32", "int64"] = "float32"
+
+
+@dataclass(frozen=True)
 class ModelIO:
     """Optional declaration of the exported I/O; test_export checks the ONNX file against it."""
 
@@ -99,6 +108,9 @@ class ModelIO:
     output_shape: tuple[int, ...] | None = None  # without batch
     batch_size: int | None = 1  # None: dynamic batch
     dynamic_axes: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
+    # the seed's further I/O declarations: test_export checks each name is a graph's input/output
+    additional_inputs: tuple[IOSpec, ...] = ()
+    additional_outputs: tuple[str, ...] = ()
 
     def validate(self, key: str) -> None:
         for name in ("input_shape", "output_shape"):
@@ -432,6 +444,7 @@ class DeployConfig:
     unsafe_load: bool = False
     # filled by the loader, not by the user
     source: str = ""
+    project_dir: str = ""  # the project's folder (or `pkg.module:Class`) the loader resolved
     name: str = ""
     model_settings: Any = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)

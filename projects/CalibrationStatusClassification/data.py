@@ -236,14 +236,19 @@ def project_lidar(
     *,
     depth_scale: float = 80.0,
     radius: int = 0,
+    drop_beyond: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Depth and intensity images (uint8 HxW) of the points seen by the camera.
 
-    Each point covers a (2*radius+1)^2 patch (AWML uses radius 2 at full size). Per
-    pixel the nearest point wins: a z-buffer built with one lexsort, no Python loop."""
+    Each point covers a (2*radius+1)^2 patch (AWML's `dilation_size`). Per pixel the
+    nearest point wins: a z-buffer built with one lexsort, no Python loop. Points at
+    `depth_scale` or farther saturate at 255, or with `drop_beyond` are left out (AWML's
+    `max_depth`: only 0 < z < max_depth is projected)."""
     xyz = np.asarray(points, dtype=np.float64)[:, :3]
     cam = xyz @ lidar2cam[:3, :3].T + lidar2cam[:3, 3]
     front = cam[:, 2] > 0.0
+    if drop_beyond:
+        front &= cam[:, 2] < depth_scale
     cam, inten = cam[front], np.asarray(intensity01, dtype=np.float64)[front]
     uvw = cam @ np.asarray(cam2img, dtype=np.float64).T
     u, v = uvw[:, 0] / uvw[:, 2], uvw[:, 1] / uvw[:, 2]
@@ -282,6 +287,7 @@ class ProjectionConfig:
     depth_scale: float = 80.0
     radius: int = 0
     input_size: tuple[int, int] | None = None  # (H, W); None: the image's own size
+    drop_beyond: bool = False  # points at z >= depth_scale are left out instead of saturating
 
 
 def build_input(
@@ -297,7 +303,7 @@ def build_input(
     height, width = image_bgr.shape[:2]
     intensity01 = normalize_intensity(points[:, 3]) if points.shape[1] > 3 else np.zeros(len(points))
     depth, inten = project_lidar(points, intensity01, cam2img, lidar2cam, height, width,
-                                 depth_scale=cfg.depth_scale, radius=cfg.radius)
+                                 depth_scale=cfg.depth_scale, radius=cfg.radius, drop_beyond=cfg.drop_beyond)
     return fuse(image_bgr, depth, inten)
 
 
@@ -318,7 +324,8 @@ class CalibrationSample:
 
 
 class CalibrationDataset(Sequence[CalibrationSample]):
-    """Every record twice, calibrated then miscalibrated, in info-file order.
+    """Every record twice, calibrated then miscalibrated, in info-file order; `labels`
+    narrows that to one state (AWML's `miscalibration_probability` 0 or 1).
 
     `repeat=N` (N >= 1) serves that sequence N times; copy k > 0 carries sample ids
     suffixed `-r<k>` and byte-identical inputs. It exists to evaluate many samples
@@ -326,9 +333,13 @@ class CalibrationDataset(Sequence[CalibrationSample]):
 
     def __init__(self, records: Sequence[CalibrationRecord], *, seed: int = 0,
                  miscalibration: Miscalibration = Miscalibration(),
-                 projection: ProjectionConfig = ProjectionConfig(), repeat: int = 1) -> None:
+                 projection: ProjectionConfig = ProjectionConfig(), repeat: int = 1,
+                 labels: tuple[int, ...] = (CALIBRATED, MISCALIBRATED)) -> None:
         if repeat < 1:
             raise ValueError(f"repeat must be >= 1, got {repeat}")
+        if not labels or not set(labels) <= {CALIBRATED, MISCALIBRATED}:
+            raise ValueError(f"labels must be a non-empty subset of {(CALIBRATED, MISCALIBRATED)}, got {labels}")
+        self.labels = tuple(labels)
         self.records = list(records)
         self.seed = seed
         self.miscalibration = miscalibration
@@ -336,15 +347,16 @@ class CalibrationDataset(Sequence[CalibrationSample]):
         self.repeat = repeat
 
     def __len__(self) -> int:
-        return 2 * len(self.records) * self.repeat
+        return len(self.labels) * len(self.records) * self.repeat
 
     def __getitem__(self, index: int) -> CalibrationSample:  # type: ignore[override]
         if not -len(self) <= index < len(self):
             raise IndexError(index)
         index %= len(self)
-        copy, index = divmod(index, 2 * len(self.records))
-        label = CALIBRATED if index % 2 == 0 else MISCALIBRATED
-        return CalibrationSample(self.records[index // 2], label, copy)
+        per_record = len(self.labels)
+        copy, index = divmod(index, per_record * len(self.records))
+        record, state = divmod(index, per_record)
+        return CalibrationSample(self.records[record], self.labels[state], copy)
 
     def __iter__(self) -> Iterator[CalibrationSample]:
         return (self[i] for i in range(len(self)))

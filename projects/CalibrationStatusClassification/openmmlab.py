@@ -11,8 +11,10 @@ What is read (anything else in `model` or `test_pipeline` is named in one Config
                      preprocessor must add nothing: `data_preprocessor` empty, or mean 0 /
                      std 1 per channel, no channel swap
     test_pipeline    CalibrationClassificationTransform: enable_augmentation=False,
-                     transform_config.depth_scale -> depth_scale, .radius -> point_radius;
-                     PackInputs
+                     max_depth -> depth_scale with points beyond dropped (older configs:
+                     transform_config.depth_scale, beyond saturates), dilation_size (or
+                     transform_config.radius) -> point_radius, miscalibration_probability
+                     0 / 0.5 / 1 -> which states are evaluated; PackInputs
     checkpoint       mmpretrain names == native names (`backbone.layer1.0.conv1.weight`,
                      `head.fc.weight`), identity table.
 """
@@ -83,17 +85,37 @@ def translate(r: ConfigReader) -> dict[str, Any]:
         _preprocessor(r, "data_preprocessor", out["in_channels"])
 
     def transform(path: str, t: dict[str, Any]) -> None:
-        r.check_keys(path, ("enable_augmentation", "transform_config", "undistort"),
-                     ("mode", "data_root", "projection_vis_dir", "results_vis_dir", "validation", "test", "debug"))
+        r.check_keys(path, ("enable_augmentation", "transform_config", "undistort", "max_depth", "dilation_size",
+                            "miscalibration_probability"),
+                     ("mode", "data_root", "projection_vis_dir", "results_vis_dir", "binary_save_dir", "validation",
+                      "test", "debug"))
         r.expect(f"{path}.enable_augmentation", lambda v: v is False, "False in the test pipeline", False)
         tc = f"{path}.transform_config"
         r.check_keys(tc, ("depth_scale", "radius"), ("crop_ratio", "max_distortion", "rgb_weight"))
+        # current AWML: max_depth (points beyond are dropped) and dilation_size on the transform;
+        # older configs: transform_config.depth_scale / .radius (points beyond saturate)
+        max_depth = r.expect(f"{path}.max_depth", lambda v: isinstance(v, (int, float)) and v > 0,
+                             "a positive distance in metres", None)
         depth = r.get(f"{tc}.depth_scale", None)
-        if depth is not None:
+        if max_depth is not None and depth is not None and depth != max_depth:
+            r.problem(f"{tc}.depth_scale", depth, f"unset or equal to max_depth={max_depth}")
+        if max_depth is not None:
+            out["depth_scale"] = float(max_depth)
+            out["drop_beyond_depth"] = True
+        elif depth is not None:
             out["depth_scale"] = depth
+        dilation = r.expect(f"{path}.dilation_size", lambda v: isinstance(v, int) and v >= 0,
+                            "an integer >= 0 (each point paints a (2d+1)^2 patch)", None)
         radius = r.get(f"{tc}.radius", None)
-        if radius is not None:
-            out["point_radius"] = radius
+        if dilation is not None and radius is not None and radius != dilation:
+            r.problem(f"{tc}.radius", radius, f"unset or equal to dilation_size={dilation}")
+        if dilation is not None or radius is not None:
+            out["point_radius"] = dilation if dilation is not None else radius
+        p = r.expect(f"{path}.miscalibration_probability", lambda v: v in (0, 0.5, 1),
+                     "0, 0.5 or 1: the harness evaluates a deterministic set (0.5: every sample calibrated and "
+                     "miscalibrated; 0 / 1: one state only), not a random draw", None)
+        if p is not None:
+            out["miscalibration_probability"] = float(p)
 
     def pack(path: str, t: dict[str, Any]) -> None:
         r.check_keys(path, ("input_key",), ("meta_keys", "algorithm_keys"))
@@ -106,7 +128,8 @@ def translate(r: ConfigReader) -> dict[str, Any]:
 def load(model_cfg: Any, config_dir: Any) -> Any:
     """Settings from an OpenMMLab config, or None when `model_cfg` is the native form."""
     from awml_harness.openmmlab import load_settings
-    from projects.CalibrationStatusClassification.project import CalibrationSettings
+
+    from .project import CalibrationSettings
 
     return load_settings(CalibrationSettings, model_cfg, config_dir, translate)
 

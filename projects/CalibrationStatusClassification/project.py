@@ -22,7 +22,9 @@ from awml_harness.config.schema import check_elements
 from awml_harness.project import Prepared, ProjectAdapter
 
 from .data import (
+    CALIBRATED,
     CLASS_NAMES,
+    MISCALIBRATED,
     CalibrationDataset,
     CalibrationRecord,
     CalibrationSample,
@@ -47,7 +49,13 @@ class CalibrationSettings:
     num_classes: int = 2
     base_channels: int = 64  # ResNet-18 width; 64 is AWML's model
     depth_scale: float = 80.0  # metres mapped to 255 in the depth channel
-    point_radius: int = 0  # each LiDAR point paints a (2r+1)^2 patch (AWML: 2)
+    point_radius: int = 0  # each LiDAR point paints a (2r+1)^2 patch (AWML's dilation_size)
+    #: AWML's `max_depth`: points at depth_scale or farther are left out (False: they saturate at 255)
+    drop_beyond_depth: bool = False
+    #: AWML's `miscalibration_probability` at test time. The harness evaluates every sample in
+    #: both states (0.5: the balanced set, deterministic), only calibrated (0) or only
+    #: miscalibrated (1); other values describe a random draw it does not reproduce
+    miscalibration_probability: float = 0.5
     input_size: tuple[int, int] | None = None  # (H, W) resize of image + intrinsics; None: as stored
     miscalibration_seed: int = 0  # rng = default_rng(seed + sample_idx)
     min_angle_deg: float = 1.0
@@ -75,6 +83,10 @@ class CalibrationSettings:
             raise ConfigError(f"{key}.base_channels", self.base_channels, "a positive integer")
         if self.depth_scale <= 0:
             raise ConfigError(f"{key}.depth_scale", self.depth_scale, "a positive distance in metres")
+        if self.miscalibration_probability not in (0.0, 0.5, 1.0):
+            raise ConfigError(f"{key}.miscalibration_probability", self.miscalibration_probability,
+                              "0 (calibrated samples only), 0.5 (every sample calibrated and miscalibrated) or "
+                              "1 (miscalibrated only): the harness evaluates a deterministic set, not a random draw")
         if self.point_radius < 0:
             raise ConfigError(f"{key}.point_radius", self.point_radius, "an integer >= 0")
         if self.input_size is not None and min(self.input_size) < 32:
@@ -91,7 +103,12 @@ class CalibrationSettings:
 
     @property
     def projection(self) -> ProjectionConfig:
-        return ProjectionConfig(self.depth_scale, self.point_radius, self.input_size)
+        return ProjectionConfig(self.depth_scale, self.point_radius, self.input_size, self.drop_beyond_depth)
+
+    @property
+    def labels(self) -> tuple[int, ...]:
+        return {0.0: (CALIBRATED,), 1.0: (MISCALIBRATED,)}.get(self.miscalibration_probability,
+                                                               (CALIBRATED, MISCALIBRATED))
 
 
 def _records(cfg: DeployConfig) -> list[CalibrationRecord]:
@@ -107,6 +124,7 @@ def _records(cfg: DeployConfig) -> list[CalibrationRecord]:
 class Project(ProjectAdapter):
     name: ClassVar[str] = "CalibrationStatusClassification"
     task_type: ClassVar[str] = "classification"
+    codebase: ClassVar[str | None] = "mmpretrain"  # an AWML deploy config's codebase_config.type
     settings_cls: ClassVar[type | None] = CalibrationSettings
 
     def __init__(self, cfg: DeployConfig) -> None:
@@ -211,6 +229,7 @@ class Project(ProjectAdapter):
                 miscalibration=self.settings.miscalibration,
                 projection=self.settings.projection,
                 repeat=self.settings.dataset_repeat,
+                labels=self.settings.labels,
             )
         return self._dataset
 

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from projects.CenterPoint.settings import CenterPointSettings
+from .settings import CenterPointSettings
 
 
 def from_rot_y_axis_reference(dim: np.ndarray, rot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

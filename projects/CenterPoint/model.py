@@ -22,7 +22,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from projects.CenterPoint.settings import CenterPointSettings
+from .settings import CenterPointSettings
 
 HEADS = OrderedDict([("reg", 2), ("height", 1), ("dim", 3), ("rot", 2), ("vel", 2)])
 BN_EPS, BN_MOMENTUM = 1e-3, 0.01

@@ -209,6 +209,7 @@ def translate(r: ConfigReader) -> dict[str, Any]:
 def load(model_cfg: Any, config_dir: Any) -> Any:
     """Settings from an OpenMMLab config, or None when `model_cfg` is the native form."""
     from awml_harness.openmmlab import load_settings
-    from projects.CenterPoint.settings import CenterPointSettings
+
+    from .settings import CenterPointSettings
 
     return load_settings(CenterPointSettings, model_cfg, config_dir, translate)

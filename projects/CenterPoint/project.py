@@ -23,7 +23,8 @@ import numpy as np
 from awml_harness.config.errors import ConfigError
 from awml_harness.config.schema import check_elements
 from awml_harness.project import GraphCaller, Prepared, ProjectAdapter, StageTimer
-from projects.CenterPoint.settings import CenterPointSettings
+
+from .settings import CenterPointSettings
 
 VOXEL_ENCODER = "pts_voxel_encoder"
 BACKBONE_NECK_HEAD = "pts_backbone_neck_head"
@@ -33,6 +34,7 @@ HEAD_OUTPUTS = ("heatmap", "reg", "height", "dim", "rot", "vel")
 class Project(ProjectAdapter):
     name = "CenterPoint"
     task_type = "detection3d"
+    codebase = "mmdet3d"  # an AWML deploy config's codebase_config.type
     settings_cls = CenterPointSettings
     settings: CenterPointSettings
 
@@ -67,7 +69,7 @@ class Project(ProjectAdapter):
     def build_model(self) -> Any:
         import torch
 
-        from projects.CenterPoint.model import CenterPoint
+        from .model import CenterPoint
 
         torch.manual_seed(self.settings.seed)
         model = CenterPoint(self.settings)
@@ -77,7 +79,8 @@ class Project(ProjectAdapter):
             )
         else:
             from awml_harness.openmmlab import load_checkpoint
-            from projects.CenterPoint.openmmlab import KEY_MAP
+
+            from .openmmlab import KEY_MAP
 
             load_checkpoint(model, self.cfg.checkpoint_path, KEY_MAP, strict=self.settings.strict_load,
                             allow_pickle=self.cfg.unsafe_load)
@@ -87,8 +90,9 @@ class Project(ProjectAdapter):
         import torch
 
         from awml_harness.graph import Graph
-        from projects.CenterPoint.model import BackboneNeckHeadGraph, VoxelEncoderGraph
-        from projects.CenterPoint.voxelize import scatter
+
+        from .model import BackboneNeckHeadGraph, VoxelEncoderGraph
+        from .voxelize import scatter
 
         s = self.settings
         data = self.dataset()
@@ -129,7 +133,7 @@ class Project(ProjectAdapter):
 
     # -- data -------------------------------------------------------------------------
     def dataset(self) -> Sequence[Any]:
-        from projects.CenterPoint.data import InfoDataset, SyntheticDataset
+        from .data import InfoDataset, SyntheticDataset
 
         s, io = self.settings, self.cfg.runtime_io
         if io.info_file is None:
@@ -143,21 +147,21 @@ class Project(ProjectAdapter):
 
     # -- pipeline ---------------------------------------------------------------------
     def preprocess(self, sample: Any) -> Prepared:
-        from projects.CenterPoint.voxelize import drop_nan_points
+        from .voxelize import drop_nan_points
 
         points = np.ascontiguousarray(sample.points[:, : self.settings.num_point_features], dtype=np.float32)
         return Prepared(sample.sample_id, {"points": drop_nan_points(points)})
 
     def voxel_inputs(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """points -> (`input_features` (V, P, C), coords (V, 3) z, y, x)."""
-        from projects.CenterPoint.voxelize import decorate, voxelize
+        from .voxelize import decorate, voxelize
 
         s = self.settings
         vox = voxelize(points, s.point_cloud_range, s.voxel_size, s.max_points_per_voxel, s.max_voxels)
         return decorate(vox, s.point_cloud_range, s.voxel_size), vox.coords
 
     def forward(self, prepared: Prepared, run_graph: GraphCaller, timer: StageTimer) -> dict[str, Any]:
-        from projects.CenterPoint.voxelize import scatter
+        from .voxelize import scatter
 
         s = self.settings
         nx, ny, _ = s.grid_size
@@ -175,13 +179,13 @@ class Project(ProjectAdapter):
         return {"pillar_features": pillars, **{n: np.asarray(heads[n]) for n in HEAD_OUTPUTS}}
 
     def postprocess(self, outputs: Mapping[str, Any], prepared: Prepared) -> Any:
-        from projects.CenterPoint.decode import decode
+        from .decode import decode
 
         return decode(outputs, self.settings)
 
     # -- evaluation / verification ----------------------------------------------------
     def evaluator(self) -> Any:
-        from projects.CenterPoint.metrics import CenterDistanceEvaluator
+        from .metrics import CenterDistanceEvaluator
 
         return CenterDistanceEvaluator(self.settings.class_names, self.settings.distance_thresholds)
 

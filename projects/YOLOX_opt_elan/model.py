@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from projects.YOLOX_opt_elan.settings import YoloxSettings
+from .settings import YoloxSettings
 
 # in_channels, out_channels, num_blocks, expand_ratio, add_identity (before widen/deepen)
 ELAN_DARKNET_P5: tuple[tuple[int, int, int, float, bool], ...] = (

@@ -10,7 +10,9 @@ named in one ConfigError):
     model.backbone ELANDarknet widen_factor, deepen_factor, act_cfg
     model.neck     YOLOXPAFPN_ELAN num_elan_blocks (widths are checked against widen_factor)
     model.bbox_head YOLOXHead num_classes, stacked_convs, strides, act_cfg
-    model.test_cfg score_thr, nms=dict(type="nms", iou_threshold), max_per_img
+    model.test_cfg score_thr, nms=dict(type="nms", iou_threshold, max_num) (the only cap
+                     mmdet's YOLOXHead applies; its max_per_img is accepted and, as
+                     in mmdet, caps nothing)
     class names    metainfo.classes | classes | class_names | test_dataloader.dataset.metainfo.classes
 
 Activation: one act_cfg type for backbone, neck and head; a model trained with ReLU6 is
@@ -27,7 +29,8 @@ from __future__ import annotations
 from typing import Any
 
 from awml_harness.openmmlab import ConfigReader, Rule
-from projects.YOLOX_opt_elan.settings import YoloxSettings
+
+from .settings import YoloxSettings
 
 #: OpenMMLab (mmdet / AWML) checkpoint key -> native key; names already match.
 KEY_MAP: tuple[Rule, ...] = (
@@ -164,11 +167,13 @@ def translate(r: ConfigReader) -> dict[str, Any]:
     tc = f"{m}.test_cfg"
     r.check_keys(tc, ("score_thr", "nms", "max_per_img"), ("nms_pre", "min_bbox_size"))
     out["score_threshold"] = r.expect(f"{tc}.score_thr", lambda v: 0 <= v <= 1, "a number in [0, 1]")
-    r.check_keys(f"{tc}.nms", ("iou_threshold",), ())
+    r.check_keys(f"{tc}.nms", ("iou_threshold", "max_num"), ())
     r.expect(f"{tc}.nms.type", lambda v: v == "nms", "'nms' (class-aware hard NMS)")
     out["nms_iou_threshold"] = r.expect(f"{tc}.nms.iou_threshold", lambda v: 0 <= v <= 1, "a number in [0, 1]")
-    if r.get(f"{tc}.max_per_img", None) is not None:
-        out["max_detections"] = r.get(f"{tc}.max_per_img")
+    # mmdet's YOLOXHead keeps every box NMS keeps: mmcv's batched_nms cuts at nms.max_num
+    # (when > 0); test_cfg.max_per_img is never read by that head, so it caps nothing here either
+    max_num = r.expect(f"{tc}.nms.max_num", lambda v: isinstance(v, int), "an integer (<= 0: no cap)", -1)
+    out["max_detections"] = max_num if isinstance(max_num, int) and max_num > 0 else None
 
     # -- classes -----------------------------------------------------------------------------
     names = next((r.get(p, None) for p in _CLASS_PATHS if r.get(p, None) is not None), None)

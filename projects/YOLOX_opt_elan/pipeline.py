@@ -141,7 +141,7 @@ class PostprocessParams:
     num_classes: int
     score_threshold: float
     nms_iou_threshold: float
-    max_detections: int
+    max_detections: int | None  # None: no cap
 
 
 def postprocess(output: np.ndarray, geo: Letterbox, params: PostprocessParams) -> dict[str, np.ndarray]:

@@ -17,14 +17,16 @@ import numpy as np
 from awml_harness.config.errors import ConfigError
 from awml_harness.config.schema import check_elements
 from awml_harness.project import Evaluator, Prepared, ProjectAdapter
-from projects.YOLOX_opt_elan.settings import YoloxSettings
+
+from .settings import YoloxSettings
 
 if TYPE_CHECKING:  # pragma: no cover
     from awml_harness.config.schema import DeployConfig
     from awml_harness.graph import Graph
     from awml_harness.matching import Detections
-    from projects.YOLOX_opt_elan.data import CocoDataset, Sample
-    from projects.YOLOX_opt_elan.pipeline import PostprocessParams
+
+    from .data import CocoDataset, Sample
+    from .pipeline import PostprocessParams
 
 GRAPH_NAME = "yolox"
 INPUT_NAME = "images"
@@ -34,6 +36,7 @@ OUTPUT_NAME = "output"
 class Project(ProjectAdapter):
     name: ClassVar[str] = "YOLOX_opt_elan"
     task_type: ClassVar[str] = "detection2d"
+    codebase: ClassVar[str | None] = "mmdet"  # an AWML deploy config's codebase_config.type
     settings_cls: ClassVar[type | None] = YoloxSettings
 
     settings: YoloxSettings
@@ -63,8 +66,9 @@ class Project(ProjectAdapter):
     # -- model --------------------------------------------------------------------------
     def build_model(self) -> Any:
         from awml_harness.openmmlab import load_checkpoint
-        from projects.YOLOX_opt_elan.model import build_yolox
-        from projects.YOLOX_opt_elan.openmmlab import KEY_MAP, build_reference
+
+        from .model import build_yolox
+        from .openmmlab import KEY_MAP, build_reference
 
         model = build_reference(self.settings) if self.settings.reference == "registry" else build_yolox(self.settings)
         if self.cfg.checkpoint_path is None:
@@ -80,7 +84,8 @@ class Project(ProjectAdapter):
 
     def graphs(self, model: Any) -> Sequence[Graph]:
         from awml_harness.graph import Graph, ShapeRange
-        from projects.YOLOX_opt_elan.model import export_module
+
+        from .model import export_module
 
         profiles = []
         for entry in self.cfg.backend_config.model_inputs:
@@ -118,7 +123,7 @@ class Project(ProjectAdapter):
     # -- data ---------------------------------------------------------------------------
     @cached_property
     def _dataset(self) -> CocoDataset:
-        from projects.YOLOX_opt_elan.data import CocoDataset, load_coco
+        from .data import CocoDataset, load_coco
 
         io = self.cfg.runtime_io
         if io.info_file is None:
@@ -133,7 +138,7 @@ class Project(ProjectAdapter):
 
     # -- pipeline -----------------------------------------------------------------------
     def preprocess(self, sample: Sample) -> Prepared:
-        from projects.YOLOX_opt_elan.pipeline import letterbox
+        from .pipeline import letterbox
 
         images, geo = letterbox(sample.load_bgr(), self.settings.input_size, self.settings.pad_value)
         return Prepared(sample_id=str(sample.image_id), inputs={INPUT_NAME: images},
@@ -141,7 +146,7 @@ class Project(ProjectAdapter):
 
     @cached_property
     def _post_params(self) -> PostprocessParams:
-        from projects.YOLOX_opt_elan.pipeline import PostprocessParams
+        from .pipeline import PostprocessParams
 
         s = self.settings
         return PostprocessParams(input_hw=s.input_size, strides=s.strides, num_classes=s.num_classes,
@@ -149,12 +154,12 @@ class Project(ProjectAdapter):
                                  max_detections=s.max_detections)
 
     def postprocess(self, outputs: Mapping[str, Any], prepared: Prepared) -> dict[str, Any]:
-        from projects.YOLOX_opt_elan.pipeline import postprocess
+        from .pipeline import postprocess
 
         return postprocess(outputs[OUTPUT_NAME], prepared.meta["letterbox"], self._post_params)
 
     def evaluator(self) -> Evaluator:
-        from projects.YOLOX_opt_elan.metrics import CocoEvaluator
+        from .metrics import CocoEvaluator
 
         return CocoEvaluator(self.settings.class_names)
 

@@ -41,7 +41,9 @@ class YoloxSettings:
     pad_value: float = 114.0
     score_threshold: float = 0.01
     nms_iou_threshold: float = 0.65
-    max_detections: int = 300
+    #: boxes kept after NMS, best first; None: no cap (mmdet's YOLOXHead caps only through
+    #: `test_cfg.nms.max_num`, which is what a translated config sets)
+    max_detections: int | None = 300
     strict_load: bool = True
     seed: int = 0  # random init when checkpoint_path is None
     #: the OpenMMLab model config these settings were derived from (set by the loader)
@@ -81,8 +83,8 @@ class YoloxSettings:
         for name in ("score_threshold", "nms_iou_threshold"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{key}.{name}", getattr(self, name), "a number in [0, 1]")
-        if self.max_detections <= 0:
-            raise ConfigError(f"{key}.max_detections", self.max_detections, "a positive integer")
+        if self.max_detections is not None and self.max_detections <= 0:
+            raise ConfigError(f"{key}.max_detections", self.max_detections, "a positive integer or None (no cap)")
         if self.neck_num_blocks is not None and self.neck_num_blocks <= 0:
             raise ConfigError(f"{key}.neck_num_blocks", self.neck_num_blocks, "a positive integer or None")
         if self.head_stacked_convs < 0:

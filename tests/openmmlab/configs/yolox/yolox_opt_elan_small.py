@@ -28,7 +28,8 @@ model = dict(
         loss_cls=dict(type="CrossEntropyLoss", use_sigmoid=True, reduction="sum", loss_weight=1.0),
     ),
     train_cfg=dict(assigner=dict(type="SimOTAAssigner", center_radius=2.5)),
-    test_cfg=dict(score_thr=0.01, nms=dict(type="nms", iou_threshold=0.65)),
+    # max_num: the cap of mmcv's batched_nms (mmdet's YOLOXHead has no other); = the native 300
+    test_cfg=dict(score_thr=0.01, nms=dict(type="nms", iou_threshold=0.65, max_num=300)),
 )
 
 test_pipeline = [

@@ -1,0 +1,300 @@
+"""The seed's deploy-config format, read unchanged.
+
+AWML's deployment configs (`projects/<Name>/deploy/configs/deploy_config.py`) carry keys
+written for the seed's script framework. Each is given its meaning here or accepted and
+reported as ignored with the reason (a :class:`IgnoredConfigKey` warning, shown in
+pytest's warnings summary); nothing is dropped silently:
+
+=========================================  =============================================
+key                                        here
+=========================================  =============================================
+`project` (absent)                         inferred: the `projects/<Name>/` folder the
+                                           model config or the deploy config lives in,
+                                           else the one project whose adapter declares
+                                           `codebase` = codebase_config.type (and the
+                                           config's task_type)
+`codebase_config`                          otherwise ignored: the adapter runs the model
+`onnx_config.type` = "onnx"                ignored (mmdeploy's backend tag); other values
+`backend_config.type` = "tensorrt"         are refused
+`onnx_config.export_params` = True         the harness always stores weights in the
+                                           file; False is refused
+`onnx_config.keep_initializers_as_inputs`  False is what the harness writes; True refused
+`verification.devices`, top-level          device aliases: scenario and backend devices
+`devices`                                  naming a key ("cuda") resolve through them
+`evaluation.backends.onnx.model_dir`       export.mode "none"/"trt": the ONNX to run
+                                           (= export.onnx_path); else ignored (the
+                                           harness evaluates what it exported)
+`evaluation.backends.tensorrt.engine_dir`  ignored: engines are built from the ONNX and
+                                           cached under export.work_dir
+`model_io.additional_inputs/outputs`,      declared I/O names, checked by test_export
+`onnx_config.input_names/output_names`
+`onnx_config.batch_size`                   = model_io.batch_size
+`trt_config` (dict)                        = backend_config (common_config keys and
+                                           model_inputs)
+=========================================  =============================================
+
+Unknown keys anywhere in the config are collected and raised as one ConfigError.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import dataclasses
+import re
+import types
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin
+
+from awml_harness.config.errors import ConfigError
+
+
+class IgnoredConfigKey(UserWarning):
+    """A deploy-config key accepted for compatibility that has no effect here, and why."""
+
+
+_PROJECT_IN_PATH = re.compile(r"(?:^|/)projects/([^/]+)/")
+
+
+# -- unknown keys, all at once ------------------------------------------------------------
+def unknown_keys(cls: type, data: Any, key: str = "") -> list[tuple[str, list[str]]]:
+    """Every key of `data` that `cls` (a config dataclass tree) has no field for, with
+    the fields allowed at that place. Values of the wrong type are left to the converter."""
+    from awml_harness.config.typed import _hints
+
+    if not isinstance(data, Mapping) or not dataclasses.is_dataclass(cls):
+        return []
+    hints = _hints(cls)
+    fields = [f.name for f in dataclasses.fields(cls) if f.init]
+    out: list[tuple[str, list[str]]] = []
+    for k, v in data.items():
+        path = f"{key}.{k}" if key else str(k)
+        if k not in fields:
+            if not (isinstance(k, str) and k.startswith("_")):
+                out.append((path, sorted(fields)))
+            continue
+        out.extend(_walk(hints[k], v, path))
+    return out
+
+
+def _walk(tp: Any, value: Any, path: str) -> list[tuple[str, list[str]]]:
+    origin = get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return unknown_keys(tp, value, path)
+    args = get_args(tp)
+    if origin in (Union, types.UnionType):
+        found = [a for a in args if dataclasses.is_dataclass(a)]
+        return unknown_keys(found[0], value, path) if found and isinstance(value, Mapping) else []
+    if origin in (tuple, list) and args and isinstance(value, (list, tuple)):
+        return [p for i, v in enumerate(value) for p in _walk(args[0], v, f"{path}[{i}]")]
+    if origin in (dict, collections.abc.Mapping) and args and isinstance(value, Mapping):
+        return [p for k, v in value.items() for p in _walk(args[-1], v, f"{path}.{k}")]
+    return []
+
+
+def raise_unknown(cls: type, data: Mapping[str, Any]) -> None:
+    problems = unknown_keys(cls, data)
+    if not problems:
+        return
+    if len(problems) == 1:
+        path, allowed = problems[0]
+        raise ConfigError(path, _get(data, path), f"a known key here: {allowed}")
+    keys = ", ".join(p for p, _ in problems)
+    detail = "; ".join(f"{p}: one of {a}" for p, a in problems)
+    raise ConfigError(keys, [_get(data, p) for p, _ in problems],
+                      f"known keys ({len(problems)} unknown keys): {detail}")
+
+
+def _get(data: Any, dotted: str) -> Any:
+    node = data
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", dotted):
+        if part.startswith("["):
+            node = node[int(part[1:-1])]
+        else:
+            node = node.get(part) if isinstance(node, Mapping) else None
+    return node
+
+
+# -- seed keys ------------------------------------------------------------------------------
+def _note(notes: list[str], key: str, value: Any, reason: str) -> None:
+    notes.append(f"{key}={value!r} is ignored: {reason}")
+
+
+def _pop(section: Any, name: str) -> tuple[bool, Any]:
+    if isinstance(section, dict) and name in section:
+        return True, section.pop(name)
+    return False, None
+
+
+def _alias(value: Any, aliases: Mapping[str, Any]) -> Any:
+    if isinstance(value, str) and value in aliases and isinstance(aliases[value], str):
+        return aliases[value]
+    return value
+
+
+def normalize(data: dict[str, Any], config_path: Path, search_roots: Sequence[Path]) -> tuple[dict[str, Any], list[str]]:
+    """Seed keys -> their meaning here (in place on a copy); returns the data and the
+    notes on keys accepted but ignored. Refusals raise ConfigError."""
+    import copy
+
+    data = copy.deepcopy(data)
+    notes: list[str] = []
+
+    found, codebase = _pop(data, "codebase_config")
+    if found:
+        _note(notes, "codebase_config", codebase, "the project adapter (`project`) decides which code builds "
+                                                  "and runs the model")
+    if not data.get("project"):
+        data["project"] = infer_project(data, config_path, search_roots,
+                                        codebase.get("type") if isinstance(codebase, Mapping) else None)
+
+    onnx = data.get("onnx_config")
+    found, value = _pop(onnx, "type")
+    if found and value != "onnx":
+        raise ConfigError("onnx_config.type", value, "'onnx' (the only format onnx_config describes)")
+    found, value = _pop(onnx, "export_params")
+    if found and value is not True:
+        raise ConfigError("onnx_config.export_params", value, "True: the harness always stores the weights in "
+                                                              "the ONNX file it verifies")
+    found, value = _pop(onnx, "keep_initializers_as_inputs")
+    if found and value is not False:
+        raise ConfigError("onnx_config.keep_initializers_as_inputs", value,
+                          "False: the harness exports weights as initializers, not graph inputs")
+
+    _typed_exporter_keys(data)
+
+    found, value = _pop(data.get("backend_config"), "type")
+    if found and value != "tensorrt":
+        raise ConfigError("backend_config.type", value, "'tensorrt' (the only backend backend_config configures)")
+
+    aliases = {**(data.get("devices") or {}), **((data.get("verification") or {}).get("devices") or {})}
+    scenarios = (data.get("verification") or {}).get("scenarios") or {}
+    if isinstance(scenarios, dict):
+        for items in scenarios.values():
+            for sc in items if isinstance(items, list) else []:
+                if isinstance(sc, dict):
+                    for side in ("ref_device", "test_device"):
+                        if side in sc:
+                            sc[side] = _alias(sc[side], aliases)
+
+    export = data.setdefault("export", {}) if isinstance(data.get("export", {}), dict) else {}
+    mode = export.get("mode", "onnx")
+    backends = (data.get("evaluation") or {}).get("backends") or {}
+    for name, be in backends.items() if isinstance(backends, dict) else []:
+        if not isinstance(be, dict):
+            continue
+        if "device" in be:
+            be["device"] = _alias(be["device"], aliases)
+        found, model_dir = _pop(be, "model_dir")
+        if found and model_dir is not None:
+            key = f"evaluation.backends.{name}.model_dir"
+            if mode in ("none", "trt") and export.get("onnx_path") is None:
+                export["onnx_path"] = model_dir
+                notes.append(f"{key}={model_dir!r} is used as export.onnx_path (export.mode={mode!r})")
+            else:
+                _note(notes, key, model_dir, "the harness runs the ONNX it exported (cached under export.work_dir)"
+                      if mode in ("onnx", "both") else "export.onnx_path is already set")
+        found, engine_dir = _pop(be, "engine_dir")
+        if found and engine_dir is not None:
+            _note(notes, f"evaluation.backends.{name}.engine_dir", engine_dir,
+                  "TensorRT engines are built from the ONNX and cached under export.work_dir; prebuilt engine "
+                  "files are not loaded")
+    return data, notes
+
+
+def _typed_exporter_keys(data: dict[str, Any]) -> None:
+    """The seed document's typed exporter configs, written as dicts: `onnx_config`'s
+    `input_names` / `output_names` (declared graph I/O, checked by test_export like
+    model_io's) and `batch_size` (= model_io.batch_size), and a top-level `trt_config`
+    (= backend_config: precision_policy, max_workspace_size, model_inputs)."""
+    onnx = data.get("onnx_config")
+    model_io = data.setdefault("model_io", {}) if isinstance(data.get("model_io", {}), dict) else None
+    if isinstance(onnx, dict) and model_io is not None:
+        found, names = _pop(onnx, "input_names")
+        if found:
+            listed = {(spec.get("name") if isinstance(spec, Mapping) else spec)
+                      for spec in model_io.get("additional_inputs", [])}
+            extra = [dict(name=n) for n in ([names] if isinstance(names, str) else list(names)) if n not in listed]
+            model_io["additional_inputs"] = [*model_io.get("additional_inputs", []), *extra]
+        found, names = _pop(onnx, "output_names")
+        if found:
+            have = list(model_io.get("additional_outputs", []))
+            model_io["additional_outputs"] = have + [n for n in ([names] if isinstance(names, str) else names)
+                                                     if n not in have]
+        found, batch = _pop(onnx, "batch_size")
+        if found:
+            if "batch_size" in model_io and model_io["batch_size"] != batch:
+                raise ConfigError("onnx_config.batch_size", batch,
+                                  f"the same value as model_io.batch_size ({model_io['batch_size']!r}) or unset")
+            model_io["batch_size"] = batch
+    trt = data.pop("trt_config", None)
+    if trt is None:
+        return
+    if not isinstance(trt, Mapping):
+        raise ConfigError("trt_config", trt, "a dict (precision_policy, max_workspace_size, model_inputs)")
+    backend = data.setdefault("backend_config", {})
+    common = backend.setdefault("common_config", {})
+    for k, v in trt.items():
+        target, key = (backend, "model_inputs") if k == "model_inputs" else (common, k)
+        if key in target and target[key] != v:
+            raise ConfigError(f"trt_config.{k}", v, f"the value backend_config gives ({target[key]!r}) or unset")
+        target[key] = v
+
+
+def infer_project(data: Mapping[str, Any], config_path: Path, search_roots: Sequence[Path],
+                  codebase: str | None = None) -> str:
+    """`projects/<Name>/...` in the model config's path, then in the deploy config's,
+    naming a project the lookup rule finds; else the one project under the search roots
+    whose adapter declares `codebase` (codebase_config.type) and the config's task_type."""
+    from awml_harness.project import find_project_dir
+
+    tried: list[str] = []
+    candidates: list[tuple[str, str]] = []
+    model_cfg = data.get("model_cfg")
+    if isinstance(model_cfg, Mapping):
+        model_cfg = model_cfg.get("openmmlab")
+    for where, path in (("model_cfg", model_cfg), ("the deploy config", str(config_path))):
+        if isinstance(path, (str, Path)):
+            for match in _PROJECT_IN_PATH.finditer(Path(path).as_posix()):
+                candidates.append((where, match.group(1)))
+    for where, name in candidates:
+        if find_project_dir(name, search_roots) is not None:
+            return name
+        tried.append(f"{name!r} (from {where})")
+    if codebase:
+        matches = sorted(_projects_with_codebase(codebase, data.get("task_type"), search_roots))
+        if len(matches) == 1:
+            return matches[0]
+        tried.append(f"codebase_config.type={codebase!r} with task_type={data.get('task_type')!r} "
+                     f"({'matches ' + ', '.join(matches) if matches else 'matches no project'})")
+    raise ConfigError("project", None, "the name of a project (projects/<Name>/project.py) or 'package.module:Class'; "
+                                       "it could not be inferred: " + (
+                                           f"no project folder for {', '.join(tried)}" if tried else
+                                           "neither model_cfg nor the deploy config lies under projects/<Name>/"))
+
+
+def _projects_with_codebase(codebase: str, task_type: Any, search_roots: Sequence[Path]) -> set[str]:
+    from awml_harness.project import load_project_class
+
+    seen: set[Path] = set()
+    names: set[str] = set()
+    for start in search_roots:
+        for folder in (start, *start.parents):
+            for project_py in sorted((folder / "projects").glob("*/project.py")):
+                folder_of = project_py.parent.resolve()
+                if folder_of in seen:
+                    continue
+                seen.add(folder_of)
+                try:
+                    cls = load_project_class(str(folder_of))
+                except Exception:  # a broken neighbour is not this config's problem
+                    continue
+                if getattr(cls, "codebase", None) == codebase and task_type in (None, cls.task_type):
+                    names.add(folder_of.name)
+    return names
+
+
+def warn_ignored(notes: Sequence[str], source: str) -> None:
+    for note in notes:
+        warnings.warn(IgnoredConfigKey(f"{source}: {note}"), stacklevel=3)
