@@ -36,6 +36,7 @@ a class with GT but no predictions scores 0.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+import warnings
 from typing import Any
 
 import numpy as np
@@ -75,16 +76,17 @@ def match_groups(
 ) -> np.ndarray:
     """Greedy matching of many independent groups (one per class and sample) at once.
 
-    pred_xy (P, >=2), pred_group (P,) non-negative ints; `order` (P,) the processing
+    pred_xy (P, D), pred_group (P,) non-negative ints; `order` (P,) the processing
     order, a permutation of range(P) (only its restriction to each group matters);
-    gt_xy (G, >=2), gt_group (G,). Returns (T, P): the index into gt_xy of the GT each
-    prediction takes per threshold, -1 for a false positive.
+    gt_xy (G, D), gt_group (G,); D >= 2 coordinates (2: BEV, 3: 3D centre distance).
+    Returns (T, P): the index into gt_xy of the GT each prediction takes per threshold,
+    -1 for a false positive.
 
-    Exactly the sequential rule: in processing order, each prediction takes, among the
-    GT of its group not yet taken at that threshold, the one at the smallest distance
-    sqrt(dx * dx + dy * dy), provided it is finite and not >= the threshold; ties go to
-    the GT listed first. A prediction whose distance to any GT of its group is NaN
-    takes nothing (as an argmin over that row would). Work: one pass over the
+    Exactly the sequential rule of the nuScenes devkit's `accumulate` and of
+    perception_eval's matcher: in processing order, each prediction takes, among the GT
+    of its group not yet taken at that threshold, the one at the smallest distance
+    sqrt(dx * dx + dy * dy [+ dz * dz]), provided it is < the threshold; ties go to the
+    GT listed first; a NaN distance is never the smallest nor admitted. Work: one pass over the
     (prediction, GT) pairs of each group, then rounds -- round r handles the r-th
     prediction of every group that has any admissible pair -- over those pairs only.
     """
@@ -106,15 +108,15 @@ def match_groups(
     pos = _ranges(gstart[pred_group], counts)  # into gperm
     dx = np.repeat(pred_xy[:, 0], counts) - gt_xy[gperm, 0][pos]
     dy = np.repeat(pred_xy[:, 1], counts) - gt_xy[gperm, 1][pos]
-    dist = np.sqrt(dx * dx + dy * dy)
-    # pairs some threshold admits: finite and not >= the threshold
-    keep = np.isfinite(dist) if np.isnan(thresholds).any() else dist < thresholds.max()
+    sq = dx * dx + dy * dy
+    for c in range(2, pred_xy.shape[1]):  # more columns: the distance in that many dimensions
+        d = np.repeat(pred_xy[:, c], counts) - gt_xy[gperm, c][pos]
+        sq = sq + d * d
+    dist = np.sqrt(sq)
+    # pairs some threshold admits: strictly below it (a NaN distance admits nothing, as
+    # `d < best` and `d < threshold` are both false for it)
+    keep = dist < thresholds.max()
     pair_pred = np.repeat(np.arange(p), counts)
-    nan = np.isnan(dist)
-    if nan.any():  # a NaN distance poisons its prediction's argmin: it takes nothing
-        poisoned = np.zeros(p, bool)
-        poisoned[pair_pred[nan]] = True
-        keep &= ~poisoned[pair_pred]
     pair_pred, pair_gt, dist = pair_pred[keep], gperm[pos[keep]], dist[keep]
     if len(pair_pred) == 0:
         return matched
@@ -138,7 +140,7 @@ def match_groups(
     seg_start = np.cumsum(seg_len) - seg_len
     idx = _ranges(first_pair[by_rank], seg_len)
     pair_gt, dist = pair_gt[idx], dist[idx]
-    admit = ~(dist[None, :] >= thresholds[:, None])  # (T, pairs)
+    admit = dist[None, :] < thresholds[:, None]  # (T, pairs)
     seg_of_pair = np.repeat(np.arange(len(by_rank)), seg_len)
     taken = np.zeros((t, len(gt_xy)), bool)
     for r in range(n_rounds):
@@ -220,12 +222,79 @@ def _labels(arrays: list[Any]) -> tuple[np.ndarray, list[int]]:
     return out, [np.asarray(a).size for a in arrays]
 
 
+#: the nuScenes devkit's detection_cvpr_2019 values: NDS weight of mAP, TP-error threshold (m)
+MEAN_AP_WEIGHT = 5
+DIST_TH_TP = 2.0
+METRICS = ("nuscenes", "t4")
+
+
+def cummean(x: np.ndarray) -> np.ndarray:
+    """Running mean ignoring NaN; all NaN -> ones (the devkit's rule: an unknown error is 1)."""
+    x = np.asarray(x, np.float64)
+    if len(x) and np.isnan(x).all():
+        return np.ones(len(x))
+    count = np.cumsum(~np.isnan(x))
+    total = np.nancumsum(x)
+    return np.divide(total, count, out=np.zeros_like(total), where=count != 0)
+
+
+def yaw_of(yaw: np.ndarray) -> np.ndarray:
+    """Yaw as the devkit reads it back from its quaternion: atan2(sin, cos), in (-pi, pi]."""
+    return np.arctan2(np.sin(yaw), np.cos(yaw))
+
+
+def tp_error(conf: np.ndarray, recall: np.ndarray, match_conf: np.ndarray, errors: np.ndarray) -> float:
+    """One class's TP error as `accumulate` + `calc_tp` compute it.
+
+    conf (P,) / recall (P,): every prediction of the class in processing order with the
+    recall reached after it; match_conf / errors (M,): the matched ones. The running mean
+    of the errors is read at the confidence of each recall point 0, 0.01, ..., 1
+    (precision's grid), and averaged from recall 0.11 up to the highest recall reached
+    (the last point of non-zero interpolated confidence); 1 when nothing lies there.
+    """
+    if len(match_conf) == 0:
+        return 1.0
+    conf_i = np.interp(RECALL_GRID, recall, conf, right=0)
+    err = np.interp(conf_i[::-1], match_conf[::-1], cummean(errors)[::-1])[::-1]
+    nonzero = np.flatnonzero(conf_i)
+    last = int(nonzero[-1]) if len(nonzero) else 0
+    if last < _FIRST_KEPT:
+        return 1.0
+    return float(np.mean(err[_FIRST_KEPT : last + 1]))
+
+
 class CenterDistanceEvaluator(Evaluator):
+    """3D detection metrics by centre distance; `metric` names the definition.
+
+    "nuscenes" (this module): the nuScenes devkit's `accumulate` / `calc_ap` / `calc_tp`
+    and `DetectionMetrics` (see the module docstring; mAPH is the harness's addition).
+    "t4" (projects/CenterPoint/t4_metric.py): AWML's T4MetricV2, i.e. tier4
+    perception_eval's `Map` per BEV distance range.
+    """
+
     headline = "mAP"
 
-    def __init__(self, class_names: Sequence[str], thresholds: Sequence[float] = (0.5, 1.0, 2.0, 4.0)) -> None:
+    def __init__(
+        self,
+        class_names: Sequence[str],
+        thresholds: Sequence[float] = (0.5, 1.0, 2.0, 4.0),
+        metric: str = "nuscenes",
+        class_range: Mapping[str, float] | None = None,
+        distance_ranges: Sequence[tuple[float, float]] | None = None,
+        matching: str = "center_distance_bev",
+    ) -> None:
+        if metric not in METRICS:
+            raise ValueError(f"metric {metric!r}: expected one of {METRICS}")
         self.class_names = tuple(class_names)
         self.thresholds = np.asarray(thresholds, np.float64)
+        self.metric = metric
+        self.class_range = dict(class_range) if class_range else None
+        self.distance_ranges = tuple((float(a), float(b)) for a, b in distance_ranges) if distance_ranges else None
+        self.matching = matching
+        if self.class_range is not None:
+            missing = [n for n in self.class_names if n not in self.class_range]
+            if missing:
+                raise ValueError(f"class_range: no range for {missing}; expected one per class in {self.class_names}")
         self.samples: dict[str, tuple[Mapping[str, np.ndarray], Mapping[str, np.ndarray]]] = {}
 
     def add(self, sample_id: str, prediction: Any, target: Any) -> None:
@@ -236,7 +305,9 @@ class CenterDistanceEvaluator(Evaluator):
 
     def _gather(self) -> tuple[np.ndarray, ...]:
         """All samples concatenated in sample order, restricted to the evaluated classes:
-        pred boxes (P, 7), scores, labels, sample index; GT boxes (G, 7), labels, sample index."""
+        pred boxes (P, 7), scores, labels, sample index, velocities (P, 2) or None; GT boxes
+        (G, 7), labels, sample index, velocities (G, 2) or None. Velocities only when every
+        prediction and every target carries them."""
         items = list(self.samples.values())
         preds = [p for p, _ in items]
         targets = [t for _, t in items]
@@ -248,37 +319,71 @@ class CenterDistanceEvaluator(Evaluator):
         p_boxes = _concat([p["boxes"] for p in preds], (7,), np.float64)
         p_scores = _concat([p["scores"] for p in preds], (), np.float64)
         g_boxes = _concat([t["boxes"] for t in targets], (7,), np.float64)
+        has_vel = bool(items) and all("velocities" in p for p in preds) and all("velocities" in t for t in targets)
+        p_vel = _concat([p["velocities"] for p in preds], (2,), np.float64) if has_vel else None
+        g_vel = _concat([t["velocities"] for t in targets], (2,), np.float64) if has_vel else None
         classes = np.arange(len(self.class_names))
         valid = np.isin(p_labels, classes)
         if not valid.all():
             p_boxes, p_scores, p_labels, p_frame = p_boxes[valid], p_scores[valid], p_labels[valid], p_frame[valid]
+            p_vel = p_vel[valid] if p_vel is not None else None
         valid = np.isin(g_labels, classes)
         if not valid.all():
             g_boxes, g_labels, g_frame = g_boxes[valid], g_labels[valid], g_frame[valid]
-        return (p_boxes, p_scores, p_labels.astype(np.int64), p_frame, g_boxes, g_labels.astype(np.int64), g_frame)
+            g_vel = g_vel[valid] if g_vel is not None else None
+        return (p_boxes, p_scores, p_labels.astype(np.int64), p_frame, p_vel,
+                g_boxes, g_labels.astype(np.int64), g_frame, g_vel)
 
     def compute(self) -> dict[str, Any]:
-        p_boxes, p_scores, p_lab, p_frame, g_boxes, g_lab, g_frame = self._gather()
+        if self.metric == "t4":
+            from projects.CenterPoint.t4_metric import t4_metrics
+
+            p_boxes, p_scores, p_lab, p_frame, _, g_boxes, g_lab, g_frame, _ = self._gather()
+            out = t4_metrics(
+                self.class_names, self.thresholds, p_boxes, p_scores, p_lab, p_frame, g_boxes, g_lab, g_frame,
+                distance_ranges=self.distance_ranges, matching=self.matching,
+            )
+            return {"definition": "t4", **out, "num_samples": len(self.samples)}
+        return {"definition": "nuscenes", **self._nuscenes(), "num_samples": len(self.samples)}
+
+    def _nuscenes(self) -> dict[str, Any]:
+        p_boxes, p_scores, p_lab, p_frame, p_vel, g_boxes, g_lab, g_frame, g_vel = self._gather()
+        if self.class_range is not None:  # the devkit's filter_eval_boxes: ego distance < range
+            limit = np.asarray([self.class_range[n] for n in self.class_names], np.float64)
+            keep = np.hypot(p_boxes[:, 0], p_boxes[:, 1]) < limit[p_lab]
+            p_boxes, p_scores, p_lab, p_frame = p_boxes[keep], p_scores[keep], p_lab[keep], p_frame[keep]
+            p_vel = p_vel[keep] if p_vel is not None else None
+            keep = np.hypot(g_boxes[:, 0], g_boxes[:, 1]) < limit[g_lab]
+            g_boxes, g_lab, g_frame = g_boxes[keep], g_lab[keep], g_frame[keep]
+            g_vel = g_vel[keep] if g_vel is not None else None
         num_frames = len(self.samples)
         num_classes = len(self.class_names)
-        # per class in descending score order (stable: sample order, then order in the sample)
-        order = np.argsort(-p_scores, kind="stable")
+        # per class in descending score order; equal scores: the one listed last first (the
+        # devkit sorts (score, index) pairs ascending and reverses the list)
+        order = np.argsort(p_scores, kind="stable")[::-1]
         order = order[np.argsort(_small_ints(p_lab[order], num_classes), kind="stable")]
+        thresholds = self.thresholds
+        tp_k = np.flatnonzero(thresholds == DIST_TH_TP)
+        if len(tp_k) == 0:
+            thresholds = np.append(thresholds, DIST_TH_TP)
+        k_tp = int(tp_k[0]) if len(tp_k) else len(thresholds) - 1
         matched = match_groups(
             p_boxes[:, :2],
             p_lab * num_frames + p_frame,
             order,
             g_boxes[:, :2],
             g_lab * num_frames + g_frame,
-            self.thresholds,
+            thresholds,
         )  # (T, P)
         # everything from here on in that order; heading weights computed once per (pred, GT)
         # pair where consecutive thresholds repeat the match
         matched = matched[:, order]
-        yaw, gt_yaw = p_boxes[order, 6], g_boxes[:, 6]
+        boxes, scores = p_boxes[order], p_scores[order]
+        vel = p_vel[order] if p_vel is not None else None
+        yaw, gt_yaw = boxes[:, 6], g_boxes[:, 6]
         hit = matched >= 0
         weight = np.zeros(matched.shape)
-        for k in range(len(self.thresholds)):
+        for k in range(len(thresholds)):
             m = matched[k]
             new = hit[k]
             if k:
@@ -293,12 +398,11 @@ class CenterDistanceEvaluator(Evaluator):
         per_aph: dict[str, float] = {}
         by_class_dist: dict[str, float] = {}
         dist_ap: dict[float, list[float]] = {float(d): [] for d in self.thresholds}
+        errors: dict[str, dict[str, float]] = {k: {} for k in ("ATE", "ASE", "AOE", "AVE", "AAE")}
         for label, name in enumerate(self.class_names):
             n = int(num_gt[label])
-            if n == 0:
-                continue
             a, b = bounds[label], bounds[label + 1]
-            if b > a:
+            if b > a and n:
                 h = hit[:, a:b]
                 n_tp = np.cumsum(h, axis=1)
                 fp = np.arange(1, b - a + 1) - n_tp
@@ -306,10 +410,10 @@ class CenterDistanceEvaluator(Evaluator):
                 tp_ap = n_tp.astype(np.float64)
             aps, aphs = [], []
             for k, d in enumerate(self.thresholds):
-                if b > a:
+                if b > a and n:
                     ap = _ap_from_sorted(tp_ap[k], n_tp[k], fp[k], n)
                     aph = _ap_from_sorted(tp_aph[k], n_tp[k], fp[k], n)
-                else:
+                else:  # no GT (the devkit's no_predictions) or no predictions: 0
                     ap = aph = 0.0
                 aps.append(ap)
                 aphs.append(aph)
@@ -317,12 +421,55 @@ class CenterDistanceEvaluator(Evaluator):
                 by_class_dist[f"{name}@{d:g}m"] = ap
             per_ap[name] = float(np.mean(aps))
             per_aph[name] = float(np.mean(aphs))
-        return {
+            # TP errors at DIST_TH_TP
+            if b > a and n:
+                m = matched[k_tp, a:b]
+                tp = m >= 0
+                recall = np.cumsum(tp) / n
+                gm = m[tp]
+                pb, gb = boxes[a:b][tp], g_boxes[gm]
+                trans = np.hypot(pb[:, 0] - gb[:, 0], pb[:, 1] - gb[:, 1])
+                size_p, size_g = pb[:, 3:6], gb[:, 3:6]
+                inter = np.prod(np.minimum(size_p, size_g), axis=1)
+                scale = 1.0 - inter / (np.prod(size_p, axis=1) + np.prod(size_g, axis=1) - inter)
+                period = np.pi if name == "barrier" else 2 * np.pi
+                diff = (yaw_of(gb[:, 6]) - yaw_of(pb[:, 6]) + period / 2) % period - period / 2
+                diff = np.where(diff > np.pi, diff - 2 * np.pi, diff)
+                conf, mconf = scores[a:b], scores[a:b][tp]
+                errs = {"ATE": trans, "ASE": scale, "AOE": np.abs(diff), "AAE": np.full(len(gm), np.nan)}
+                if vel is not None and g_vel is not None:
+                    errs["AVE"] = np.hypot(*(vel[a:b][tp] - g_vel[gm]).T)
+                for key, e in errs.items():
+                    errors[key][name] = tp_error(conf, recall, mconf, e)
+            else:
+                for key in errors:
+                    errors[key][name] = 1.0
+            if name == "traffic_cone":  # the devkit: no attribute, speed or heading for cones
+                errors["AAE"][name] = errors["AVE"][name] = errors["AOE"][name] = float("nan")
+            elif name == "barrier":
+                errors["AAE"][name] = errors["AVE"][name] = float("nan")
+        out: dict[str, Any] = {
             "mAP": float(np.mean(list(per_ap.values()))) if per_ap else 0.0,
             "mAPH": float(np.mean(list(per_aph.values()))) if per_aph else 0.0,
-            "num_samples": len(self.samples),
+        }
+        means = {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN (every class a cone)
+            for key, per in errors.items():
+                means[key] = float(np.nanmean([per.get(n, np.nan) for n in self.class_names]))
+        for key in ("ATE", "ASE", "AOE"):
+            out[f"m{key}"] = means[key]
+        with_velocity = p_vel is not None
+        if with_velocity:  # NDS needs all five; attributes never exist here: mAAE as the devkit scores that
+            out["mAVE"] = means["AVE"]
+            out["mAAE"] = means["AAE"]
+            scores_tp = [max(0.0, 1.0 - means[k]) for k in ("ATE", "ASE", "AOE", "AVE", "AAE")]
+            out["NDS"] = (MEAN_AP_WEIGHT * out["mAP"] + float(np.sum(scores_tp))) / (MEAN_AP_WEIGHT + 5)
+        return {
+            **out,
             "per_class_AP": per_ap,
             "per_class_APH": per_aph,
             "AP_by_distance": {f"{d:g}m": float(np.mean(v)) for d, v in dist_ap.items() if v},
             "AP_by_class_and_distance": by_class_dist,
+            "per_class_TP_errors": {k: v for k, v in errors.items() if with_velocity or k not in ("AVE", "AAE")},
         }
