@@ -12,8 +12,8 @@ closest free GT of their class (centre distance in BEV, or in 3D with
 matching="center_distance"; ties: the GT listed first) when it is < the threshold.
 Per class and threshold the object results of all frames are concatenated (in each
 frame: the matches in matching order, then the unmatched predictions) and sorted by
-descending score: equal scores in reverse list order (perception_eval reverses
-`np.argsort`; see "Conventions" below). Then:
+descending score with perception_eval's own call, `np.argsort(scores)[::-1]`, on that
+same list (see "Conventions" 2 for equal scores). Then:
 
 - AP: precision TP / (TP + FP) (0 where both are 0), recall TP / N_gt (0 when N_gt is
   0); the precision envelope (running maximum from the right); np.interp on the recall
@@ -36,10 +36,13 @@ Conventions of perception_eval that look like bugs, reproduced here and document
    and APH sees no error between headings mirrored across the x axis (e.g. +80 deg vs
    -80 deg scores w = 1). `t4_heading` reproduces it exactly.
 2. Tie order: the AP list is sorted with `np.argsort(conf)[::-1]`, numpy's default
-   (unstable) sort, so the order of equal scores -- which moves precision at the tie --
-   is whatever the sort kernel leaves; it is the reverse list order for up to 16
-   objects (insertion sort) and platform-dependent beyond. Here: always the reverse
-   list order (a stable sort, reversed).
+   (unstable) sort, so the order of equal scores -- which moves precision, and with it
+   AP, at every tie -- is whatever numpy's sort kernel leaves, and that depends on the
+   CPU: numpy 2.x sorts with SIMD kernels where AVX2/AVX-512 exist, which do not keep
+   equal keys in order even for 10 elements; elsewhere the introsort keeps them for up
+   to 16. Here the same call is made on the same list, so the result equals
+   perception_eval's on the same machine and numpy; it is not a stable definition, and
+   two machines can disagree on scores with ties (e.g. fp16 backends, quantized scores).
 3. The APH precision divides by sum w + FP rather than TP + FP, so a TP with heading
    weight 0 counts as neither a TP nor an FP.
 4. A class/range with predictions but no GT counts 0 in the mean, one with neither is
@@ -104,7 +107,9 @@ def t4_ap(scores: np.ndarray, tp_value: np.ndarray, is_tp: np.ndarray, num_gt: i
         return float("nan")
     if n == 0:
         return 0.0
-    order = np.argsort(scores, kind="stable")[::-1]
+    # perception_eval's exact call: numpy's default sort on the same list, reversed, so equal
+    # scores come out in the same order as there on this machine (see convention 2)
+    order = np.argsort(np.asarray(scores, np.float64))[::-1]
     tp = np.cumsum(np.where(is_tp, tp_value, 0.0)[order])
     fp = np.cumsum(np.where(is_tp, 0.0, 1.0)[order])
     denom = tp + fp
@@ -136,8 +141,8 @@ def t4_metrics(
     distance_ranges: Sequence[tuple[float, float]] | None = None,
     matching: str = "center_distance_bev",
 ) -> dict[str, Any]:
-    """mAP / mAPH per range and per class; the headline mAP / mAPH are those of the
-    widest range (the smallest lower and largest upper bound; AWML's [0, 121))."""
+    """mAP / mAPH per range and per class; the headline mAP / mAPH are those of the last
+    range, the one T4MetricV2 reports as its main evaluator (AWML's [0, 121))."""
     from projects.CenterPoint.metrics import match_groups
 
     if matching not in MATCHING:
@@ -195,12 +200,11 @@ def t4_metrics(
             "num_ground_truths": int(len(gl)),
             "num_predictions": int(len(pl)),
         }
-    widest = min(range(len(ranges)), key=lambda i: (ranges[i][0], -ranges[i][1]))
-    head = by_range[range_name(*ranges[widest])]
+    head = by_range[range_name(*ranges[-1])]
     return {
         "mAP": head["mAP"],
         "mAPH": head["mAPH"],
-        "headline_range": range_name(*ranges[widest]),
+        "headline_range": range_name(*ranges[-1]),
         "per_class_AP": head["per_class_AP"],
         "per_class_APH": head["per_class_APH"],
         "by_range": by_range,

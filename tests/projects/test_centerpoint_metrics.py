@@ -259,7 +259,8 @@ def test_t4_ranges_are_bev_distance_half_open_and_a_class_without_anything_is_le
     # [50, 90): car 1, truck and bus empty -> left out -> mAP 1
     assert mid["per_class_AP"]["car"] == pytest.approx(1.0) and mid["mAP"] == pytest.approx(1.0)
     assert np.isnan(far["mAP"])
-    # the headline is the widest range, [0, 121): car 1, truck 0, bus left out
+    # the headline is the last range (T4MetricV2's main evaluator), [0, 121): car 1, truck 0,
+    # bus left out
     assert r["headline_range"] == "bev_center_0.0-121.0"
     assert r["mAP"] == pytest.approx(0.5)
 
