@@ -5,17 +5,12 @@ duplicated predictions, and classes without GT or without predictions go through
 devkit's own `accumulate` / `calc_ap` / `calc_tp` and its `DetectionMetrics` summary
 (mean AP, TP errors, NDS) and through CenterDistanceEvaluator; every number must agree.
 
-The devkit's package `__init__` imports its dataset browser (cv2, sklearn, tqdm, ...),
-which the evaluation code does not use; when that import fails, the `nuscenes` package
-is entered without running its `__init__`, so its eval modules load on their own.
+The devkit side lives in benchmarks/nuscenes_metric_compare.py (also a command-line
+comparison on random scenes and the shipped model).
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import sys
-import types
 from typing import Any
 
 import numpy as np
@@ -23,86 +18,23 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from benchmarks import nuscenes_metric_compare as nuscenes_reference
 from projects.CenterPoint.metrics import CenterDistanceEvaluator
 
 CLASSES = ("car", "pedestrian", "barrier", "traffic_cone", "bus")
 THRESHOLDS = (0.5, 1.0, 2.0, 4.0)
 
 
-_DEVKIT: list[Any] = []
-
-
 def devkit() -> Any:
-    if _DEVKIT:
-        return _DEVKIT[0]
-    if importlib.util.find_spec("nuscenes") is None:
-        pytest.skip("nuscenes-devkit is not installed (pip install awml-harness[nuscenes] && pip install --no-deps nuscenes-devkit)")
     try:
-        importlib.import_module("nuscenes")
-    except ImportError:  # the dataset browser's imports; the eval modules need none of them
-        spec = importlib.util.find_spec("nuscenes")
-        pkg = types.ModuleType("nuscenes")
-        pkg.__path__ = list(spec.submodule_search_locations)  # type: ignore[union-attr]
-        pkg.__spec__ = spec
-        sys.modules["nuscenes"] = pkg
-    try:
-        algo = importlib.import_module("nuscenes.eval.detection.algo")
-        common = importlib.import_module("nuscenes.eval.common.data_classes")
-        det = importlib.import_module("nuscenes.eval.detection.data_classes")
-        utils = importlib.import_module("nuscenes.eval.common.utils")
-        from pyquaternion import Quaternion
-    except ImportError as exc:
-        pytest.skip(f"nuscenes-devkit's eval modules do not import here: {exc}")
-    _DEVKIT.append(types.SimpleNamespace(algo=algo, EvalBoxes=common.EvalBoxes, DetectionBox=det.DetectionBox,
-                                         center_distance=utils.center_distance, Quaternion=Quaternion))
-    return _DEVKIT[0]
+        return nuscenes_reference.devkit()
+    except nuscenes_reference.DevkitMissing as exc:
+        pytest.skip(str(exc))
 
 
 def reference(frames: list[tuple[dict, dict]], class_range: dict[str, float] | None) -> dict[str, Any]:
-    """The devkit's numbers for `frames`, as its DetectionEval would compute them."""
-    dk = devkit()
-    gt, pred = dk.EvalBoxes(), dk.EvalBoxes()
-
-    def boxes(token: str, d: dict, is_pred: bool) -> list:
-        out = []
-        for i in range(len(d["labels"])):
-            b = d["boxes"][i]
-            name = CLASSES[int(d["labels"][i])]
-            if class_range is not None and np.hypot(b[0], b[1]) >= class_range[name]:
-                continue  # filter_eval_boxes: ego_dist < class range
-            out.append(dk.DetectionBox(
-                sample_token=token, translation=tuple(float(v) for v in b[:3]), size=tuple(float(v) for v in b[3:6]),
-                rotation=tuple(dk.Quaternion(axis=[0, 0, 1], angle=float(b[6])).elements),
-                velocity=tuple(float(v) for v in d["velocities"][i]), ego_translation=tuple(float(v) for v in b[:3]),
-                detection_name=name, detection_score=float(d["scores"][i]) if is_pred else -1.0,
-            ))
-        return out
-
-    for i, (p, t) in enumerate(frames):
-        gt.add_boxes(str(i), boxes(str(i), t, False))
-        pred.add_boxes(str(i), boxes(str(i), p, True))
-    aps: dict[str, dict[float, float]] = {}
-    errs: dict[str, dict[str, float]] = {}
-    names = {"trans_err": "ATE", "scale_err": "ASE", "orient_err": "AOE", "vel_err": "AVE", "attr_err": "AAE"}
-    for c in CLASSES:
-        aps[c] = {}
-        for th in THRESHOLDS:
-            md = dk.algo.accumulate(gt, pred, c, dk.center_distance, th)
-            aps[c][th] = dk.algo.calc_ap(md, 0.1, 0.1)
-            if th == 2.0:
-                for metric, short in names.items():
-                    if c == "traffic_cone" and metric in ("attr_err", "vel_err", "orient_err"):
-                        v = np.nan
-                    elif c == "barrier" and metric in ("attr_err", "vel_err"):
-                        v = np.nan
-                    else:
-                        v = dk.algo.calc_tp(md, 0.1, metric)
-                    errs.setdefault(short, {})[c] = v
-    per_class = {c: float(np.mean(list(aps[c].values()))) for c in CLASSES}
-    mean_ap = float(np.mean(list(per_class.values())))
-    tp = {k: float(np.nanmean([errs[k][c] for c in CLASSES])) for k in names.values()}
-    nds = (5 * mean_ap + np.sum([max(0.0, 1.0 - tp[k]) for k in names.values()])) / (5 + 5)
-    return {"aps": aps, "per_class": per_class, "mAP": mean_ap, "errs": errs, "tp": tp, "NDS": float(nds)}
+    devkit()
+    return nuscenes_reference.reference(frames, CLASSES, class_range)
 
 
 def ours(frames: list[tuple[dict, dict]], class_range: dict[str, float] | None) -> dict[str, Any]:
