@@ -57,7 +57,7 @@ def devkit() -> Any:
         utils = importlib.import_module("nuscenes.eval.common.utils")
         from pyquaternion import Quaternion
     except ImportError as exc:
-        raise DevkitMissing(f"nuscenes-devkit's eval modules do not import here: {exc}")
+        raise DevkitMissing(f"nuscenes-devkit's eval modules do not import here: {exc}") from exc
     _DEVKIT.append(types.SimpleNamespace(algo=algo, EvalBoxes=common.EvalBoxes, DetectionBox=det.DetectionBox,
                                          center_distance=utils.center_distance, Quaternion=Quaternion))
     return _DEVKIT[0]

@@ -35,8 +35,8 @@ a class with GT but no predictions scores 0.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 import warnings
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -106,18 +106,19 @@ def match_groups(
     # every (prediction, GT of its group) pair, prediction-major, GT in listed order
     counts = gcount[pred_group]
     pos = _ranges(gstart[pred_group], counts)  # into gperm
-    dx = np.repeat(pred_xy[:, 0], counts) - gt_xy[gperm, 0][pos]
-    dy = np.repeat(pred_xy[:, 1], counts) - gt_xy[gperm, 1][pos]
-    sq = dx * dx + dy * dy
-    for c in range(2, pred_xy.shape[1]):  # more columns: the distance in that many dimensions
-        d = np.repeat(pred_xy[:, c], counts) - gt_xy[gperm, c][pos]
-        sq = sq + d * d
+    gt_of_pair = np.take(gperm, pos)
+    pred_cols = np.ascontiguousarray(pred_xy.T)  # (D, P): contiguous columns gather faster
+    gt_cols = np.ascontiguousarray(gt_xy.T)
+    sq = None
+    for c in range(pred_xy.shape[1]):  # 2 columns: BEV; 3: the 3D centre distance
+        d = np.repeat(pred_cols[c], counts) - np.take(gt_cols[c], gt_of_pair)
+        sq = d * d if sq is None else sq + d * d
     dist = np.sqrt(sq)
     # pairs some threshold admits: strictly below it (a NaN distance admits nothing, as
     # `d < best` and `d < threshold` are both false for it)
     keep = dist < thresholds.max()
     pair_pred = np.repeat(np.arange(p), counts)
-    pair_pred, pair_gt, dist = pair_pred[keep], gperm[pos[keep]], dist[keep]
+    pair_pred, pair_gt, dist = pair_pred[keep], gt_of_pair[keep], dist[keep]
     if len(pair_pred) == 0:
         return matched
     # predictions with an admissible pair (the others take nothing and block nothing):
@@ -231,36 +232,41 @@ METRICS = ("nuscenes", "t4")
 def cummean(x: np.ndarray) -> np.ndarray:
     """Running mean ignoring NaN; all NaN -> ones (the devkit's rule: an unknown error is 1)."""
     x = np.asarray(x, np.float64)
-    if len(x) and np.isnan(x).all():
+    nan = np.isnan(x)
+    if not nan.any():  # the same numbers as below, without the NaN bookkeeping
+        return np.cumsum(x) / np.arange(1, len(x) + 1)
+    if nan.all():
         return np.ones(len(x))
     count = np.cumsum(~np.isnan(x))
     total = np.nancumsum(x)
     return np.divide(total, count, out=np.zeros_like(total), where=count != 0)
 
 
-def yaw_of(yaw: np.ndarray) -> np.ndarray:
-    """Yaw as the devkit reads it back from its quaternion: atan2(sin, cos), in (-pi, pi]."""
-    return np.arctan2(np.sin(yaw), np.cos(yaw))
-
-
-def tp_error(conf: np.ndarray, recall: np.ndarray, match_conf: np.ndarray, errors: np.ndarray) -> float:
-    """One class's TP error as `accumulate` + `calc_tp` compute it.
+def tp_errors(conf: np.ndarray, recall: np.ndarray, match_conf: np.ndarray,
+              errors: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """One class's TP errors as the devkit's `accumulate` + `calc_tp` compute them.
 
     conf (P,) / recall (P,): every prediction of the class in processing order with the
-    recall reached after it; match_conf / errors (M,): the matched ones. The running mean
-    of the errors is read at the confidence of each recall point 0, 0.01, ..., 1
-    (precision's grid), and averaged from recall 0.11 up to the highest recall reached
-    (the last point of non-zero interpolated confidence); 1 when nothing lies there.
+    recall reached after it; match_conf (M,) and each errors[k] (M,): the matched ones.
+    The running mean of an error (NaN-aware, all NaN -> 1) is read at the interpolated
+    confidence of each recall point 0, 0.01, ..., 1 (precision's grid) and averaged from
+    recall 0.11 up to the highest recall reached (the last point of non-zero interpolated
+    confidence); 1 when nothing lies there.
     """
     if len(match_conf) == 0:
-        return 1.0
+        return dict.fromkeys(errors, 1.0)
     conf_i = np.interp(RECALL_GRID, recall, conf, right=0)
-    err = np.interp(conf_i[::-1], match_conf[::-1], cummean(errors)[::-1])[::-1]
     nonzero = np.flatnonzero(conf_i)
     last = int(nonzero[-1]) if len(nonzero) else 0
     if last < _FIRST_KEPT:
-        return 1.0
-    return float(np.mean(err[_FIRST_KEPT : last + 1]))
+        return dict.fromkeys(errors, 1.0)
+    at = conf_i[last::-1]  # increasing for np.interp, like the devkit's reversed arrays
+    xp = match_conf[::-1]
+    out = {}
+    for key, e in errors.items():
+        running = cummean(e)[::-1]
+        out[key] = float(np.mean(np.interp(at, xp, running)[::-1][_FIRST_KEPT:]))
+    return out
 
 
 class CenterDistanceEvaluator(Evaluator):
@@ -378,9 +384,9 @@ class CenterDistanceEvaluator(Evaluator):
         # everything from here on in that order; heading weights computed once per (pred, GT)
         # pair where consecutive thresholds repeat the match
         matched = matched[:, order]
-        boxes, scores = p_boxes[order], p_scores[order]
-        vel = p_vel[order] if p_vel is not None else None
-        yaw, gt_yaw = boxes[:, 6], g_boxes[:, 6]
+        scores = p_scores[order]
+
+        yaw, gt_yaw = p_boxes[order, 6], g_boxes[:, 6]
         hit = matched >= 0
         weight = np.zeros(matched.shape)
         for k in range(len(thresholds)):
@@ -394,6 +400,26 @@ class CenterDistanceEvaluator(Evaluator):
         num_gt = np.bincount(g_lab, minlength=num_classes)
         bounds = np.searchsorted(p_lab[order], np.arange(num_classes + 1))
 
+        # TP-error geometry of every match at DIST_TH_TP, in processing order (the devkit's
+        # center_distance, 1 - scale_iou, yaw_diff with period pi for barriers, velocity_l2)
+        tp_hit = hit[k_tp]
+        tp_before = np.concatenate([[0], np.cumsum(tp_hit)])
+        idx, gm = order[tp_hit], matched[k_tp][tp_hit]
+        pb, gb = np.take(p_boxes, idx, axis=0), np.take(g_boxes, gm, axis=0)  # (faster than [idx])
+        mins = np.minimum(pb[:, 3:6], gb[:, 3:6])
+        inter = mins[:, 0] * mins[:, 1] * mins[:, 2]
+        union = pb[:, 3] * pb[:, 4] * pb[:, 5] + gb[:, 3] * gb[:, 4] * gb[:, 5] - inter
+        barrier = self.class_names.index("barrier") if "barrier" in self.class_names else -1
+        period = np.where(p_lab[idx] == barrier, np.pi, 2 * np.pi)
+        tp_geom = {
+            "ATE": np.hypot(pb[:, 0] - gb[:, 0], pb[:, 1] - gb[:, 1]),
+            "ASE": 1.0 - inter / union,
+            # the devkit's angle_diff (its quaternions wrap the yaws first; a multiple of the
+            # period changes nothing here but the last bits)
+            "AOE": np.abs((gb[:, 6] - pb[:, 6] + period / 2) % period - period / 2),
+        }
+        if p_vel is not None and g_vel is not None:
+            tp_geom["AVE"] = np.hypot(*(p_vel[idx] - g_vel[gm]).T)
         per_ap: dict[str, float] = {}
         per_aph: dict[str, float] = {}
         by_class_dist: dict[str, float] = {}
@@ -421,26 +447,14 @@ class CenterDistanceEvaluator(Evaluator):
                 by_class_dist[f"{name}@{d:g}m"] = ap
             per_ap[name] = float(np.mean(aps))
             per_aph[name] = float(np.mean(aphs))
-            # TP errors at DIST_TH_TP
+            # TP errors at DIST_TH_TP (the class's slice of the arrays computed below the loop)
             if b > a and n:
-                m = matched[k_tp, a:b]
-                tp = m >= 0
-                recall = np.cumsum(tp) / n
-                gm = m[tp]
-                pb, gb = boxes[a:b][tp], g_boxes[gm]
-                trans = np.hypot(pb[:, 0] - gb[:, 0], pb[:, 1] - gb[:, 1])
-                size_p, size_g = pb[:, 3:6], gb[:, 3:6]
-                inter = np.prod(np.minimum(size_p, size_g), axis=1)
-                scale = 1.0 - inter / (np.prod(size_p, axis=1) + np.prod(size_g, axis=1) - inter)
-                period = np.pi if name == "barrier" else 2 * np.pi
-                diff = (yaw_of(gb[:, 6]) - yaw_of(pb[:, 6]) + period / 2) % period - period / 2
-                diff = np.where(diff > np.pi, diff - 2 * np.pi, diff)
-                conf, mconf = scores[a:b], scores[a:b][tp]
-                errs = {"ATE": trans, "ASE": scale, "AOE": np.abs(diff), "AAE": np.full(len(gm), np.nan)}
-                if vel is not None and g_vel is not None:
-                    errs["AVE"] = np.hypot(*(vel[a:b][tp] - g_vel[gm]).T)
-                for key, e in errs.items():
-                    errors[key][name] = tp_error(conf, recall, mconf, e)
+                lo, hi = tp_before[a], tp_before[b]
+                errs = {k: v[lo:hi] for k, v in tp_geom.items()}
+                got = tp_errors(scores[a:b], (tp_before[a + 1 : b + 1] - lo) / n, scores[a:b][tp_hit[a:b]], errs)
+                got["AAE"] = 1.0  # attributes never exist here: all NaN -> 1 (the devkit's cummean)
+                for key, v in got.items():
+                    errors[key][name] = v
             else:
                 for key in errors:
                     errors[key][name] = 1.0

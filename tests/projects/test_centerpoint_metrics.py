@@ -9,6 +9,7 @@ import pytest
 from projects.CenterPoint.metrics import CenterDistanceEvaluator, average_precision, match_sample
 from projects.CenterPoint.t4_metric import heading_weight, t4_ap, t4_heading
 
+
 # -- nuscenes: AP on paper ---------------------------------------------------------------
 def box(x: float, y: float, yaw: float = 0.0, z: float = 0.0, size: tuple = (4, 2, 1.5)) -> list[float]:
     return [x, y, z, *size, yaw]

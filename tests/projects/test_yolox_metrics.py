@@ -174,7 +174,7 @@ def test_engine_choice():
     assert coco_eval.__module__.startswith("pycocotools")
 
 
-def _pycocotools_in_memory(targets, preds) -> "object":
+def _pycocotools_in_memory(targets, preds) -> object:
     """COCOeval itself on the same data, an empty result set built by hand when there are
     no detections (loadRes refuses an empty list)."""
     from pycocotools.coco import COCO
