@@ -1,36 +1,47 @@
-"""nuScenes-style 3D detection AP by BEV center distance, plus heading-weighted APH.
+"""CenterPoint's 3D detection metrics by centre distance, two definitions (`metric=`).
 
-Algorithm, per class c and distance threshold d (metres):
+metric="nuscenes" equals the nuScenes devkit (nuscenes-devkit 1.2, nuscenes/eval/
+detection: `filter_eval_boxes`, `accumulate`, `calc_ap`, `calc_tp`, `DetectionMetrics`;
+checked against it in tests/projects/test_centerpoint_devkit.py and
+benchmarks/nuscenes_metric_compare.py). metric="t4" equals AWML's T4MetricV2, i.e. tier4
+perception_eval: see projects/CenterPoint/t4_metric.py.
 
-1. Matching. Predictions of class c, in descending score order (stable: ties keep
-   sample order, then the order inside the sample), are matched greedily to
-   ground-truth boxes of class c *in the same sample*: each takes the closest not yet
-   matched GT whose BEV (x, y) center distance sqrt(dx * dx + dy * dy) is < d (ties:
-   the GT listed first); if none, it is a false positive. Samples share no GT, so the
-   global score order decomposes into independent (class, sample) groups, each processed
-   in its own score order. `match_groups` runs all groups and thresholds at once: it
-   lists every (prediction, GT of its group) pair with its distance, keeps the pairs
-   some threshold admits, and then works in rounds -- round r handles, for every
-   group, its r-th prediction among those with a kept pair (the others can take
-   nothing, so they change nobody's outcome) -- each round one vectorized step over
-   those predictions' pairs. The number of Python steps is the largest number of such
-   predictions of one class in one sample, not the number of predictions.
-2. Curve. Over all samples, sorted by score (stable): TP and FP cumulative sums give
-   precision = TP / (TP + FP) and recall = TP / N_gt. Precision is linearly
-   interpolated (np.interp, 0 beyond the highest recall reached) on the 101-point recall
-   grid 0, 0.01, ..., 1 -- no monotone envelope, as in the nuScenes devkit.
-3. AP. Like the devkit's `calc_ap`: keep the grid points above min_recall = 0.1
-   (indices round(100 * 0.1) + 1 .. 100, i.e. recall 0.11 .. 1.00), subtract
-   min_precision = 0.1, clip at 0, average, and divide by 1 - min_precision, so a
-   perfect detector scores 1 and one never above 10 % precision scores 0.
-4. APH. As AP, but each TP counts with weight 1 - |dyaw| / pi (dyaw wrapped to
-   [0, pi]) in both precision and recall (Waymo's heading accuracy), FPs count 1.
+nuscenes, per class c and distance threshold d (metres):
 
-Summaries: per class, the mean over thresholds (`per_class_AP`, `per_class_APH`);
-per threshold, the mean over classes (`AP_by_distance`); `mAP` / `mAPH` the mean over
-classes of the per-class values. A class with no GT in the evaluated samples has no
-defined AP (the devkit would print nan) and is left out of the means and the dicts;
-a class with GT but no predictions scores 0.
+1. Filter (only with `class_range`): boxes of class c with hypot(x, y) >= range[c] are
+   dropped from predictions and GT alike.
+2. Matching. Predictions of class c in descending score order -- equal scores: the one
+   listed last first (the devkit sorts (score, index) pairs ascending and reverses the
+   list; index = position in sample order, then in the sample) -- each take the closest
+   not yet taken GT of class c in the same sample, if its BEV centre distance
+   sqrt(dx * dx + dy * dy) is < d (ties: the GT listed first; a NaN distance is never
+   taken); else it is a false positive. Samples share no GT, so the global order
+   decomposes into independent (class, sample) groups. `match_groups` runs all groups
+   and thresholds at once: it lists every (prediction, GT of its group) pair with its
+   distance, keeps the pairs some threshold admits, then works in rounds -- round r
+   handles, for every group, its r-th prediction among those with a kept pair (the
+   others can take nothing, so they change nobody's outcome) -- each round one
+   vectorized step. Python steps: the largest number of such predictions of one class
+   in one sample, not the number of predictions.
+3. AP (`calc_ap`): precision TP / (TP + FP) and recall TP / N_gt along that order,
+   np.interp on the recall grid 0, 0.01, ..., 1 (0 beyond the highest recall; no
+   envelope), the points 0.11 .. 1.00 minus 0.1, clipped at 0, averaged, / 0.9.
+   A class without GT scores 0 (the devkit's `no_predictions`) and stays in the mean;
+   one with GT and no predictions scores 0.
+4. TP errors (`calc_tp`, matches at d = 2 m): centre distance (ATE), 1 - IoU of the
+   aligned sizes (ASE), |yaw difference| (AOE; period pi for "barrier"), velocity L2
+   (AVE; only when every prediction and target carries "velocities"); each a running
+   mean along the score order read at the confidences of recall points 0.11 .. the
+   highest recall reached; 1 when the class has no match there. Attributes never
+   exist here, so the attribute error is 1 (the devkit's rule for all-NaN). The class
+   "traffic_cone" has no AOE/AVE/AAE, "barrier" no AVE/AAE (NaN, left out of the
+   nan-mean over classes: mATE, mASE, mAOE, mAVE, mAAE).
+5. NDS (with velocities): (5 mAP + sum of max(0, 1 - mTPE) over the five) / 10.
+
+Summaries: per class the mean over thresholds (`per_class_AP`); per threshold the mean
+over classes (`AP_by_distance`); mAP the mean over all classes. mAPH is the harness's
+addition (not in the devkit): AP with each TP weighted 1 - |dyaw| / pi (dyaw folded to
+[0, pi], Waymo's heading accuracy) in precision and recall, FPs counting 1.
 """
 
 from __future__ import annotations

@@ -47,6 +47,12 @@ Conventions of perception_eval that look like bugs, reproduced here and document
    weight 0 counts as neither a TP nor an FP.
 4. A class/range with predictions but no GT counts 0 in the mean, one with neither is
    left out; so adding a single stray prediction in an empty range lowers mAP.
+5. "center_distance" (3D) measures between the boxes' (x, y, z) as AWML hands them over
+   (LiDARInstance3DBoxes: z at the bottom face), so it compares bottom centres.
+6. The heading weight is rounded to 10 decimals (`round(w, 10)`); kept (np.round).
+
+Not reproduced: the IoU (2D/3D) and plane-distance matchers (a config asking for them
+is refused), point-count and confidence filters (AWML's config sets none).
 """
 
 from __future__ import annotations
