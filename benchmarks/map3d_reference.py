@@ -1,8 +1,9 @@
 """A straightforward nuScenes-style center-distance AP: per class, per threshold, plain
 Python loops over predictions and ground truth (the P4 3D reference).
 
-Same rules as projects/CenterPoint/metrics.py (greedy matching in descending score
-order to the closest unmatched GT of the same class and sample with BEV distance < d;
+Same rules as projects/CenterPoint/metrics.py, metric="nuscenes" (greedy matching in
+descending score order -- equal scores: the prediction listed last first, as the nuScenes
+devkit sorts -- to the closest unmatched GT of the same class and sample with BEV distance < d;
 101-point interpolated precision above recall 0.1, minus precision 0.1; APH weights TPs
 by 1 - |dyaw| / pi). Only the final interpolation and means use numpy, so the values
 can be compared for equality, not closeness.
@@ -56,9 +57,13 @@ def evaluate(frames: Sequence[tuple[dict[str, Any], dict[str, Any]]], class_name
             g = [box for box, lab in zip(target["boxes"].tolist(), target["labels"].tolist(), strict=True) if lab == label]
             gts.append(g)
             num_gt += len(g)
-        if num_gt == 0:
+        if num_gt == 0:  # the devkit scores a class without GT 0 and keeps it in the mean
+            per_ap[class_names[label]] = per_aph[class_names[label]] = 0.0
+            for d in thresholds:
+                by_dist[float(d)].append(0.0)
             continue
-        order = sorted(range(len(preds)), key=lambda i: -preds[i][0])  # stable
+        # the devkit's order: (score, index) pairs sorted ascending, then reversed
+        order = [i for _, i in sorted((p[0], i) for i, p in enumerate(preds))][::-1]
         aps, aphs = [], []
         for d in thresholds:
             taken = [[False] * len(g) for g in gts]

@@ -187,7 +187,11 @@ class Project(ProjectAdapter):
     def evaluator(self) -> Any:
         from .metrics import CenterDistanceEvaluator
 
-        return CenterDistanceEvaluator(self.settings.class_names, self.settings.distance_thresholds)
+        s = self.settings
+        return CenterDistanceEvaluator(
+            s.class_names, s.distance_thresholds, metric=s.metric, class_range=s.metric_class_range,
+            distance_ranges=s.metric_distance_ranges, matching=s.metric_matching,
+        )
 
     def detections(self, prediction: Any) -> Any:
         from awml_harness.matching import Detections

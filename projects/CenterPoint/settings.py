@@ -54,6 +54,15 @@ class CenterPointSettings:
     nms_radius: tuple[float, ...] = (1.0, 2.0, 2.5, 0.5, 0.4)
     # -- evaluation / verification --------------------------------------------------
     distance_thresholds: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
+    #: the 3D metric definition: "nuscenes" (the nuScenes devkit's detection eval) or "t4"
+    #: (AWML's T4MetricV2, tier4 perception_eval); projects/CenterPoint/metrics.py
+    metric: str = "nuscenes"
+    #: metric="nuscenes": per-class ego-distance limit (m), the devkit's class_range; None: no filter
+    metric_class_range: dict[str, float] | None = None
+    #: metric="t4": BEV distance buckets [lo, hi) m; the last one is the headline (None: AWML's)
+    metric_distance_ranges: tuple[tuple[float, float], ...] | None = None
+    #: metric="t4": "center_distance_bev" or "center_distance" (3D)
+    metric_matching: str = "center_distance_bev"
     match_threshold: float = 0.5  # metres, BEV center distance between backends' boxes
     match_box_atol: float = 0.05
     # -- model building -------------------------------------------------------------
@@ -134,6 +143,24 @@ class CenterPointSettings:
             a, b, c = self.num_voxels_profile
             if not 0 < a <= b <= c:
                 raise ConfigError(f"{key}.num_voxels_profile", self.num_voxels_profile, "0 < min <= opt <= max")
+        if self.metric not in ("nuscenes", "t4"):
+            raise ConfigError(f"{key}.metric", self.metric, "'nuscenes' (nuScenes devkit) or 't4' (AWML T4MetricV2)")
+        if self.metric_matching not in ("center_distance_bev", "center_distance"):
+            raise ConfigError(f"{key}.metric_matching", self.metric_matching, "'center_distance_bev' or 'center_distance'")
+        if self.metric_class_range is not None:
+            if set(self.metric_class_range) != set(self.class_names) or min(self.metric_class_range.values()) <= 0:
+                raise ConfigError(
+                    f"{key}.metric_class_range", self.metric_class_range,
+                    f"a positive distance (m) for each of {list(self.class_names)}",
+                )
+        if self.metric_distance_ranges is not None:
+            if not self.metric_distance_ranges or any(
+                len(r) != 2 or not 0 <= r[0] < r[1] for r in self.metric_distance_ranges
+            ):
+                raise ConfigError(
+                    f"{key}.metric_distance_ranges", self.metric_distance_ranges,
+                    "a non-empty list of [min, max] metre pairs with 0 <= min < max",
+                )
         if not self.distance_thresholds or min(self.distance_thresholds) <= 0:
             raise ConfigError(f"{key}.distance_thresholds", self.distance_thresholds, "positive distances in metres")
 

@@ -12,10 +12,15 @@ precision-table entries differently by 2e-16, which can move a mean by one ulp
 (tests/projects/test_yolox_metrics.py checks |difference| <= 1e-15 on generated data).
 Set `CocoEvaluator(..., engine="pycocotools")` to force the reference implementation.
 
-Category id = label + 1. Per-class AP is the mean over IoU 0.50:0.95 of the precision
-table (area "all", 100 detections), as COCOeval's summary does for the mean; classes
-without ground truth in the evaluated images are left out of the per-class dicts
-(pycocotools marks them -1 and leaves them out of the mean too).
+Category id = label + 1. Definition: pycocotools' COCOeval ("bbox", default params),
+whose summary gives mAP (IoU 0.50:0.95), mAP50, mAP75 and mAP_small/medium/large (each
+present unless COCOeval reports -1: no non-crowd ground truth of that size). Per-class
+AP is the mean of the class's slice of COCOeval's precision table (area "all", 100
+detections) over IoU 0.50:0.95 (AP50: IoU 0.5), so the mean of the per-class values is
+mAP. A class whose ground truth is absent or all `iscrowd` gets -1 from COCOeval and is
+left out of the per-class dicts (and, as there, of the mean). No detections at all:
+COCOeval on an empty result set (0 where there is ground truth). No ground truth at all
+(nothing to score): zeros and empty per-class dicts, where COCOeval would say -1.
 """
 
 from __future__ import annotations
@@ -88,24 +93,20 @@ class CocoEvaluator(Evaluator):
     def compute(self) -> dict[str, Any]:
         COCO, COCOeval = coco_engine(self.engine)
 
-        zero = {
-            "mAP": 0.0, "mAP50": 0.0, "mAP75": 0.0,
-            "counts": self._counts(),
-        }
-        present = sorted({g["category_id"] for g in self._gts})
-        if not self._gts:
-            return {**zero, "per_class_AP": {}, "per_class_AP50": {}}
-        if not self._dets:  # COCO.loadRes cannot take an empty list
-            classes = {self.class_names[c - 1]: 0.0 for c in present}
-            return {**zero, "per_class_AP": classes, "per_class_AP50": dict(classes)}
+        if not self._gts:  # nothing to score (COCOeval would report -1 everywhere)
+            return {"mAP": 0.0, "mAP50": 0.0, "mAP75": 0.0, "counts": self._counts(),
+                    "per_class_AP": {}, "per_class_AP50": {}}
+        categories = [{"id": i + 1, "name": n} for i, n in enumerate(self.class_names)]
         with contextlib.redirect_stdout(io.StringIO()):
             gt = COCO()
-            gt.dataset = {
-                "images": self._images, "annotations": self._gts,
-                "categories": [{"id": i + 1, "name": n} for i, n in enumerate(self.class_names)],
-            }
+            gt.dataset = {"images": self._images, "annotations": self._gts, "categories": categories}
             gt.createIndex()
-            dt = gt.loadRes(self._dets)
+            if self._dets:
+                dt = gt.loadRes(self._dets)
+            else:  # loadRes cannot take an empty list: an empty result set, as COCOeval reads one
+                dt = COCO()
+                dt.dataset = {"images": self._images, "annotations": [], "categories": categories}
+                dt.createIndex()
             ev = COCOeval(gt, dt, "bbox")
             ev.evaluate()
             ev.accumulate()
@@ -114,14 +115,13 @@ class CocoEvaluator(Evaluator):
         precision = ev.eval["precision"]  # [iou, recall, class, area, maxdets]
         per_class, per_class50 = {}, {}
         for k, cat_id in enumerate(ev.params.catIds):
-            if cat_id not in present:
-                continue
             p = precision[:, :, k, 0, -1]
             valid = p[p > -1]
-            per_class[self.class_names[cat_id - 1]] = float(valid.mean()) if valid.size else 0.0
+            if not valid.size:  # no GT, or crowd GT only: COCOeval's -1, out of the mean
+                continue
+            per_class[self.class_names[cat_id - 1]] = float(valid.mean())
             p50 = precision[0, :, k, 0, -1]
-            valid50 = p50[p50 > -1]
-            per_class50[self.class_names[cat_id - 1]] = float(valid50.mean()) if valid50.size else 0.0
+            per_class50[self.class_names[cat_id - 1]] = float(p50[p50 > -1].mean())
         sizes = {f"mAP_{n}": v for n, v in zip(("small", "medium", "large"), stats[3:6], strict=True) if v >= 0}
         return {
             "mAP": stats[0], "mAP50": stats[1], "mAP75": stats[2], **sizes,

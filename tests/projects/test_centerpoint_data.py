@@ -1,5 +1,5 @@
-"""CenterPoint data: the info format, the restricted unpickler, and the evaluator's AP
-on cases small enough to compute on paper."""
+"""CenterPoint data: the info format and the restricted unpickler (the evaluator's AP on
+paper lives in test_centerpoint_metrics.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import pytest
 from awml_harness.io.safe_pickle import UnsafePickleError
 from awml_harness.io.safe_pickle import load_pickle as safe_load
 from projects.CenterPoint.data import InfoDataset
-from projects.CenterPoint.metrics import CenterDistanceEvaluator, average_precision, match_sample
 
 
 # -- info files -----------------------------------------------------------------------
@@ -83,130 +82,3 @@ def test_restricted_unpickler_allows_numpy_and_builtins(tmp_path: Path) -> None:
     back = safe_load(path)
     np.testing.assert_array_equal(back["a"], data["a"])
     assert back["b"] == data["b"] and back["c"] == 2.0 and back["d"] == 3
-
-
-# -- AP on paper ----------------------------------------------------------------------
-def box(x: float, y: float, yaw: float = 0.0) -> list[float]:
-    return [x, y, 0, 4, 2, 1.5, yaw]
-
-
-def ev_of(preds, gts, classes=("car",), thresholds=(0.5, 1.0, 2.0, 4.0)) -> dict:
-    ev = CenterDistanceEvaluator(classes, thresholds)
-    for i, ((pb, ps, pl), (gb, gl)) in enumerate(zip(preds, gts, strict=True)):
-        ev.add(
-            str(i),
-            {
-                "boxes": np.asarray(pb, np.float32).reshape(-1, 7),
-                "scores": np.asarray(ps, np.float32),
-                "labels": np.asarray(pl, np.int64),
-            },
-            {"boxes": np.asarray(gb, np.float32).reshape(-1, 7), "labels": np.asarray(gl, np.int64)},
-        )
-    return ev.compute()
-
-
-def test_perfect_detection_scores_one() -> None:
-    r = ev_of([([box(0, 0)], [0.9], [0])], [([box(0, 0)], [0])])
-    assert r["mAP"] == pytest.approx(1.0) and r["mAPH"] == pytest.approx(1.0)
-
-
-def test_one_tp_then_one_fp_with_three_gt() -> None:
-    # recall 1/3 at precision 1, then 1/3 at 1/2: grid points 0.11..0.33 (23 of 90) carry
-    # precision 1 -> AP = 23 * (1 - 0.1) / 90 / (1 - 0.1) = 23 / 90
-    gts = [([box(0, 0), box(10, 0), box(20, 0)], [0, 0, 0])]
-    preds = [([box(0.1, 0), box(-10, -10)], [0.9, 0.8], [0, 0])]
-    assert ev_of(preds, gts)["mAP"] == pytest.approx(23 / 90)
-
-
-def test_distance_thresholds_are_separate() -> None:
-    # 0.7 m off: a miss at 0.5 m (AP 0, the FP also costs nothing on paper), a hit at 1/2/4 m
-    r = ev_of([([box(0.7, 0)], [0.9], [0])], [([box(0, 0)], [0])])
-    assert r["AP_by_distance"] == pytest.approx({"0.5m": 0.0, "1m": 1.0, "2m": 1.0, "4m": 1.0})
-    assert r["per_class_AP"]["car"] == pytest.approx(0.75)
-    assert r["AP_by_class_and_distance"]["car@0.5m"] == 0.0
-
-
-def test_heading_weight_of_a_box_turned_by_60_degrees() -> None:
-    # weight 1 - (pi/3)/pi = 2/3 in precision and recall: grid 0.11..0.66 (56 of 90 points)
-    # carry 2/3 - 0.1 -> APH = 56 * (2/3 - 0.1) / 90 / 0.9
-    r = ev_of([([box(0, 0, np.pi / 3)], [0.9], [0])], [([box(0, 0)], [0])])
-    assert r["mAP"] == pytest.approx(1.0)
-    assert r["mAPH"] == pytest.approx(56 * (2 / 3 - 0.1) / 90 / 0.9)
-
-
-def test_heading_wraps_around() -> None:
-    # 0.02 rad apart across +-pi: weight w = 1 - 0.02/pi; recall w < 1 reaches grid 0.99
-    # -> APH = 89 * (w - 0.1) / 90 / 0.9
-    r = ev_of([([box(0, 0, np.pi - 0.01)], [0.9], [0])], [([box(0, 0, -np.pi + 0.01)], [0])])
-    w = 1 - 0.02 / np.pi
-    assert r["mAPH"] == pytest.approx(89 * (w - 0.1) / 90 / 0.9, abs=1e-5)
-
-
-def test_classes_without_gt_are_left_out_and_missing_predictions_score_zero() -> None:
-    r = ev_of([([box(0, 0)], [0.9], [0])], [([box(0, 0), box(9, 9)], [0, 1])], classes=("car", "bus", "bike"))
-    assert set(r["per_class_AP"]) == {"car", "bus"}
-    assert r["per_class_AP"]["bus"] == 0.0
-    assert r["mAP"] == pytest.approx(0.5)
-
-
-def test_label_mismatch_is_a_false_positive() -> None:
-    r = ev_of([([box(0, 0)], [0.9], [1])], [([box(0, 0)], [0])], classes=("car", "truck"))
-    assert r["per_class_AP"] == {"car": 0.0}
-
-
-def test_greedy_matching_takes_the_closest_free_gt_in_score_order() -> None:
-    gt = np.array([box(0, 0), box(1.5, 0)])
-    pred = np.array([box(0.8, 0), box(0.1, 0)])
-    m = match_sample(pred, np.array([0.9, 0.5]), gt, np.array([1.0, 2.0]))
-    # pred 0 (score .9) is 0.8 m from GT 0 and 0.7 m from GT 1: it takes the closer GT 1;
-    # pred 1 then takes GT 0 (0.1 m) -- at both thresholds
-    assert m[0].tolist() == [1, 0]
-    assert m[1].tolist() == [1, 0]
-
-
-def test_ap_is_zero_below_min_precision() -> None:
-    scores = np.linspace(1, 0, 20)
-    is_tp = np.zeros(20, bool)
-    is_tp[-1] = True  # precision 1/20 at recall 1
-    assert average_precision(scores, np.ones(20), is_tp, 1) == 0.0
-
-
-def test_sample_order_does_not_change_ap() -> None:
-    preds = [([box(0, 0)], [0.3], [0]), ([box(5, 5), box(30, 30)], [0.9, 0.6], [0, 0])]
-    gts = [([box(0, 0)], [0]), ([box(5, 5)], [0])]
-    a = ev_of(preds, gts)
-    b = ev_of(preds[::-1], gts[::-1])
-    assert a["mAP"] == pytest.approx(b["mAP"])
-
-
-def test_evaluator_equals_the_python_loop_reference() -> None:
-    # benchmarks/map3d_reference.py: per-class, per-threshold Python loops; the values must be
-    # identical, not close. The second set quantizes positions and scores so that equal
-    # distances and equal scores (the tie-breaking rules) occur often.
-    from benchmarks import map3d_reference
-    from benchmarks.gen import frames_3d
-
-    names = ["car", "truck", "bus", "bicycle", "pedestrian"]
-    frames = frames_3d(120, seed=3)
-    tied = []
-    for pred, target in frames_3d(120, seed=4):
-        pred, target = dict(pred), dict(target)
-        pred["boxes"] = pred["boxes"].copy()
-        pred["boxes"][:, :2] = np.round(pred["boxes"][:, :2] * 2) / 2
-        pred["scores"] = np.round(pred["scores"] * 5) / 5
-        target["boxes"] = target["boxes"].copy()
-        target["boxes"][:, :2] = np.round(target["boxes"][:, :2] * 2) / 2
-        tied.append((pred, target))
-    for data in (
-        frames,
-        tied,
-        frames[:1],
-        [({"boxes": np.zeros((0, 7)), "scores": np.zeros(0), "labels": np.zeros(0, int)}, frames[0][1])],
-    ):
-        ev = CenterDistanceEvaluator(names)
-        for i, (pred, target) in enumerate(data):
-            ev.add(str(i), pred, target)
-        got = ev.compute()
-        ref = map3d_reference.evaluate(data, names)
-        for key, value in ref.items():
-            assert got[key] == value, key

@@ -172,3 +172,98 @@ def test_engine_choice():
         coco_engine("detectron")
     coco, coco_eval = coco_engine("pycocotools")
     assert coco_eval.__module__.startswith("pycocotools")
+
+
+def _pycocotools_in_memory(targets, preds) -> object:
+    """COCOeval itself on the same data, an empty result set built by hand when there are
+    no detections (loadRes refuses an empty list)."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    images, anns, dets = [], [], []
+    for t, p in zip(targets, preds, strict=True):
+        images.append({"id": t["image_id"], "height": t["height"], "width": t["width"]})
+        for b, lab, area, crowd in zip(t["boxes"], t["labels"], t["areas"], t["iscrowd"], strict=True):
+            anns.append({"id": len(anns) + 1, "image_id": t["image_id"], "category_id": int(lab) + 1,
+                         "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])],
+                         "area": float(area), "iscrowd": int(crowd)})
+        for b, s, lab in zip(p["boxes"], p["scores"], p["labels"], strict=True):
+            dets.append({"image_id": t["image_id"], "category_id": int(lab) + 1, "score": float(s),
+                         "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])]})
+    cats = [{"id": i + 1, "name": n} for i, n in enumerate(CLASS_NAMES)]
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO()
+        gt.dataset = {"images": images, "annotations": anns, "categories": cats}
+        gt.createIndex()
+        if dets:
+            dt = gt.loadRes(dets)
+        else:
+            dt = COCO()
+            dt.dataset = {"images": images, "annotations": [], "categories": cats}
+            dt.createIndex()
+        ev = COCOeval(gt, dt, "bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return ev
+
+
+def _assert_equals_cocoeval(m: dict, ev) -> None:
+    names = ("mAP", "mAP50", "mAP75", "mAP_small", "mAP_medium", "mAP_large")
+    for name, value in zip(names, ev.stats[:6], strict=True):
+        if value < 0:
+            assert name not in m, name
+        else:
+            assert m[name] == pytest.approx(value, rel=0, abs=1e-9), name
+    precision = ev.eval["precision"]
+    for k, name in enumerate(CLASS_NAMES):
+        p = precision[:, :, k, 0, -1]
+        if (p > -1).any():
+            assert m["per_class_AP"][name] == pytest.approx(p[p > -1].mean(), rel=0, abs=1e-9), name
+            assert m["per_class_AP50"][name] == pytest.approx(p[0][p[0] > -1].mean(), rel=0, abs=1e-9), name
+        else:  # COCOeval's -1: no evaluable ground truth
+            assert name not in m["per_class_AP"] and name not in m["per_class_AP50"]
+    if m["per_class_AP"]:
+        assert m["mAP"] == pytest.approx(np.mean(list(m["per_class_AP"].values())), rel=0, abs=1e-9)
+
+
+@pytest.mark.parametrize("engine", ["pycocotools", "faster-coco-eval"])
+def test_crowd_only_class_is_left_out_as_cocoeval_does(engine):
+    if engine == "faster-coco-eval":
+        pytest.importorskip("faster_coco_eval")
+    targets = _targets()
+    # every GT of class 2 becomes a crowd region; predictions of class 2 stay
+    for t in targets:
+        t["iscrowd"] = (t["labels"] == 2).astype(np.int64)
+    assert any((t["labels"] == 2).any() for t in targets)
+    preds = _noisy_predictions(targets)
+    ev = CocoEvaluator(CLASS_NAMES, engine=engine)
+    for t, p in zip(targets, preds, strict=True):
+        ev.add(str(t["image_id"]), p, t)
+    m = ev.compute()
+    assert CLASS_NAMES[2] not in m["per_class_AP"]
+    _assert_equals_cocoeval(m, _pycocotools_in_memory(targets, preds))
+
+
+@pytest.mark.parametrize("engine", ["pycocotools", "faster-coco-eval"])
+def test_no_detections_report_what_cocoeval_reports(engine):
+    if engine == "faster-coco-eval":
+        pytest.importorskip("faster_coco_eval")
+    targets = _targets()
+    empty = {"boxes": np.zeros((0, 4), np.float32), "scores": np.zeros(0, np.float32), "labels": np.zeros(0, np.int64)}
+    ev = CocoEvaluator(CLASS_NAMES, engine=engine)
+    for t in targets:
+        ev.add(str(t["image_id"]), empty, t)
+    m = ev.compute()
+    ref = _pycocotools_in_memory(targets, [empty] * len(targets))
+    # the size breakdown is there wherever COCOeval has ground truth of that size
+    assert {"mAP_small", "mAP_medium"} <= set(m)  # (no GT is large here: COCOeval -1, left out)
+    _assert_equals_cocoeval(m, ref)
+
+
+def test_per_class_and_mean_equal_cocoeval_with_crowd_regions():
+    targets, preds = _many(60, 5)
+    ev = CocoEvaluator(CLASS_NAMES, engine="pycocotools")
+    for t, p in zip(targets, preds, strict=True):
+        ev.add(str(t["image_id"]), p, t)
+    _assert_equals_cocoeval(ev.compute(), _pycocotools_in_memory(targets, preds))
