@@ -353,7 +353,7 @@ class CenterDistanceEvaluator(Evaluator):
 
     def compute(self) -> dict[str, Any]:
         if self.metric == "t4":
-            from projects.CenterPoint.t4_metric import t4_metrics
+            from .t4_metric import t4_metrics
 
             p_boxes, p_scores, p_lab, p_frame, _, g_boxes, g_lab, g_frame, _ = self._gather()
             out = t4_metrics(

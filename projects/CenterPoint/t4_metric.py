@@ -149,7 +149,7 @@ def t4_metrics(
 ) -> dict[str, Any]:
     """mAP / mAPH per range and per class; the headline mAP / mAPH are those of the last
     range, the one T4MetricV2 reports as its main evaluator (AWML's [0, 121))."""
-    from projects.CenterPoint.metrics import match_groups
+    from .metrics import match_groups
 
     if matching not in MATCHING:
         raise ValueError(f"matching {matching!r}: expected one of {sorted(MATCHING)}")
