@@ -117,11 +117,14 @@ def guard_backend(awml_unavailable: Any) -> Iterator[Any]:
     @contextmanager
     def guard() -> Iterator[None]:
         __tracebackhide__ = True
+        message = None
         try:
             yield
         except BackendUnavailable as exc:
             awml_unavailable(str(exc))
         except (CheckpointError, ExportError, ArtifactError) as exc:
-            pytest.fail(f"{type(exc).__name__}: {exc}", pytrace=False)
+            message = f"{type(exc).__name__}: {exc}"
+        if message is not None:  # without the context: no "during handling ..." chain in the log
+            raise pytest.fail.Exception(message, pytrace=False) from None
 
     yield guard

@@ -34,3 +34,30 @@ def test_benchmark_compare_fail_keeps_summary_json_and_exit_status(toy_repo):
     second.stdout.fnmatch_lines(["awml Toy (classification, export onnx)", "awml metrics JSON: *",
                                  "*--benchmark-compare-fail: performance has regressed*", "*2 passed*"])
     assert metrics(toy_repo)["run"]["exitstatus"] == second.ret
+
+
+def test_collect_only_leaves_an_existing_metrics_json_alone(toy_repo):
+    toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "export").assert_outcomes(passed=1)
+    path = toy_repo.path / "work_dirs" / "toy" / "metrics.json"
+    before = path.read_bytes()
+    assert json.loads(before)["projects"]["Toy"]["artifacts"]
+    collected = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "--collect-only", "-q")
+    assert collected.ret == 0
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("where", ["json", "work_dir"])
+def test_unwritable_json_path_or_work_dir_is_one_clear_line(toy_repo, where):
+    (toy_repo.path / "blocker").write_text("a file where a folder should be\n")
+    args = (["--awml-metrics-json", "blocker/metrics.json"] if where == "json" else ["--work-dir", "blocker/wd"])
+    result = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "export", *args)
+    out = result.stdout.str() + result.stderr.str()
+    assert result.ret == 1, out[-3000:]
+    assert "Traceback" not in out and "INTERNALERROR" not in out, out[-3000:]
+    assert "During handling" not in out
+    result.stdout.fnmatch_lines([
+        "awml: could not write the metrics JSON to */blocker/*metrics.json: *; set --awml-metrics-json*"])
+    if where == "json":  # the export passed: its table is printed though the JSON could not be written
+        result.stdout.fnmatch_lines(["awml Toy (classification, export onnx)", "awml: could not write*"])
+    else:
+        result.stdout.fnmatch_lines(["*ArtifactError: artifact folder */blocker/wd/artifacts is not writable*"])
