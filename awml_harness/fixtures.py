@@ -105,12 +105,13 @@ def project(awml: Any, deploy_config: Any) -> Any:
 @pytest.fixture
 def guard_backend(awml_unavailable: Any) -> Iterator[Any]:
     """Context manager: BackendUnavailable -> skip (or strict failure); the harness's own
-    user-facing errors (bad checkpoint, failed export, unwritable work dir) -> a one-block
+    user-facing errors (bad checkpoint, empty dataset, failed export, unwritable work dir) -> a one-block
     failure message instead of a traceback through the harness."""
     from contextlib import contextmanager
 
     from awml_harness.backends.base import BackendUnavailable
     from awml_harness.checkpoint import CheckpointError
+    from awml_harness.dataset import DatasetError
     from awml_harness.export.onnx import ExportError
     from awml_harness.export.store import ArtifactError
 
@@ -122,7 +123,7 @@ def guard_backend(awml_unavailable: Any) -> Iterator[Any]:
             yield
         except BackendUnavailable as exc:
             awml_unavailable(str(exc))
-        except (CheckpointError, ExportError, ArtifactError) as exc:
+        except (CheckpointError, DatasetError, ExportError, ArtifactError) as exc:
             message = f"{type(exc).__name__}: {exc}"
         if message is not None:  # without the context: no "during handling ..." chain in the log
             raise pytest.fail.Exception(message, pytrace=False) from None

@@ -6,6 +6,7 @@ End-to-end pytester runs on the toy project (tests/toy), each in a subprocess.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -61,3 +62,30 @@ def test_unwritable_json_path_or_work_dir_is_one_clear_line(toy_repo, where):
         result.stdout.fnmatch_lines(["awml Toy (classification, export onnx)", "awml: could not write*"])
     else:
         result.stdout.fnmatch_lines(["*ArtifactError: artifact folder */blocker/wd/artifacts is not writable*"])
+
+
+def test_empty_dataset_fails_every_data_test_naming_the_file(toy_repo):
+    result = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "--cfg-options", "model_cfg.num_samples=0")
+    out = result.stdout.str()
+    assert result.ret == 1
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) == 0 and outcomes.get("skipped", 0) == 0, outcomes
+    assert "Traceback" not in out and "IndexError" not in out
+    result.stdout.fnmatch_lines(["*Toy: the dataset has no samples and runtime_io.info_file is not set*"])
+
+
+def test_empty_coco_file_is_named(tmp_path):
+    """A real project's reader: COCO with `images: []` reaches the core check with its path."""
+    from awml_harness.config.load import load_deploy_config
+    from awml_harness.dataset import DatasetError
+    from awml_harness.session import ProjectContext, RunOptions
+
+    root = Path(__file__).resolve().parents[2]
+    coco = tmp_path / "empty.json"
+    coco.write_text(json.dumps({"images": [], "annotations": [], "categories": []}))
+    cfg = load_deploy_config(root / "projects" / "YOLOX_opt_elan" / "configs" / "deploy_config.py",
+                             overrides=[f"runtime_io.info_file={coco}", f"runtime_io.data_root={tmp_path}"],
+                             base_dir=root, work_dir=str(tmp_path / "wd"))
+    ctx = ProjectContext(cfg, RunOptions())
+    with pytest.raises(DatasetError, match=f"runtime_io.info_file={coco} has no samples"):
+        ctx.dataset  # noqa: B018
