@@ -89,3 +89,22 @@ def test_empty_coco_file_is_named(tmp_path):
     ctx = ProjectContext(cfg, RunOptions())
     with pytest.raises(DatasetError, match=f"runtime_io.info_file={coco} has no samples"):
         ctx.dataset  # noqa: B018
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_nan_metric_on_a_test_backend_fails_the_gate(toy_repo, workers):
+    """The ONNX graph writes NaN into one logit: accuracy may move (allowed here), the
+    NaN logit_mean must fail, serial and through the xdist shard merge alike."""
+    if workers:
+        pytest.importorskip("xdist")
+    args = ["suites", "-p", "no:cacheprovider", "-k", "evaluation", "--cfg-options", "model_cfg.export_nan=True",
+            "evaluation.metric_tolerance.accuracy=1.0"] + (["-n", str(workers)] if workers else [])
+    result = toy_repo.runpytest_subprocess(*args)
+    assert result.ret == 1, result.stdout.str()[-3000:]
+    result.stdout.fnmatch_lines(["*metrics differ from pytorch:*",
+                                 "*- logit_mean: nan vs reference *: a non-finite metric never passes*"])
+    doc = metrics(toy_repo)
+    assert doc["run"]["exitstatus"] == 1
+    onnx = doc["projects"]["Toy"]["evaluation"]["backends"]["onnx"]
+    assert onnx["passed"] is False and onnx["metrics"]["logit_mean"] is None  # NaN is null in JSON
+    assert doc["projects"]["Toy"]["evaluation"]["backends"]["pytorch"]["passed"] is True
