@@ -6,6 +6,8 @@ End-to-end pytester runs on the toy project (tests/toy), each in a subprocess.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -108,3 +110,90 @@ def test_nan_metric_on_a_test_backend_fails_the_gate(toy_repo, workers):
     onnx = doc["projects"]["Toy"]["evaluation"]["backends"]["onnx"]
     assert onnx["passed"] is False and onnx["metrics"]["logit_mean"] is None  # NaN is null in JSON
     assert doc["projects"]["Toy"]["evaluation"]["backends"]["pytorch"]["passed"] is True
+
+
+SAVE_TOY_CHECKPOINT = (
+    "import sys, torch\n"
+    "from projects.Toy.project import ToySettings, _build_module\n"
+    "torch.save(_build_module(ToySettings(channels=4, size=16, num_samples=5)).state_dict(), sys.argv[1])\n"
+)
+
+
+def _toy_checkpoint(pytester: pytest.Pytester) -> Path:
+    """A state_dict of the toy model as its config builds it (what a training run saves),
+    written by a child process (torch stays out of this one)."""
+    path = pytester.path / "toy.pth"
+    done = subprocess.run([sys.executable, "-c", SAVE_TOY_CHECKPOINT, str(path)], cwd=pytester.path,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return path
+
+
+SCALE_ONNX_WEIGHTS = (
+    "import sys, onnx\n"
+    "from onnx import numpy_helper\n"
+    "model = onnx.load(sys.argv[1])\n"
+    "for init in model.graph.initializer:\n"
+    "    arr = numpy_helper.to_array(init)\n"
+    "    if arr.dtype.kind == 'f':\n"
+    "        init.CopyFrom(numpy_helper.from_array((arr * float(sys.argv[3])).astype(arr.dtype), init.name))\n"
+    "onnx.save(model, sys.argv[2])\n"
+)
+
+
+def _scaled_onnx(src: Path, dst: Path, factor: float) -> Path:
+    """Every float weight of `src` times `factor`: a deployment that drifted from its
+    checkpoint. In a child process: pytester restores sys.modules after each test, and
+    onnx's extension cannot be imported twice into one process."""
+    done = subprocess.run([sys.executable, "-c", SCALE_ONNX_WEIGHTS, str(src), str(dst), str(factor)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return dst
+
+
+@pytest.fixture
+def handed_onnx(toy_repo):
+    """(checkpoint, the ONNX exported from it, the same ONNX with every weight 1 % off)."""
+    ckpt = _toy_checkpoint(toy_repo)
+    toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "export",
+                                  "--cfg-options", f"checkpoint_path={ckpt}").assert_outcomes(passed=1)
+    exported = next((toy_repo.path / "work_dirs" / "toy" / "artifacts").glob("model-*/model.onnx"))
+    good = toy_repo.path / "good.onnx"
+    good.write_bytes(exported.read_bytes())
+    return ckpt, good, _scaled_onnx(exported, toy_repo.path / "off_by_1pct.onnx", 1.01)
+
+
+@pytest.mark.parametrize("mode", ["trt", "none"])
+def test_handed_onnx_with_a_1pct_weight_error_fails_verification(toy_repo, handed_onnx, mode):
+    ckpt, good, bad = handed_onnx
+    base = ("suites", "-p", "no:cacheprovider", "-k", "verification", "--cfg-options", f"export.mode='{mode}'",
+            f"checkpoint_path={ckpt}")
+    passing = toy_repo.runpytest_subprocess(*base, f"export.onnx_path={good}")
+    passing.assert_outcomes(passed=2)  # the faithful ONNX is compared with PyTorch and passes
+    assert metrics(toy_repo)["projects"]["Toy"]["verification"]["status"] == "verified"
+    failing = toy_repo.runpytest_subprocess(*base, f"export.onnx_path={bad}")
+    failing.assert_outcomes(failed=2)
+    failing.stdout.fnmatch_lines(["*Toy-pytorch:cpu-vs-onnx:cpu-s0: 1 of 1 outputs differ beyond tolerance"])
+    doc = metrics(toy_repo)
+    assert doc["projects"]["Toy"]["verification"]["status"] == "failed"
+    assert doc["run"]["exitstatus"] == 1 and doc["run"]["unverified"] == []
+
+
+def test_nothing_verified_is_reported_and_fails_under_strict(toy_repo, handed_onnx):
+    _, _, bad = handed_onnx  # no checkpoint: PyTorch has random weights, no comparison is possible
+    args = ("suites", "-p", "no:cacheprovider", "-k", "verification or evaluation",
+            "--cfg-options", "export.mode=trt", f"export.onnx_path={bad}")
+    result = toy_repo.runpytest_subprocess(*args)
+    assert result.ret == 1  # the metrics of the off ONNX differ (tolerance 0) -- but verification says nothing
+    result.stdout.fnmatch_lines(["*UNVERIFIED: no deployed artifact was compared with a reference in this run "
+                                 "(verification.scenarios has no scenario for export.mode='trt'*checkpoint_path is set)"])
+    doc = metrics(toy_repo)
+    assert doc["run"]["unverified"] == ["Toy"]
+    assert doc["projects"]["Toy"]["verification"]["status"] == "unverified"
+    quiet = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "export")
+    assert quiet.ret == 0  # an export-only run is reported as unverified, not failed ...
+    quiet.stdout.fnmatch_lines(["*UNVERIFIED: *no verification test of a deployed backend ran*"])
+    strict = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "export", "--awml-strict")
+    assert strict.ret == 1  # ... unless --awml-strict
+    strict.stdout.fnmatch_lines(["*awml Toy: --awml-strict: no deployed artifact was verified*"])
+    assert metrics(toy_repo)["run"]["exitstatus"] == 1
