@@ -76,20 +76,34 @@ def test_empty_dataset_fails_every_data_test_naming_the_file(toy_repo):
     result.stdout.fnmatch_lines(["*Toy: the dataset has no samples and runtime_io.info_file is not set*"])
 
 
-def test_empty_coco_file_is_named(tmp_path):
-    """A real project's reader: COCO with `images: []` reaches the core check with its path."""
+def _empty_coco(path: Path) -> Path:
+    path.write_text(json.dumps({"images": [], "annotations": [], "categories": []}))
+    return path
+
+
+def _empty_info_pkl(path: Path) -> Path:
+    import pickle
+
+    path.write_bytes(pickle.dumps({"metainfo": {}, "data_list": []}))
+    return path
+
+
+@pytest.mark.parametrize(("project", "make"), [("YOLOX_opt_elan", lambda d: _empty_coco(d / "empty.json")),
+                                               ("CenterPoint", lambda d: _empty_info_pkl(d / "infos.pkl"))])
+def test_real_projects_empty_annotation_file_is_named(tmp_path, project, make):
+    """Real readers (COCO `images: []`, an info .pkl with an empty data_list) reach the
+    core check, whose message names the file."""
     from awml_harness.config.load import load_deploy_config
     from awml_harness.dataset import DatasetError
     from awml_harness.session import ProjectContext, RunOptions
 
     root = Path(__file__).resolve().parents[2]
-    coco = tmp_path / "empty.json"
-    coco.write_text(json.dumps({"images": [], "annotations": [], "categories": []}))
-    cfg = load_deploy_config(root / "projects" / "YOLOX_opt_elan" / "configs" / "deploy_config.py",
-                             overrides=[f"runtime_io.info_file={coco}", f"runtime_io.data_root={tmp_path}"],
+    info = make(tmp_path)
+    cfg = load_deploy_config(root / "projects" / project / "configs" / "deploy_config.py",
+                             overrides=[f"runtime_io.info_file={info}", f"runtime_io.data_root={tmp_path}"],
                              base_dir=root, work_dir=str(tmp_path / "wd"))
     ctx = ProjectContext(cfg, RunOptions())
-    with pytest.raises(DatasetError, match=f"runtime_io.info_file={coco} has no samples"):
+    with pytest.raises(DatasetError, match=f"runtime_io.info_file={info} has no samples"):
         ctx.dataset  # noqa: B018
 
 
