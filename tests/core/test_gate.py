@@ -211,3 +211,24 @@ def test_nothing_verified_is_reported_and_fails_under_strict(toy_repo, handed_on
     assert strict.ret == 1  # ... unless --awml-strict
     strict.stdout.fnmatch_lines(["*awml Toy: --awml-strict: no deployed artifact was verified*"])
     assert metrics(toy_repo)["run"]["exitstatus"] == 1
+
+
+@pytest.mark.parametrize("project", ["CalibrationStatusClassification", "CenterPoint", "YOLOX_opt_elan"])
+@pytest.mark.parametrize("mode", ["trt", "none"])
+def test_every_shipped_project_compares_a_handed_onnx_with_pytorch(tmp_path, project, mode):
+    from awml_harness.config.load import load_deploy_config
+    from awml_harness.config.schema import Backend
+
+    root = Path(__file__).resolve().parents[2]
+    handed = tmp_path / "model.onnx"
+    handed.write_bytes(b"")  # only its existence is checked at load time
+
+    def scenarios(*extra: str) -> list[str]:
+        cfg = load_deploy_config(root / "projects" / project / "configs" / "deploy_config.py",
+                                 overrides=[f"export.mode='{mode}'", f"export.onnx_path={handed}", *extra],
+                                 base_dir=root, work_dir=str(tmp_path / "wd"))
+        assert cfg.checkpoint_path is not None or extra
+        return [s.label for s in cfg.scenarios() if s.ref_backend is Backend.PYTORCH]
+
+    assert scenarios() == ["pytorch:cpu-vs-onnx:cpu"]
+    assert scenarios("checkpoint_path=None") == []  # random weights: nothing to compare, reported instead
