@@ -39,6 +39,21 @@ def test_benchmark_compare_fail_keeps_summary_json_and_exit_status(toy_repo):
     assert metrics(toy_repo)["run"]["exitstatus"] == second.ret
 
 
+def test_exit_status_changed_by_another_plugin_after_the_json_is_recorded(toy_repo):
+    """A plugin whose sessionfinish runs after ours (trylast) changes the exit status:
+    the JSON follows the process, not the status at the time it was first written."""
+    toy_repo.makeconftest("""
+        import pytest
+
+        @pytest.hookimpl(trylast=True)
+        def pytest_sessionfinish(session):
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+    """)
+    result = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "export")
+    assert result.ret == pytest.ExitCode.INTERNAL_ERROR
+    assert metrics(toy_repo)["run"]["exitstatus"] == 3
+
+
 def test_collect_only_leaves_an_existing_metrics_json_alone(toy_repo):
     toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "export").assert_outcomes(passed=1)
     path = toy_repo.path / "work_dirs" / "toy" / "metrics.json"
