@@ -11,6 +11,7 @@ computed once, and the tolerance gate runs there.
 from __future__ import annotations
 
 import base64
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,14 +29,33 @@ def metric_deltas(metrics: Mapping[str, Any], reference: Mapping[str, Any]) -> d
 
 def delta_failures(metrics: Mapping[str, Any], reference: Mapping[str, Any],
                    tolerance: Mapping[str, float]) -> tuple[dict[str, float], list[str]]:
-    """Deltas vs the reference and one line per metric outside `tolerance` ("*" = any)."""
-    deltas = metric_deltas(metrics, reference)
+    """Deltas (backend minus reference) and one line per gated metric that fails.
+
+    Gated: every metric `tolerance` names, and with "*" every scalar metric of the
+    reference. A gated metric fails when |delta| exceeds its tolerance, when either side is
+    NaN/Inf (no comparison can pass it), or when the backend (or the reference) does not
+    report it: a metric that vanishes is a broken evaluation, never a pass."""
+    test, ref = scalar_metrics(metrics), scalar_metrics(reference)
+    deltas = {k: v - ref[k] for k, v in test.items() if k in ref}
+    gated = (set(ref) if "*" in tolerance else set()) | {k for k in tolerance if k != "*"}
     failures = []
-    for metric, delta in sorted(deltas.items()):
+    for metric in sorted(gated):
         tol = tolerance.get(metric, tolerance.get("*"))
-        if tol is not None and abs(delta) > tol + 1e-12:
-            failures.append(f"  - {metric}: {metrics[metric]:.6g} vs reference {reference[metric]:.6g} "
-                            f"(delta {delta:+.6g}, allowed {tol:g}; key evaluation.metric_tolerance.{metric})")
+        key = f"key evaluation.metric_tolerance.{metric}"
+        if metric not in test and metric not in ref:
+            failures.append(f"  - {metric}: neither this backend nor the reference reports it ({key} names a "
+                            f"metric that does not exist; metrics: {', '.join(sorted(ref)) or 'none'})")
+        elif metric not in test:
+            failures.append(f"  - {metric}: missing on this backend (reference {ref[metric]:.6g}; {key})")
+        elif metric not in ref:
+            failures.append(f"  - {metric}: {test[metric]:.6g} but the reference does not report it, so no delta "
+                            f"can be checked ({key})")
+        elif not (math.isfinite(test[metric]) and math.isfinite(ref[metric])):
+            failures.append(f"  - {metric}: {test[metric]:.6g} vs reference {ref[metric]:.6g}: a non-finite "
+                            f"metric never passes ({key})")
+        elif tol is not None and abs(deltas[metric]) > tol + 1e-12:
+            failures.append(f"  - {metric}: {test[metric]:.6g} vs reference {ref[metric]:.6g} "
+                            f"(delta {deltas[metric]:+.6g}, allowed {tol:g}; {key})")
     return deltas, failures
 
 

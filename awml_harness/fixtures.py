@@ -105,8 +105,8 @@ def project(awml: Any, deploy_config: Any) -> Any:
 @pytest.fixture
 def guard_backend(awml_unavailable: Any) -> Iterator[Any]:
     """Context manager: BackendUnavailable -> skip (or strict failure); the harness's own
-    user-facing errors (bad checkpoint, failed export, unwritable work dir, unreadable
-    data file) -> a one-block failure message instead of a traceback through the harness."""
+    user-facing errors (bad checkpoint, empty dataset or unreadable data file, failed export,
+    unwritable work dir) -> a one-block failure message instead of a traceback through the harness."""
     from contextlib import contextmanager
 
     from awml_harness.backends.base import BackendUnavailable
@@ -118,11 +118,14 @@ def guard_backend(awml_unavailable: Any) -> Iterator[Any]:
     @contextmanager
     def guard() -> Iterator[None]:
         __tracebackhide__ = True
+        message = None
         try:
             yield
         except BackendUnavailable as exc:
             awml_unavailable(str(exc))
-        except (CheckpointError, ExportError, ArtifactError, DataError) as exc:
-            pytest.fail(f"{type(exc).__name__}: {exc}", pytrace=False)
+        except (CheckpointError, DataError, ExportError, ArtifactError) as exc:
+            message = f"{type(exc).__name__}: {exc}"
+        if message is not None:  # without the context: no "during handling ..." chain in the log
+            raise pytest.fail.Exception(message, pytrace=False) from None
 
     yield guard

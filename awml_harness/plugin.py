@@ -153,8 +153,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(fixtures, "awml-fixtures")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(), "awml-xdist")
+    if not _is_worker(config):
+        config.pluginmanager.register(_FinalStatus(sink), "awml-final-status")
     if config.pluginmanager.hasplugin("benchmark"):
-        config.pluginmanager.register(_BenchmarkHooks(), "awml-benchmark")
+        config.pluginmanager.register(_BenchmarkHooks(sink), "awml-benchmark")
 
 
 def _check_overrides(config: pytest.Config, configs: list[Any]) -> None:
@@ -187,6 +189,27 @@ class _XdistHooks:
 
 
 class _BenchmarkHooks:
+    def __init__(self, sink: Any) -> None:
+        self.sink = sink
+
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_terminal_summary(self, terminalreporter: Any) -> Any:
+        """--benchmark-compare-fail raises out of pytest-benchmark's terminal summary, which
+        would end the run in a traceback before the rest of the summary. Innermost wrapper:
+        turn it into a failed run (exit status 1, as before) and let the summary finish."""
+        from pytest_benchmark.session import PerformanceRegression
+
+        try:
+            return (yield)
+        except PerformanceRegression:
+            session = self.sink.session
+            if session is not None and session.exitstatus == 0:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            _print_summary(terminalreporter, self.sink)
+            terminalreporter.write_line("pytest-benchmark --benchmark-compare-fail: performance has regressed "
+                                        "(the lines above); the run fails with exit status 1", red=True)
+            return None
+
     @pytest.hookimpl
     def pytest_benchmark_update_machine_info(self, config: pytest.Config, machine_info: dict) -> None:
         from awml_harness.report.machine import machine_info as awml_machine_info
@@ -224,30 +247,85 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     harness = config.stash.get(SESSION_KEY, None)
     if sink is None or harness is None or _is_worker(config):
         return
+    sink.session = session
+    if config.option.collectonly:
+        return  # nothing ran: an existing metrics JSON describes the last real run, keep it
     if not sink.selected and not sink.records:
         return  # no harness test in this run (e.g. only the unit tests): nothing to report
     from awml_harness.report.metrics import build_document, metrics_path, write_json_atomic
 
     doc = build_document(harness, sink, exitstatus=int(exitstatus), argv=list(config.invocation_params.args),
                          workers=_worker_count(config))
+    if config.option.awml_strict:
+        for cid in doc["run"].get("unverified", []):
+            why = doc["projects"][cid]["verification"].get("reason", "")
+            sink.gate_failures.append(f"awml {cid}: --awml-strict: no deployed artifact was verified ({why})")
+    if sink.gate_failures and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    doc["run"]["exitstatus"] = int(session.exitstatus)
     path = metrics_path(harness, config.option.awml_metrics_json, config.rootpath, doc["projects"])
-    write_json_atomic(path, doc)
     sink.written = (path, doc)
+    try:
+        write_json_atomic(path, doc)
+    except OSError as exc:
+        _write_failed(sink, session, "the metrics JSON", path, exc,
+                      "set --awml-metrics-json (or report.metrics_json) to a writable file, or fix export.work_dir")
+        return
     if config.option.awml_suggest_tolerances is not None:
         from awml_harness.report.suggest import suggest_tolerances
 
         text = suggest_tolerances(doc, config.option.awml_tolerance_headroom)
         target = _abs(config.option.awml_suggest_tolerances or None, config.rootpath) or path.with_name("suggested_tolerances.py")
-        _write_text_atomic(target, text)
+        try:
+            _write_text_atomic(target, text)
+        except OSError as exc:
+            _write_failed(sink, session, "the suggested tolerances", target, exc,
+                          "pass a writable PATH to --awml-suggest-tolerances")
         sink.extra_output.append((f"awml suggested tolerances ({target}):", text))
     if config.option.awml_report:
         from awml_harness.report.html import write_report
 
         target = _abs(config.option.awml_report, config.rootpath)
-        write_report(target, doc)
-        sink.extra_output.append((f"awml report: {target}", ""))
-    if sink.gate_failures and session.exitstatus == 0:
+        try:
+            write_report(target, doc)
+        except OSError as exc:
+            _write_failed(sink, session, "the HTML report", target, exc, "pass a writable PATH to --awml-report")
+        else:
+            sink.extra_output.append((f"awml report: {target}", ""))
+
+
+def _write_failed(sink: Any, session: pytest.Session, what: str, path: Path, exc: OSError, fix: str) -> None:
+    """A file the run was asked for could not be written: one clear line, and the run fails
+    (a CI step would otherwise read a stale file from an earlier run)."""
+    reason = exc.strerror or type(exc).__name__
+    message = f"awml: could not write {what} to {path}: {reason}; {fix}"
+    if sink.write_error is None:
+        sink.write_error = message
+    else:
+        sink.gate_failures.append(message)
+    if session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The last hook of the run: the session's exit status is final here, whatever plugin
+    changed it after the metrics JSON was written; make the JSON say the same."""
+    sink = config.stash.get(SINK_KEY, None)
+    if sink is None or sink.written is None or sink.write_error is not None or _is_worker(config):
+        return
+    final = sink.final_status if sink.final_status is not None else getattr(sink.session, "exitstatus", None)
+    path, doc = sink.written
+    if final is None or int(final) == doc["run"]["exitstatus"]:
+        return
+    doc["run"]["exitstatus"] = int(final)
+    from awml_harness.report.metrics import write_json_atomic
+
+    try:
+        write_json_atomic(path, doc)
+    except OSError as exc:
+        import sys
+
+        sys.stderr.write(f"awml: could not update run.exitstatus in {path}: {exc.strerror or exc}\n")
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
@@ -264,8 +342,14 @@ def _worker_count(config: pytest.Config) -> int:
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     sink = config.stash.get(SINK_KEY, None)
-    if sink is None or getattr(sink, "written", None) is None:
+    if sink is not None:
+        _print_summary(terminalreporter, sink)
+
+
+def _print_summary(terminalreporter: Any, sink: Any) -> None:
+    if sink.written is None or sink.summary_printed:
         return
+    sink.summary_printed = True
     from awml_harness.report.summary import render_summary
 
     path, doc = sink.written
@@ -277,4 +361,30 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(title)
         for line in text.splitlines():
             terminalreporter.write_line("  " + line)
-    terminalreporter.write_line(f"awml metrics JSON: {path}")
+    if sink.write_error is not None:
+        terminalreporter.write_line(sink.write_error, red=True)
+    else:
+        terminalreporter.write_line(f"awml metrics JSON: {path}")
+
+
+class _FinalStatus:
+    """Outermost wrapper of pytest_sessionfinish: an exception that escapes it (another
+    plugin's) ends pytest with an exit status the session object never sees; note it so
+    pytest_unconfigure writes that status into the metrics JSON."""
+
+    def __init__(self, sink: Any) -> None:
+        self.sink = sink
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> Any:
+        self.sink.session = session
+        try:
+            return (yield)
+        except pytest.exit.Exception:
+            raise  # pytest sets session.exitstatus from it
+        except pytest.UsageError:
+            self.sink.final_status = int(pytest.ExitCode.USAGE_ERROR)  # pytest.main returns 4
+            raise
+        except Exception:
+            self.sink.final_status = 1  # the interpreter's status for an uncaught exception
+            raise

@@ -82,15 +82,31 @@ class ProjectContext:
     @property
     def graphs(self) -> dict[str, Any]:
         if self._graphs is None:
-            graphs = list(self.adapter.graphs(self.model))
+            try:
+                graphs = list(self.adapter.graphs(self.model))
+            except Exception as exc:  # most projects trace a dataset sample: say so when there is none
+                from awml_harness.dataset import DatasetError, empty_dataset_message
+
+                if self._dataset_is_empty():
+                    raise DatasetError(empty_dataset_message(self.cfg)) from exc
+                raise
             self._graphs = {g.name: g for g in graphs}
         return self._graphs
 
     @property
     def dataset(self) -> Any:
+        """The project's samples; DatasetError (naming the file) when there are none."""
         if self._dataset is None:
-            self._dataset = self.adapter.dataset()
+            from awml_harness.dataset import check_not_empty
+
+            self._dataset = check_not_empty(self.adapter.dataset(), self.cfg)
         return self._dataset
+
+    def _dataset_is_empty(self) -> bool:
+        try:
+            return len(self.adapter.dataset()) == 0
+        except Exception:  # the adapter's own error about its data is the better message
+            return False
 
     def prepared(self, index: int) -> Prepared:
         """Preprocessed sample, cached: every backend is fed the very same arrays."""

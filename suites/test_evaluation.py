@@ -12,7 +12,7 @@ import warnings
 import pytest
 
 
-def test_evaluation(awml, awml_eval_case, awml_record, awml_unavailable):
+def test_evaluation(awml, awml_eval_case, awml_record, awml_unavailable, guard_backend):
     from awml_harness.cases import EvalShardCase
     from awml_harness.evaluation import delta_failures, scalar_metrics
 
@@ -20,14 +20,16 @@ def test_evaluation(awml, awml_eval_case, awml_record, awml_unavailable):
     ctx = awml.context(case.config_id)
     ev = ctx.cfg.evaluation
     if isinstance(case, EvalShardCase):
-        backends = ctx.evaluate_shard(case.shard, case.of)
+        with guard_backend():
+            backends = ctx.evaluate_shard(case.shard, case.of)
         awml_record({"kind": "evaluation-shard", "config": case.config_id, "shard": case.shard, "of": case.of,
                      "backends": backends, "artifacts": ctx.all_artifacts()})
         errors = [f"{name}: {b['error']}" for name, b in backends.items() if "error" in b]
         if errors:
             pytest.fail(f"{case.id}: evaluation failed:\n" + "\n".join(errors), pytrace=False)
         return
-    results = ctx.evaluate_all()
+    with guard_backend():
+        results = ctx.evaluate_all()
     mine = results[case.name]
     record = {"kind": "evaluation", "config": case.config_id, "backend": case.name,
               "device": case.spec.device, "precision": case.spec.precision, "artifacts": ctx.all_artifacts(),

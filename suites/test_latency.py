@@ -17,8 +17,8 @@ def test_latency(awml, awml_latency_case, awml_record, guard_backend, benchmark,
                     "(--benchmark-disable, or pytest-xdist where workers compete for cores; run latency without -n)")
     ctx = awml.context(case.config_id)
     ev = ctx.cfg.evaluation
-    index = min(ctx.cfg.runtime_io.sample_idx, len(ctx.dataset) - 1)
     with guard_backend():
+        index = min(ctx.cfg.runtime_io.sample_idx, len(ctx.dataset) - 1)
         runners = ctx.runners(case.spec)
         prepared = ctx.prepared(index)
     timer = NullTimer()

@@ -371,5 +371,5 @@ def _check_files(cfg: DeployConfig) -> None:
         raise ConfigError("runtime_io.info_file", str(cfg.runtime_io.info_file), "an existing dataset annotation file")
     if cfg.runtime_io.data_root is not None and not cfg.runtime_io.data_root.is_dir():
         raise ConfigError("runtime_io.data_root", str(cfg.runtime_io.data_root), "an existing directory")
-    if cfg.export.mode in ("trt", "none") and cfg.export.onnx_path is not None and not cfg.export.onnx_path.exists():
+    if cfg.export.onnx_path is not None and not cfg.export.onnx_path.exists():
         raise ConfigError("export.onnx_path", str(cfg.export.onnx_path), "an existing ONNX file or folder")

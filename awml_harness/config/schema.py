@@ -70,7 +70,9 @@ def check_elements(shape: Any, key: str, limit: int = DEFAULT_MAX_ELEMENTS) -> N
 class ExportConfig:
     mode: ExportMode = "onnx"
     work_dir: Path = Path("work_dirs/awml")
-    onnx_path: Path | None = None  # mode="trt": build engines from this ONNX file / folder
+    # an existing ONNX file / folder: mode="trt" builds engines from it, mode="none" runs it
+    # as is; either way it is verified against PyTorch when a checkpoint is given
+    onnx_path: Path | None = None
 
     def validate(self, key: str) -> None:
         if self.onnx_path is not None and self.mode not in ("trt", "none"):
@@ -470,9 +472,27 @@ class DeployConfig:
         return self.name or self.project
 
     def scenarios(self) -> tuple[Scenario, ...]:
+        """The export mode's configured scenarios, plus `implicit_onnx_scenario()` if any."""
         if not self.verification.enabled:
             return ()
-        return self.verification.scenarios.get(self.export.mode, ())
+        configured = tuple(self.verification.scenarios.get(self.export.mode, ()))
+        implicit = self.implicit_onnx_scenario(configured)
+        return configured if implicit is None else (*configured, implicit)
+
+    def implicit_onnx_scenario(self, configured: tuple[Scenario, ...]) -> Scenario | None:
+        """pytorch:cpu vs onnx:cpu for modes whose deployed ONNX no configured scenario holds
+        to PyTorch: mode "trt" (the ONNX the engines are built from) and an ONNX handed in
+        as export.onnx_path ("trt" or "none"). A handed ONNX needs the checkpoint it came
+        from: without one, PyTorch has random weights and nothing can be compared."""
+        mode, handed = self.export.mode, self.export.onnx_path is not None
+        if mode not in ("trt", "none") or (mode == "none" and not handed):
+            return None
+        if handed and self.checkpoint_path is None:
+            return None
+        if any(s.ref_backend is Backend.PYTORCH and s.test_backend is Backend.ONNX and s.test_precision == "fp32"
+               for s in configured):
+            return None
+        return Scenario(Backend.PYTORCH, Backend.ONNX)
 
     def needs_onnx(self) -> bool:
         return self.export.mode in ("onnx", "both", "trt")

@@ -46,6 +46,28 @@ def _project_entry(cfg: Any) -> dict[str, Any]:
     }
 
 
+def verification_status(cfg: Any, results: list[dict[str, Any]]) -> tuple[str, str | None]:
+    """Whether this run compared a deployed backend (ONNX, fp16 ONNX, TensorRT) with a
+    reference: "verified", "failed", "unverified" (with the reason), or "not-deployed"
+    (export.mode "none" without an ONNX: only PyTorch ran)."""
+    deployed = [r for r in results if not str(r.get("test", "")).startswith("pytorch")]
+    if any(not r["passed"] for r in deployed):
+        return "failed", None
+    if deployed:
+        return "verified", None
+    mode, handed = cfg.export.mode, cfg.export.onnx_path is not None
+    if mode == "none" and not handed:
+        return "not-deployed", "export.mode='none' without export.onnx_path: only PyTorch ran"
+    if not cfg.verification.enabled:
+        return "unverified", "verification.enabled is False"
+    if not any(s.test_backend.value != "pytorch" for s in cfg.scenarios()):
+        reason = f"verification.scenarios has no scenario for export.mode={mode!r} that tests a deployed backend"
+        if handed and cfg.checkpoint_path is None:
+            reason += "; an export.onnx_path is compared with PyTorch only when checkpoint_path is set"
+        return "unverified", reason
+    return "unverified", "no verification test of a deployed backend ran (skipped, deselected, or failed before comparing)"
+
+
 def build_document(harness: Any, sink: Any, *, exitstatus: int, argv: list[str], workers: int) -> dict[str, Any]:
     from awml_harness.report.machine import machine_info
 
@@ -93,8 +115,15 @@ def build_document(harness: Any, sink: Any, *, exitstatus: int, argv: list[str],
             projects[cid]["evaluation"]["backends"][name] = entry
     for cid, arts in artifacts.items():
         projects[cid]["artifacts"] = sorted(arts.values(), key=lambda a: (a["name"], a.get("variant", "")))
-    for entry in projects.values():
-        entry["verification"]["results"].sort(key=lambda r: (r["scenario"], r["sample_index"]))
+    unverified = []
+    for cid, entry in projects.items():
+        ver = entry["verification"]
+        ver["results"].sort(key=lambda r: (r["scenario"], r["sample_index"]))
+        ver["status"], reason = verification_status(harness.configs[cid], ver["results"])
+        if reason is not None:
+            ver["reason"] = reason
+        if ver["status"] == "unverified":
+            unverified.append(cid)
     now = time.time()
     doc = {
         "schema_version": SCHEMA_VERSION,
@@ -107,6 +136,7 @@ def build_document(harness: Any, sink: Any, *, exitstatus: int, argv: list[str],
             "xdist_workers": workers,
             "tests": dict(sink.outcomes),
             "problems": sink.problems,
+            "unverified": unverified,
         },
         "machine": machine_info(),
         "projects": projects,

@@ -25,6 +25,12 @@ class ResultSink:
     selected: int = 0
     extra_output: list = field(default_factory=list)  # (title, text) for the terminal summary
     gate_failures: list[str] = field(default_factory=list)  # sharded evaluation verdicts
+    # end-of-run bookkeeping: the pytest session, the exit status an escaping exception
+    # will give the process, a metrics JSON that could not be written, summary printed
+    session: Any = None
+    final_status: int | None = None
+    write_error: str | None = None
+    summary_printed: bool = False
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:

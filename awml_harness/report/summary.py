@@ -53,6 +53,8 @@ def render_summary(doc: dict[str, Any]) -> list[str]:
         ver = entry["verification"]
         if ver["passed"] + ver["failed"]:
             lines.append(f"  verification: {ver['passed']}/{ver['passed'] + ver['failed']} passed")
+        if ver.get("status") == "unverified":
+            lines.append(f"  UNVERIFIED: no deployed artifact was compared with a reference in this run ({ver.get('reason')})")
         for art in entry.get("artifacts", []):
             how = "reused from cache" if art["reused"] else f"built in {art['build_seconds']:.2f} s"
             lines.append(f"  artifact {art['name']} ({art.get('variant', '')}, {art['size_bytes'] / 1e6:.2f} MB): {how}")

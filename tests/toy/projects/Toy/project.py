@@ -39,13 +39,17 @@ class AccuracyEvaluator(Evaluator):
 
     def __init__(self) -> None:
         self.hits: list[bool] = []
+        self.logits: list[float] = []
 
     def add(self, sample_id: str, prediction: Any, target: Any) -> None:
         self.hits.append(int(prediction["label"]) == int(target))
+        self.logits.append(float(np.mean(prediction["logits"])))
 
     def compute(self) -> dict[str, Any]:
         n = len(self.hits)
-        return {"accuracy": float(np.mean(self.hits)) if n else 0.0, "num_samples": n}
+        # logit_mean: a continuous metric (NaN when a backend's logits are), unlike accuracy
+        return {"accuracy": float(np.mean(self.hits)) if n else 0.0, "num_samples": n,
+                "logit_mean": float(np.mean(self.logits)) if n else 0.0}
 
 
 def _build_module(settings: ToySettings) -> Any:
