@@ -12,13 +12,14 @@ What is read (anything else in `model` or `test_pipeline` is named in one Config
     model.pts_bbox_head      CenterHead: ONE task -> class_names; share_conv_channel, head_conv,
                              separate_head.final_kernel; bbox_coder out_size_factor (checked),
                              max_num -> pre_max_size, score_threshold
-    model.test_cfg.pts       nms_type="circle", min_radius -> nms_radius, post_max_size,
-                             score_threshold (wins over the coder's)
-    test_pipeline            LoadPointsFromFile use_dim (the first N columns), PointsRangeFilter
-
-Circle NMS: mmdet3d compares the *squared* BEV centre distance with `min_radius`; the
-harness compares the distance in metres, so nms_radius = sqrt(min_radius) for every class
-of the task.
+                             post_center_range -> post_center_range (all as the head uses them)
+    model.test_cfg.pts       nms_type="circle", min_radius (squared metres, one per task),
+                             post_max_size; score_threshold / post_center_limit_range are
+                             read by mmdet3d's rotate NMS only, so they are ignored here
+    test_pipeline            LoadPointsFromFile load_dim / use_dim (a prefix);
+                             LoadPointsFromMultiSweeps sweeps_num, load_dim, use_dim (any
+                             columns, e.g. [0, 1, 2, 4]), remove_close, pad_empty_sweeps;
+                             PointsRangeFilter
 
 Checkpoint names: the native model mirrors mmdet3d (`pts_voxel_encoder.pfn_layers.0.linear`,
 `pts_backbone.blocks.0.0`, `pts_neck.deblocks.0.0`, `pts_bbox_head.shared_conv.conv`,
@@ -28,7 +29,6 @@ head name `hm` -> `heatmap`.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from awml_harness.openmmlab import ConfigReader, Rule
@@ -154,18 +154,27 @@ def translate(r: ConfigReader) -> dict[str, Any]:
     out["pre_max_size"] = r.get(f"{bc}.max_num", 500)
     score = r.get(f"{bc}.score_threshold", None)
 
+    post_center = r.get(f"{bc}.post_center_range", None)
+    if post_center is not None:
+        if len(post_center) == 6:
+            out["post_center_range"] = tuple(float(v) for v in post_center)
+        else:
+            r.problem(f"{bc}.post_center_range", post_center, "[x0, y0, z0, x1, y1, z1]")
+
+    # circle NMS reads only nms_type, min_radius and post_max_size from test_cfg; the
+    # score threshold and the centre range are the bbox coder's (mmdet3d's CenterHead)
     tc = f"{m}.test_cfg.pts"
     r.check_keys(f"{m}.test_cfg", ("pts",), ())
-    r.check_keys(tc, ("nms_type", "min_radius", "post_max_size", "score_threshold", "grid_size", "out_size_factor",
-                      "pc_range", "voxel_size", "post_center_limit_range"), ("pre_max_size", "nms_thr", "max_per_img"))
-    r.expect(f"{tc}.nms_type", lambda v: v == "circle", "'circle' (BEV centre-distance NMS)")
-    radii = r.expect(f"{tc}.min_radius", lambda v: len(v) == 1 and v[0] >= 0, "one radius per task (one task)")
-    if radii and out.get("class_names"):
-        out["nms_radius"] = tuple(math.sqrt(radii[0]) for _ in out["class_names"])
+    r.check_keys(tc, ("nms_type", "min_radius", "post_max_size", "grid_size", "out_size_factor",
+                      "pc_range", "voxel_size"),
+                 ("pre_max_size", "nms_thr", "max_per_img", "score_threshold", "post_center_limit_range"))
+    out["nms_type"] = r.expect(f"{tc}.nms_type", lambda v: v == "circle", "'circle' (BEV centre-distance NMS)")
+    radii = r.expect(f"{tc}.min_radius", lambda v: len(v) == 1 and v[0] >= 0, "one squared radius per task (one task)")
+    if radii:
+        out["min_radius"] = tuple(float(v) for v in radii)
     out["post_max_size"] = r.get(f"{tc}.post_max_size", 83)
-    score = r.get(f"{tc}.score_threshold", score)
     if score is None:
-        r.problem(f"{tc}.score_threshold", None, "a score threshold here or in the head's bbox_coder")
+        r.problem(f"{bc}.score_threshold", None, "a score threshold in the head's bbox_coder")
     out["score_threshold"] = score
     if osf is not None:
         r.expect(f"{tc}.out_size_factor", lambda v: v == osf, f"{osf}", osf)
@@ -174,26 +183,34 @@ def translate(r: ConfigReader) -> dict[str, Any]:
     for k, ref in (("voxel_size", voxel), ("pc_range", pcr)):
         if ref:
             r.expect(f"{tc}.{k}", lambda v, ref=ref: _close(v, ref), f"{list(ref)}", ref)
-    if pcr:
-        r.expect(f"{tc}.post_center_limit_range",
-                 lambda v: all(v[i] <= pcr[i] for i in range(3)) and all(v[i] >= pcr[i] for i in range(3, 6)),
-                 "a range enclosing point_cloud_range (the harness does not filter box centres)", pcr)
+
+    loading: dict[str, Any] = {}
 
     def load_points(path: str, t: dict[str, Any]) -> None:
         r.check_keys(path, ("use_dim", "load_dim", "coord_type"), ("backend_args", "shift_height", "use_color",
                                                                     "norm_intensity", "norm_elongation"))
         r.expect(f"{path}.coord_type", lambda v: v == "LIDAR", "'LIDAR'", "LIDAR")
-        n = out.get("num_point_features")
-        use = r.get(f"{path}.use_dim", None)
-        if use is not None and isinstance(n, int):
-            ok = use == n if isinstance(use, int) else list(use) == list(range(n))
-            if not ok:
-                r.problem(f"{path}.use_dim", use, f"{n} or {list(range(n))}: the first pts_voxel_encoder.in_channels columns")
+        load_dim = r.get(f"{path}.load_dim", 6)
+        use = r.get(f"{path}.use_dim", [0, 1, 2])
+        use = list(range(use)) if isinstance(use, int) else list(use)
+        if use != list(range(len(use))):
+            r.problem(f"{path}.use_dim", use, "a prefix of the columns (an int or [0, 1, ..., n-1])")
+        loading["file"] = (load_dim, len(use))
         for flag in ("norm_intensity", "norm_elongation"):
             r.expect(f"{path}.{flag}", lambda v: v is False, "False (the harness feeds raw intensity)", False)
 
     def sweeps(path: str, t: dict[str, Any]) -> None:
-        r.expect(f"{path}.sweeps_num", lambda v: v == 0, "0: the harness feeds single-frame point clouds")
+        r.check_keys(path, ("sweeps_num", "load_dim", "use_dim", "pad_empty_sweeps", "remove_close", "test_mode"),
+                     ("backend_args",))
+        use = r.get(f"{path}.use_dim", [0, 1, 2, 4])
+        loading["sweeps"] = {
+            "sweeps_num": r.expect(f"{path}.sweeps_num", lambda v: isinstance(v, int) and v >= 1,
+                                   "an integer >= 1 (leave the step out for single frames)", 10),
+            "load_dim": r.get(f"{path}.load_dim", 5),
+            "use_dim": list(range(use)) if isinstance(use, int) else list(use),
+            "pad_empty_sweeps": bool(r.get(f"{path}.pad_empty_sweeps", False)),
+            "remove_close": bool(r.get(f"{path}.remove_close", False)),
+        }
 
     def range_filter(path: str, t: dict[str, Any]) -> None:
         r.check_keys(path, ("point_cloud_range",), ())
@@ -203,7 +220,34 @@ def translate(r: ConfigReader) -> dict[str, Any]:
     r.pipeline("test_pipeline", {"LoadPointsFromFile": load_points, "LoadPointsFromMultiSweeps": sweeps,
                                  "PointsRangeFilter": range_filter},
                ignored=("Pack3DDetInputs", "LoadAnnotations3D"))
+    _point_loading(r, out, loading)
     return out
+
+
+def _point_loading(r: ConfigReader, out: dict[str, Any], loading: dict[str, Any]) -> None:
+    """LoadPointsFromFile (+ LoadPointsFromMultiSweeps) -> load_dim, use_dim, sweeps."""
+    n = out.get("num_point_features")
+    file_dim, file_use = loading.get("file", (None, None))
+    sw = loading.get("sweeps")
+    if file_dim is None:
+        r.problem("test_pipeline", None, "a LoadPointsFromFile step")
+        return
+    if sw is None:
+        if isinstance(n, int) and file_use != n:
+            r.problem("test_pipeline.LoadPointsFromFile.use_dim", file_use,
+                      f"{n} columns (pts_voxel_encoder.in_channels)")
+        out["load_dim"] = file_dim
+        return
+    if sw["load_dim"] != file_dim or file_use != file_dim:
+        r.problem("test_pipeline.LoadPointsFromMultiSweeps.load_dim", sw["load_dim"],
+                  f"{file_dim}, with LoadPointsFromFile keeping every column (use_dim={file_dim})")
+    if file_dim < 5:
+        r.problem("test_pipeline.LoadPointsFromFile.load_dim", file_dim, "at least 5 (column 4 holds the time lag)")
+    if isinstance(n, int) and len(sw["use_dim"]) != n:
+        r.problem("test_pipeline.LoadPointsFromMultiSweeps.use_dim", sw["use_dim"],
+                  f"{n} columns (pts_voxel_encoder.in_channels)")
+    out.update(load_dim=file_dim, use_dim=tuple(sw["use_dim"]), sweeps_num=sw["sweeps_num"],
+               remove_close=sw["remove_close"], pad_empty_sweeps=sw["pad_empty_sweeps"])
 
 
 def load(model_cfg: Any, config_dir: Any) -> Any:

@@ -28,6 +28,19 @@ class CenterPointSettings:
     voxel_size: tuple[float, float, float] = (0.4, 0.4, 6.0)
     #: point columns fed to the model (x, y, z, intensity[, time lag]); the .bin may hold more
     num_point_features: int = 4
+    # -- point loading (mmdet3d's LoadPointsFromFile + LoadPointsFromMultiSweeps) ------
+    #: floats per point in every .bin (key frame and sweeps); 0: the info's num_pts_feats
+    load_dim: int = 0
+    #: columns of the merged cloud fed to the model, any order (mmdet3d's `use_dim`,
+    #: e.g. (0, 1, 2, 4) = x, y, z, time lag); empty: the first num_point_features
+    use_dim: tuple[int, ...] = ()
+    #: earlier sweeps merged into each key frame (0: the key frame alone); column 4 then
+    #: holds the time lag (0 for the key frame), so load_dim must be at least 5
+    sweeps_num: int = 0
+    #: drop sweep points with |x| < 1 and |y| < 1 m (in the sweep's own frame)
+    remove_close: bool = False
+    #: without `lidar_sweeps` in an entry: repeat the key frame sweeps_num times
+    pad_empty_sweeps: bool = False
     max_points_per_voxel: int = 20
     max_voxels: int = 12000
     #: TensorRT profile of the dynamic voxel axis (min, opt, max); max defaults to max_voxels
@@ -47,11 +60,17 @@ class CenterPointSettings:
     #: Autoware's layout: `dim` as (w, l, h) and `rot` as (-cos, -sin); undone in postprocess
     rot_y_axis_reference: bool = False
     # -- decode ---------------------------------------------------------------------
+    #: boxes need a score strictly above it (the bbox coder's rule; 0 keeps every box)
     score_threshold: float = 0.1
-    pre_max_size: int = 500  # top-k over all classes and cells
-    post_max_size: int = 83
-    #: circle NMS radius per class in metres (BEV center distance); 0 disables it
-    nms_radius: tuple[float, ...] = (1.0, 2.0, 2.5, 0.5, 0.4)
+    pre_max_size: int = 500  # the bbox coder's max_num: top-k over the task's classes and cells
+    post_max_size: int = 83  # boxes kept after NMS
+    #: only "circle" (mmdet3d's CenterHead also knows "rotate", a rotated-IoU BEV NMS)
+    nms_type: str = "circle"
+    #: per task (one task here): circle NMS suppresses a box whose BEV centre lies at a
+    #: *squared* distance <= min_radius (m^2) from a better one, whatever their classes
+    min_radius: tuple[float, ...] = (1.0,)
+    #: the coder's post_center_range: boxes whose gravity centre lies outside are dropped
+    post_center_range: tuple[float, float, float, float, float, float] | None = None
     # -- evaluation / verification --------------------------------------------------
     distance_thresholds: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
     match_threshold: float = 0.5  # metres, BEV center distance between backends' boxes
@@ -128,8 +147,22 @@ class CenterPointSettings:
                     self.backbone_strides,
                     f"strides whose running products divide the grid {nx}x{ny} (fails at {total})",
                 )
-        if len(self.nms_radius) != len(self.class_names):
-            raise ConfigError(f"{key}.nms_radius", self.nms_radius, f"{len(self.class_names)} radii, one per class")
+        if self.nms_type != "circle":
+            raise ConfigError(f"{key}.nms_type", self.nms_type, "'circle' (rotated-IoU NMS is not implemented)")
+        if len(self.min_radius) != 1 or self.min_radius[0] < 0:
+            raise ConfigError(f"{key}.min_radius", self.min_radius, "one non-negative squared radius (m^2): one task")
+        if self.post_center_range is not None and len(self.post_center_range) != 6:
+            raise ConfigError(f"{key}.post_center_range", self.post_center_range, "[x0, y0, z0, x1, y1, z1] or None")
+        if self.use_dim and len(self.use_dim) != self.num_point_features:
+            raise ConfigError(
+                f"{key}.use_dim", self.use_dim, f"{self.num_point_features} column indices (num_point_features)"
+            )
+        if any(c < 0 for c in self.use_dim) or self.load_dim < 0 or self.sweeps_num < 0:
+            raise ConfigError(f"{key}.use_dim", self.use_dim, "non-negative columns, load_dim and sweeps_num")
+        if self.load_dim and self.use_dim and max(self.use_dim) >= self.load_dim:
+            raise ConfigError(f"{key}.use_dim", self.use_dim, f"columns below load_dim={self.load_dim}")
+        if self.sweeps_num and self.load_dim and self.load_dim < 5:
+            raise ConfigError(f"{key}.load_dim", self.load_dim, "at least 5 with sweeps (column 4 is the time lag)")
         if self.num_voxels_profile is not None:
             a, b, c = self.num_voxels_profile
             if not 0 < a <= b <= c:
@@ -141,6 +174,11 @@ class CenterPointSettings:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def point_columns(self) -> tuple[int, ...]:
+        """Columns of the merged cloud the model reads (use_dim, or a prefix)."""
+        return tuple(self.use_dim) if self.use_dim else tuple(range(self.num_point_features))
 
     @property
     def grid_size(self) -> tuple[int, int, int]:

@@ -39,7 +39,7 @@ model_cfg = dict(
     neck_upsample_strides=[0.5, 1, 2],
     share_conv_channel=64,
     head_conv=64,
-    nms_radius=[1.0, 2.0, 2.5, 0.5, 0.4],
+    min_radius=[1.0],  # circle NMS across the classes: squared BEV distance, m^2
     synthetic_samples=1,
     synthetic_points=200000,
 )
