@@ -1,8 +1,10 @@
 """CenterPoint (pillars) in plain PyTorch, laid out so mmdet3d/AWML checkpoints load.
 
-    pts_voxel_encoder   PillarFeatureNet: PFN layers (linear, BN1d, ReLU, max over points)
+    pts_voxel_encoder   PillarFeatureNet / AWML's BackwardPillarFeatureNet: PFN layers
+                        (linear, BN1d, ReLU, max over points); the two differ only in the
+                        decoration done before the graph (voxelize.decorate)
     (scatter)           numpy, between the graphs: see voxelize.scatter
-    pts_backbone        SECOND: strided conv stages
+    pts_backbone        SECOND: strided conv stages, or AWML's ConvNeXt_PC
     pts_neck            SECONDFPN: per-stage upsampling to one stride, concatenated
     pts_bbox_head       CenterHead: shared conv, then one SeparateHead per task
 
@@ -111,6 +113,70 @@ class SECOND(nn.Module):
         return outs
 
 
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels of (N, C, H, W)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+class ConvNeXtBlock(nn.Module):
+    """Residual block: 7x7 depthwise conv, LayerNorm (eps 1e-6), per-pixel MLP (C -> 4C,
+    GELU, -> C) and an optional per-channel layer scale `gamma`, added to the input.
+    Parameter names are mmpretrain's ConvNeXtBlock with `linear_pw_conv=True`."""
+
+    def __init__(self, channels: int, layer_scale: float) -> None:
+        super().__init__()
+        self.depthwise_conv = nn.Conv2d(channels, channels, 7, padding=3, groups=channels)
+        self.norm = nn.LayerNorm(channels, eps=1e-6)
+        self.pointwise_conv1 = nn.Linear(channels, 4 * channels)
+        self.act = nn.GELU()
+        self.pointwise_conv2 = nn.Linear(4 * channels, channels)
+        self.gamma = nn.Parameter(torch.full((channels,), float(layer_scale))) if layer_scale > 0 else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.depthwise_conv(x).permute(0, 2, 3, 1)  # channels last for the MLP
+        y = self.pointwise_conv2(self.act(self.pointwise_conv1(self.norm(y)))).permute(0, 3, 1, 2)
+        if self.gamma is not None:
+            y = y * self.gamma.view(1, -1, 1, 1)
+        return x + y
+
+
+class ConvNeXtPC(nn.Module):
+    """AWML's ConvNeXt_PC (first_downsample=1, no large kernels) on the pillar canvas.
+
+    Stage 0 runs at the canvas resolution with the PFN width; stage i > 0 starts with
+    `downsample_layers.i` (LayerNorm2d eps 1e-5, 2x2 stride-2 conv with bias) and so has
+    stride 2**i. Each stage in `out_indices` is returned through its `norm{i}`
+    (LayerNorm2d eps 1e-6), no pooling (gap_before_final_norm=False)."""
+
+    def __init__(
+        self, in_channels: int, channels: tuple[int, ...], depths: tuple[int, ...], out_indices: tuple[int, ...],
+        layer_scale: float,
+    ) -> None:
+        super().__init__()
+        widths = (in_channels, *channels[1:])
+        self.out_indices = tuple(out_indices)
+        self.downsample_layers = nn.ModuleList([nn.Identity()])  # index 0: none, as in AWML's layout
+        for i in range(1, len(widths)):
+            self.downsample_layers.append(
+                nn.Sequential(LayerNorm2d(widths[i - 1]), nn.Conv2d(widths[i - 1], widths[i], 2, stride=2))
+            )
+        self.stages = nn.ModuleList(
+            nn.Sequential(*[ConvNeXtBlock(w, layer_scale) for _ in range(d)]) for w, d in zip(widths, depths, strict=True)
+        )
+        for i in self.out_indices:
+            self.add_module(f"norm{i}", LayerNorm2d(widths[i], eps=1e-6))
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        outs = []
+        for i, stage in enumerate(self.stages):
+            x = stage(self.downsample_layers[i](x))
+            if i in self.out_indices:
+                outs.append(getattr(self, f"norm{i}")(x))
+        return outs
+
+
 class SECONDFPN(nn.Module):
     def __init__(
         self,
@@ -183,11 +249,18 @@ class CenterPoint(nn.Module):
         nx, ny, _ = s.grid_size
         self.pts_voxel_encoder = PillarFeatureNet(s.in_channels, s.pfn_channels)
         self.pts_middle_encoder = PointPillarsScatter(s.pillar_channels, (nx, ny))
-        self.pts_backbone = SECOND(
-            s.pillar_channels, s.backbone_out_channels, s.backbone_layer_nums, s.backbone_strides
-        )
+        self.pts_backbone: nn.Module
+        if s.backbone == "ConvNeXt_PC":
+            self.pts_backbone = ConvNeXtPC(
+                s.pillar_channels, s.convnext_channels, s.convnext_depths, s.convnext_out_indices,
+                s.convnext_layer_scale,
+            )
+        else:
+            self.pts_backbone = SECOND(
+                s.pillar_channels, s.backbone_out_channels, s.backbone_layer_nums, s.backbone_strides
+            )
         self.pts_neck = SECONDFPN(
-            s.backbone_out_channels, s.neck_out_channels, s.neck_upsample_strides, s.neck_use_conv_for_no_stride
+            s.backbone_output_channels, s.neck_out_channels, s.neck_upsample_strides, s.neck_use_conv_for_no_stride
         )
         self.pts_bbox_head = CenterHead(
             sum(s.neck_out_channels), s.num_classes, s.share_conv_channel, s.head_conv, s.final_kernel

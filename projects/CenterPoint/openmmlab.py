@@ -7,7 +7,10 @@ What is read (anything else in `model` or `test_pipeline` is named in one Config
     model.pts_voxel_encoder  PillarFeatureNet in_channels -> num_point_features,
                              feat_channels -> pfn_channels (cluster + voxel centre, no distance)
     model.pts_middle_encoder PointPillarsScatter (channels and output_shape checked)
-    model.pts_backbone       SECOND layer_nums, out_channels, layer_strides
+    model.pts_voxel_encoder  or BackwardPillarFeatureNet (AWML: no z-centre offset, C = N + 5)
+    model.pts_backbone       SECOND layer_nums, out_channels, layer_strides; or AWML's
+                             ConvNeXt_PC depths, out_channels, out_indices,
+                             layer_scale_init_value (first_downsample 1, no large_arch)
     model.pts_neck           SECONDFPN out_channels, upsample_strides, use_conv_for_no_stride
     model.pts_bbox_head      CenterHead: ONE task -> class_names; share_conv_channel, head_conv,
                              separate_head.final_kernel; bbox_coder out_size_factor (checked),
@@ -72,8 +75,8 @@ def translate(r: ConfigReader) -> dict[str, Any]:
 
     ve = f"{m}.pts_voxel_encoder"
     r.check_keys(ve, ("in_channels", "feat_channels", "with_distance", "with_cluster_center", "with_voxel_center",
-                      "voxel_size", "point_cloud_range", "norm_cfg", "mode", "legacy"), ())
-    r.expect_type(ve, ("PillarFeatureNet",))
+                      "voxel_size", "point_cloud_range", "norm_cfg", "mode", "legacy"), ("frozen_stages",))
+    out["voxel_encoder"] = r.expect_type(ve, ("PillarFeatureNet", "BackwardPillarFeatureNet"))
     out["num_point_features"] = r.expect(f"{ve}.in_channels", lambda v: isinstance(v, int) and v >= 3, "an integer >= 3")
     out["pfn_channels"] = tuple(r.expect(f"{ve}.feat_channels", lambda v: len(v) >= 1, "PFN widths", (64,)) or ())
     r.expect(f"{ve}.with_distance", lambda v: v is False, "False", False)
@@ -97,22 +100,28 @@ def translate(r: ConfigReader) -> dict[str, Any]:
         r.expect(f"{me}.output_shape", lambda v: list(v) == [grid[1], grid[0]], f"{[grid[1], grid[0]]} (ny, nx of the grid)")
 
     bb = f"{m}.pts_backbone"
-    r.check_keys(bb, ("in_channels", "out_channels", "layer_nums", "layer_strides", "norm_cfg", "conv_cfg"), ())
-    r.expect_type(bb, ("SECOND",))
-    out["backbone_out_channels"] = tuple(r.get(f"{bb}.out_channels") or ())
-    out["backbone_layer_nums"] = tuple(r.get(f"{bb}.layer_nums") or ())
-    out["backbone_strides"] = tuple(r.get(f"{bb}.layer_strides") or ())
+    kind = r.expect_type(bb, ("SECOND", "ConvNeXt_PC"))
     if out["pfn_channels"]:
         r.expect(f"{bb}.in_channels", lambda v: v == out["pfn_channels"][-1], f"{out['pfn_channels'][-1]} (PFN width)")
-    r.expect(f"{bb}.norm_cfg", _bn_ok("BN"), f"BN with {_BN}", {"type": "BN", **_BN})
-    r.expect(f"{bb}.conv_cfg", lambda v: v.get("bias", True) is False, "dict(type='Conv2d', bias=False)")
+    if kind == "ConvNeXt_PC":
+        _convnext(r, bb, out)
+    else:
+        r.check_keys(bb, ("in_channels", "out_channels", "layer_nums", "layer_strides", "norm_cfg", "conv_cfg"), ())
+        out["backbone_out_channels"] = tuple(r.get(f"{bb}.out_channels") or ())
+        out["backbone_layer_nums"] = tuple(r.get(f"{bb}.layer_nums") or ())
+        out["backbone_strides"] = tuple(r.get(f"{bb}.layer_strides") or ())
+        r.expect(f"{bb}.norm_cfg", _bn_ok("BN"), f"BN with {_BN}", {"type": "BN", **_BN})
+        r.expect(f"{bb}.conv_cfg", lambda v: v.get("bias", True) is False, "dict(type='Conv2d', bias=False)")
+    backbone_outputs = out.get("backbone_out_channels", ())
+    if kind == "ConvNeXt_PC" and out.get("convnext_channels") and out.get("convnext_out_indices") and out["pfn_channels"]:
+        widths = (out["pfn_channels"][-1], *out["convnext_channels"][1:])
+        backbone_outputs = tuple(widths[i] for i in out["convnext_out_indices"] if i < len(widths))
 
     nk = f"{m}.pts_neck"
     r.check_keys(nk, ("in_channels", "out_channels", "upsample_strides", "use_conv_for_no_stride", "norm_cfg",
                       "upsample_cfg", "conv_cfg"), ())
     r.expect_type(nk, ("SECONDFPN",))
-    r.expect(f"{nk}.in_channels", lambda v: tuple(v) == out["backbone_out_channels"],
-             f"{list(out['backbone_out_channels'])} (the backbone outputs)")
+    r.expect(f"{nk}.in_channels", lambda v: tuple(v) == backbone_outputs, f"{list(backbone_outputs)} (the backbone outputs)")
     out["neck_out_channels"] = tuple(r.get(f"{nk}.out_channels") or ())
     out["neck_upsample_strides"] = tuple(r.get(f"{nk}.upsample_strides") or ())
     out["neck_use_conv_for_no_stride"] = r.get(f"{nk}.use_conv_for_no_stride", False)
@@ -148,8 +157,12 @@ def translate(r: ConfigReader) -> dict[str, Any]:
     r.check_keys(bc, ("out_size_factor", "max_num", "score_threshold", "voxel_size", "pc_range", "code_size",
                       "post_center_range"), ())
     r.expect(f"{bc}.code_size", lambda v: v == 9, "9 (x, y, z, w, l, h, yaw, vx, vy)", 9)
-    strides, ups = out["backbone_strides"], out["neck_upsample_strides"]
-    osf = int(round(strides[0] / ups[0])) if strides and ups and ups[0] else None
+    ups = out["neck_upsample_strides"]
+    if kind == "ConvNeXt_PC":
+        first = 2 ** out["convnext_out_indices"][0] if out.get("convnext_out_indices") else None
+    else:
+        first = out["backbone_strides"][0] if out.get("backbone_strides") else None
+    osf = int(round(first / ups[0])) if first and ups and ups[0] else None
     r.expect(f"{bc}.out_size_factor", lambda v: v == osf, f"{osf} (backbone stride / neck upsample stride)")
     out["pre_max_size"] = r.get(f"{bc}.max_num", 500)
     score = r.get(f"{bc}.score_threshold", None)
@@ -248,6 +261,34 @@ def _point_loading(r: ConfigReader, out: dict[str, Any], loading: dict[str, Any]
                   f"{n} columns (pts_voxel_encoder.in_channels)")
     out.update(load_dim=file_dim, use_dim=tuple(sw["use_dim"]), sweeps_num=sw["sweeps_num"],
                remove_close=sw["remove_close"], pad_empty_sweeps=sw["pad_empty_sweeps"])
+
+
+def _convnext(r: ConfigReader, bb: str, out: dict[str, Any]) -> None:
+    """AWML's ConvNeXt_PC, in the form its ShortRange configs use."""
+    r.check_keys(bb, ("in_channels", "out_channels", "depths", "out_indices", "layer_scale_init_value",
+                      "gap_before_final_norm", "norm_cfg", "act_cfg", "linear_pw_conv", "first_downsample",
+                      "large_arch"),
+                 ("drop_path_rate", "with_cp", "frozen_stages", "init_cfg", "stem_patch_size"))
+    out["backbone"] = "ConvNeXt_PC"
+    depths = r.expect(f"{bb}.depths", lambda v: len(v) >= 1, "blocks per stage")
+    chans = r.expect(f"{bb}.out_channels", lambda v: depths is not None and len(v) == len(depths),
+                     "one width per stage (depths)")
+    idx = r.get(f"{bb}.out_indices", -1)
+    idx = [idx] if isinstance(idx, int) else list(idx)
+    if any(i < 0 for i in idx):
+        r.problem(f"{bb}.out_indices", idx, "non-negative stage indices")
+    out["convnext_depths"] = tuple(depths or ())
+    out["convnext_channels"] = tuple(chans or ())
+    out["convnext_out_indices"] = tuple(idx)
+    out["convnext_layer_scale"] = float(r.get(f"{bb}.layer_scale_init_value", 1e-6))
+    r.expect(f"{bb}.gap_before_final_norm", lambda v: v is False, "False (feature maps, not pooled vectors)", True)
+    r.expect(f"{bb}.first_downsample", lambda v: v == 1, "1 (stage 0 at the canvas resolution)", 1)
+    r.expect(f"{bb}.large_arch", lambda v: v is None, "None (no large-kernel stages)", None)
+    r.expect(f"{bb}.linear_pw_conv", lambda v: v is True, "True", True)
+    r.expect(f"{bb}.norm_cfg", lambda v: v.get("type") == "LN2d" and abs(v.get("eps", 1e-5) - 1e-6) < 1e-12,
+             "dict(type='LN2d', eps=1e-6)", {"type": "LN2d", "eps": 1e-6})
+    r.expect(f"{bb}.act_cfg", lambda v: v.get("type") == "GELU" and not v.get("approximate"), "dict(type='GELU')",
+             {"type": "GELU"})
 
 
 def load(model_cfg: Any, config_dir: Any) -> Any:

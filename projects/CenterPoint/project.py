@@ -148,7 +148,7 @@ class Project(ProjectAdapter):
 
         s = self.settings
         vox = voxelize(points, s.point_cloud_range, s.voxel_size, s.max_points_per_voxel, s.max_voxels)
-        return decorate(vox, s.point_cloud_range, s.voxel_size), vox.coords
+        return decorate(vox, s.point_cloud_range, s.voxel_size, s.voxel_encoder == "PillarFeatureNet"), vox.coords
 
     def forward(self, prepared: Prepared, run_graph: GraphCaller, timer: StageTimer) -> dict[str, Any]:
         from projects.CenterPoint.voxelize import scatter

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from awml_harness.config.errors import ConfigError
 
 DEFAULT_CLASSES = ("car", "truck", "bus", "bicycle", "pedestrian")
-#: per point: 3 offsets to the mean of its voxel's points + 3 offsets to the voxel center
-DECORATION_CHANNELS = 6
+#: per point: 3 offsets to the mean of its voxel's points + offsets to the voxel center,
+#: in x, y, z (PillarFeatureNet) or x, y only (AWML's BackwardPillarFeatureNet)
+DECORATION_CHANNELS = {"PillarFeatureNet": 6, "BackwardPillarFeatureNet": 5}
+BACKBONES = ("SECOND", "ConvNeXt_PC")
 
 
 @dataclass(frozen=True)
@@ -46,10 +48,21 @@ class CenterPointSettings:
     #: TensorRT profile of the dynamic voxel axis (min, opt, max); max defaults to max_voxels
     num_voxels_profile: tuple[int, int, int] | None = None
     # -- network --------------------------------------------------------------------
+    #: "PillarFeatureNet" (mmdet3d) or "BackwardPillarFeatureNet" (AWML: no z-centre offset)
+    voxel_encoder: str = "PillarFeatureNet"
     pfn_channels: tuple[int, ...] = (32,)
+    #: "SECOND" (backbone_layer_nums / _out_channels / _strides) or "ConvNeXt_PC" (AWML's
+    #: ConvNeXt on the pillar grid: the convnext_* fields; stage 0 keeps the PFN width
+    #: and the input resolution, each later stage halves it with a LayerNorm + 2x2 conv)
+    backbone: str = "SECOND"
     backbone_layer_nums: tuple[int, ...] = (3, 5, 5)
     backbone_out_channels: tuple[int, ...] = (64, 128, 256)
     backbone_strides: tuple[int, ...] = (2, 2, 2)
+    convnext_depths: tuple[int, ...] = ()
+    convnext_channels: tuple[int, ...] = ()  # per stage; entry 0 is replaced by the PFN width
+    convnext_out_indices: tuple[int, ...] = ()
+    #: layer_scale_init_value: > 0 gives each block a per-channel scale `gamma` starting there
+    convnext_layer_scale: float = 1.0
     neck_out_channels: tuple[int, ...] = (128, 128, 128)
     neck_upsample_strides: tuple[float, ...] = (1, 2, 4)
     neck_use_conv_for_no_stride: bool = True
@@ -120,17 +133,30 @@ class CenterPointSettings:
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{key}.{name}", getattr(self, name), "a positive integer")
-        n = len(self.backbone_layer_nums)
-        for name in ("backbone_out_channels", "backbone_strides", "neck_out_channels", "neck_upsample_strides"):
-            if len(getattr(self, name)) != n:
-                raise ConfigError(f"{key}.{name}", getattr(self, name), f"{n} entries, one per backbone stage")
+        if self.voxel_encoder not in DECORATION_CHANNELS:
+            raise ConfigError(f"{key}.voxel_encoder", self.voxel_encoder, f"one of {sorted(DECORATION_CHANNELS)}")
+        if self.backbone not in BACKBONES:
+            raise ConfigError(f"{key}.backbone", self.backbone, f"one of {list(BACKBONES)}")
         if not self.pfn_channels:
             raise ConfigError(f"{key}.pfn_channels", self.pfn_channels, "at least one PFN layer width")
-        total = 1
-        sizes = []
-        for stride, up in zip(self.backbone_strides, self.neck_upsample_strides, strict=True):
-            total *= stride
-            sizes.append(total / up)
+        if self.backbone == "SECOND":
+            n = len(self.backbone_layer_nums)
+            for name in ("backbone_out_channels", "backbone_strides"):
+                if len(getattr(self, name)) != n:
+                    raise ConfigError(f"{key}.{name}", getattr(self, name), f"{n} entries, one per backbone stage")
+        else:
+            n = len(self.convnext_depths)
+            if n < 1 or len(self.convnext_channels) != n:
+                raise ConfigError(f"{key}.convnext_channels", self.convnext_channels,
+                                  f"one width per stage of convnext_depths {self.convnext_depths}")
+            idx = self.convnext_out_indices
+            if not idx or list(idx) != sorted(set(idx)) or idx[0] < 0 or idx[-1] >= n:
+                raise ConfigError(f"{key}.convnext_out_indices", idx, f"increasing stage indices below {n}")
+        n = len(self.backbone_output_strides)
+        for name in ("neck_out_channels", "neck_upsample_strides"):
+            if len(getattr(self, name)) != n:
+                raise ConfigError(f"{key}.{name}", getattr(self, name), f"{n} entries, one per backbone output")
+        sizes = [stride / up for stride, up in zip(self.backbone_output_strides, self.neck_upsample_strides, strict=True)]
         if any(abs(s - sizes[0]) > 1e-6 for s in sizes) or sizes[0] < 1 or abs(sizes[0] - round(sizes[0])) > 1e-6:
             raise ConfigError(
                 f"{key}.neck_upsample_strides",
@@ -138,14 +164,12 @@ class CenterPointSettings:
                 f"strides bringing every stage to one integer output stride (got {sizes})",
             )
         nx, ny, _ = self.grid_size
-        total = 1
-        for stride in self.backbone_strides:  # odd sizes would round up and break the FPN concat
-            total *= stride
+        for total in self.backbone_output_strides:  # odd sizes would round up and break the FPN concat
             if nx % total or ny % total:
                 raise ConfigError(
-                    f"{key}.backbone_strides",
-                    self.backbone_strides,
-                    f"strides whose running products divide the grid {nx}x{ny} (fails at {total})",
+                    f"{key}.{'backbone_strides' if self.backbone == 'SECOND' else 'convnext_out_indices'}",
+                    self.backbone_strides if self.backbone == "SECOND" else self.convnext_out_indices,
+                    f"output strides that divide the grid {nx}x{ny} (fails at {total})",
                 )
         if self.nms_type != "circle":
             raise ConfigError(f"{key}.nms_type", self.nms_type, "'circle' (rotated-IoU NMS is not implemented)")
@@ -189,7 +213,25 @@ class CenterPointSettings:
     @property
     def in_channels(self) -> int:
         """Width of the voxel encoder input: point features + cluster and center offsets."""
-        return self.num_point_features + DECORATION_CHANNELS
+        return self.num_point_features + DECORATION_CHANNELS[self.voxel_encoder]
+
+    @property
+    def backbone_output_channels(self) -> tuple[int, ...]:
+        if self.backbone == "SECOND":
+            return tuple(self.backbone_out_channels)
+        widths = (self.pillar_channels, *self.convnext_channels[1:])
+        return tuple(widths[i] for i in self.convnext_out_indices)
+
+    @property
+    def backbone_output_strides(self) -> tuple[int, ...]:
+        """BEV grid cells per cell of each backbone output."""
+        if self.backbone == "SECOND":
+            out, total = [], 1
+            for s in self.backbone_strides:
+                total *= s
+                out.append(total)
+            return tuple(out)
+        return tuple(2**i for i in self.convnext_out_indices)
 
     @property
     def pillar_channels(self) -> int:
@@ -198,7 +240,7 @@ class CenterPointSettings:
     @property
     def out_size_factor(self) -> int:
         """BEV grid cells per head output cell."""
-        return int(round(self.backbone_strides[0] / self.neck_upsample_strides[0]))
+        return int(round(self.backbone_output_strides[0] / self.neck_upsample_strides[0]))
 
     @property
     def head_size(self) -> tuple[int, int]:

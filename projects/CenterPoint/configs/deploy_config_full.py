@@ -28,6 +28,7 @@ model_cfg = dict(
     point_cloud_range=_range,
     voxel_size=_voxel,
     num_point_features=_feats,
+    use_dim=[0, 1, 2, 3, 4],
     max_points_per_voxel=_max_points,
     max_voxels=_max_voxels,
     num_voxels_profile=_num_voxels,
