@@ -10,7 +10,10 @@
 
 Parameter names follow mmdet3d (`pfn_layers.0.linear`, `blocks.0.0`, `deblocks.0.0`,
 `shared_conv.conv/bn`, `task_heads.0.heatmap.0.conv/bn`, `task_heads.0.heatmap.1`),
-BatchNorm uses mmdet3d's eps=1e-3 and momentum=0.01, convs before a BN carry no bias.
+BatchNorm uses eps=1e-3 and momentum=0.01 as the configs set them, except in the head,
+where mmdet3d's CenterHead defaults to BN2d (eps 1e-5) for `shared_conv` (its `norm_cfg`)
+and, separately, for the task heads (`separate_head.norm_cfg`): settings
+`head_norm_eps` / `separate_head_norm_eps`. Convs before a BN carry no bias.
 All classes form one task here (one heatmap with a channel per class).
 
 The two exported graphs are the wrappers at the bottom: `VoxelEncoderGraph` and
@@ -30,8 +33,8 @@ HEADS = OrderedDict([("reg", 2), ("height", 1), ("dim", 3), ("rot", 2), ("vel", 
 BN_EPS, BN_MOMENTUM = 1e-3, 0.01
 
 
-def _bn2d(channels: int) -> nn.BatchNorm2d:
-    return nn.BatchNorm2d(channels, eps=BN_EPS, momentum=BN_MOMENTUM)
+def _bn2d(channels: int, eps: float = BN_EPS) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, eps=eps, momentum=BN_MOMENTUM)
 
 
 class PFNLayer(nn.Module):
@@ -205,24 +208,26 @@ class SECONDFPN(nn.Module):
 class ConvModule(nn.Module):
     """mmcv's ConvModule(conv, bn, relu) with its parameter names."""
 
-    def __init__(self, c_in: int, c_out: int, kernel: int) -> None:
+    def __init__(self, c_in: int, c_out: int, kernel: int, eps: float) -> None:
         super().__init__()
         self.conv = nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=False)
-        self.bn = _bn2d(c_out)
+        self.bn = _bn2d(c_out, eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.bn(self.conv(x)))
 
 
 class SeparateHead(nn.Module):
-    def __init__(self, in_channels: int, heads: dict[str, int], head_conv: int, final_kernel: int) -> None:
+    def __init__(
+        self, in_channels: int, heads: dict[str, int], head_conv: int, final_kernel: int, eps: float
+    ) -> None:
         super().__init__()
         self.heads = dict(heads)
         for name, channels in heads.items():
             last = nn.Conv2d(head_conv, channels, final_kernel, padding=final_kernel // 2, bias=True)
             if name == "heatmap" and last.bias is not None:  # a low prior keeps focal loss stable
                 nn.init.constant_(last.bias, -2.19)
-            setattr(self, name, nn.Sequential(ConvModule(in_channels, head_conv, final_kernel), last))
+            setattr(self, name, nn.Sequential(ConvModule(in_channels, head_conv, final_kernel, eps), last))
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {name: getattr(self, name)(x) for name in self.heads}
@@ -230,12 +235,13 @@ class SeparateHead(nn.Module):
 
 class CenterHead(nn.Module):
     def __init__(
-        self, in_channels: int, num_classes: int, share_conv_channel: int, head_conv: int, final_kernel: int
+        self, in_channels: int, num_classes: int, share_conv_channel: int, head_conv: int, final_kernel: int,
+        shared_eps: float, separate_eps: float,
     ) -> None:
         super().__init__()
-        self.shared_conv = ConvModule(in_channels, share_conv_channel, 3)
+        self.shared_conv = ConvModule(in_channels, share_conv_channel, 3, shared_eps)
         heads = OrderedDict([("heatmap", num_classes), *HEADS.items()])
-        self.task_heads = nn.ModuleList([SeparateHead(share_conv_channel, heads, head_conv, final_kernel)])
+        self.task_heads = nn.ModuleList([SeparateHead(share_conv_channel, heads, head_conv, final_kernel, separate_eps)])
 
     def forward(self, x: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         x = self.shared_conv(x)
@@ -263,7 +269,8 @@ class CenterPoint(nn.Module):
             s.backbone_output_channels, s.neck_out_channels, s.neck_upsample_strides, s.neck_use_conv_for_no_stride
         )
         self.pts_bbox_head = CenterHead(
-            sum(s.neck_out_channels), s.num_classes, s.share_conv_channel, s.head_conv, s.final_kernel
+            sum(s.neck_out_channels), s.num_classes, s.share_conv_channel, s.head_conv, s.final_kernel,
+            s.head_norm_eps, s.separate_head_norm_eps,
         )
 
     def head_outputs(self, spatial_features: torch.Tensor) -> dict[str, torch.Tensor]:

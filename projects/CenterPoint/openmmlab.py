@@ -149,7 +149,10 @@ def translate(r: ConfigReader) -> dict[str, Any]:
     r.expect(f"{hd}.num_heatmap_convs", lambda v: v == 2, "2", 2)
     out["share_conv_channel"] = r.get(f"{hd}.share_conv_channel", 64)
     sh = f"{hd}.separate_head"
-    r.check_keys(sh, ("head_conv", "final_kernel"), ("init_bias",))
+    r.check_keys(sh, ("head_conv", "final_kernel", "norm_cfg"), ("init_bias",))
+    bn2d = lambda v: v.get("type") in ("BN2d", "BN")  # noqa: E731
+    out["separate_head_norm_eps"] = float((r.expect(f"{sh}.norm_cfg", bn2d, "a BN2d norm_cfg", {}) or {}).get("eps", 1e-5))
+    out["head_norm_eps"] = float((r.expect(f"{hd}.norm_cfg", bn2d, "a BN2d norm_cfg", {}) or {}).get("eps", 1e-5))
     r.expect_type(sh, ("SeparateHead", "CustomSeparateHead"))
     out["head_conv"] = r.get(f"{sh}.head_conv", 64)
     out["final_kernel"] = r.get(f"{sh}.final_kernel", 1)

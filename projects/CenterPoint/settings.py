@@ -69,6 +69,10 @@ class CenterPointSettings:
     share_conv_channel: int = 64
     head_conv: int = 64
     final_kernel: int = 3
+    #: BatchNorm eps of the head's shared conv (CenterHead.norm_cfg) and of the task heads
+    #: (separate_head.norm_cfg): mmdet3d's default BN2d has 1e-5 for both
+    head_norm_eps: float = 1e-5
+    separate_head_norm_eps: float = 1e-5
     # -- export convention ----------------------------------------------------------
     #: Autoware's layout: `dim` as (w, l, h) and `rot` as (-cos, -sin); undone in postprocess
     rot_y_axis_reference: bool = False

@@ -32,7 +32,9 @@ model = dict(
         in_channels=64,
         tasks=[dict(num_class=5, class_names=["car", "truck", "bus", "bicycle", "pedestrian"])],
         share_conv_channel=32,
-        separate_head=dict(type="CustomSeparateHead", head_conv=16, final_kernel=3),
+        norm_cfg=dict(type="BN2d", eps=1e-3, momentum=0.01),  # as the shipped checkpoint was trained
+        separate_head=dict(type="CustomSeparateHead", head_conv=16, final_kernel=3,
+                           norm_cfg=dict(type="BN2d", eps=1e-3, momentum=0.01)),
         bbox_coder=dict(voxel_size=voxel_size, pc_range=point_cloud_range, out_size_factor=out_size_factor,
                         post_center_range=[-200.0, -200.0, -10.0, 200.0, 200.0, 10.0]),
     ),
