@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from mm_helpers import HERE, ROOT, load
 
 CONFIGS = {
@@ -28,6 +29,7 @@ def test_shortrange_settings_from_the_configs():
     assert c.out_size_factor == 4 and c.head_size == (40, 40)
 
 
+@pytest.mark.slow  # one suite subprocess, about a minute
 def test_shortrange_structures_export_and_verify(tmp_path):
     args = [sys.executable, "-m", "pytest", "suites/", "-p", "no:cacheprovider", "-q", "-rA", "-k", "export or verification",
             "--work-dir", str(tmp_path), "--awml-metrics-json", str(tmp_path / "m.json")]
