@@ -133,14 +133,15 @@ class Project(ProjectAdapter):
 
     # -- data -------------------------------------------------------------------------
     def dataset(self) -> Sequence[Any]:
-        from .data import InfoDataset, SyntheticDataset
+        from .data import InfoDataset, PointLoading, SyntheticDataset
 
         s, io = self.settings, self.cfg.runtime_io
         if io.info_file is None:
             return SyntheticDataset(
                 s.synthetic_samples, s.synthetic_points, s.point_cloud_range, s.num_point_features, s.seed
             )
-        return InfoDataset(io.info_file, io.data_root, s.num_point_features, allow_unsafe=self.cfg.unsafe_load)
+        loading = PointLoading(s.point_columns, s.load_dim, s.sweeps_num, s.remove_close, s.pad_empty_sweeps)
+        return InfoDataset(io.info_file, io.data_root, loading, allow_unsafe=self.cfg.unsafe_load)
 
     def target(self, sample: Any) -> Any:
         return {"boxes": sample.boxes, "labels": sample.labels}
@@ -158,7 +159,7 @@ class Project(ProjectAdapter):
 
         s = self.settings
         vox = voxelize(points, s.point_cloud_range, s.voxel_size, s.max_points_per_voxel, s.max_voxels)
-        return decorate(vox, s.point_cloud_range, s.voxel_size), vox.coords
+        return decorate(vox, s.point_cloud_range, s.voxel_size, s.voxel_encoder == "PillarFeatureNet"), vox.coords
 
     def forward(self, prepared: Prepared, run_graph: GraphCaller, timer: StageTimer) -> dict[str, Any]:
         from .voxelize import scatter

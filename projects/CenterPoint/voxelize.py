@@ -143,17 +143,25 @@ def decorate(
     vox: Voxels,
     point_cloud_range: Sequence[float],
     voxel_size: Sequence[float],
+    with_z_center: bool = True,
 ) -> np.ndarray:
-    """(V, P, F) voxels -> (V, P, F + 6) `input_features` with padded rows zeroed."""
+    """(V, P, F) voxels -> (V, P, F + 6) `input_features` with padded rows zeroed:
+    the points, their offsets to the mean of their voxel's points, then to its centre.
+    Without `with_z_center` (AWML's BackwardPillarFeatureNet) the centre offset has x, y
+    only: F + 5 columns. The centre is `index * size + (size / 2 + range_min)`, the
+    association mmdet3d uses, so the float32 results agree bit for bit."""
     v, p, _ = vox.voxels.shape
     xyz = vox.voxels[:, :, :3]
     counts = np.maximum(vox.num_points, 1).astype(np.float32)
     mean = xyz.sum(axis=1, keepdims=True) / counts[:, None, None]
-    size = np.asarray(voxel_size, np.float32)
-    lo = np.asarray(point_cloud_range[:3], np.float32)
+    size = np.asarray(voxel_size, np.float64)
+    offset = (size / 2 + np.asarray(point_cloud_range[:3], np.float64)).astype(np.float32)
     # coords are (z, y, x); centers in (x, y, z)
-    centers = vox.coords[:, ::-1].astype(np.float32) * size + size / 2 + lo
-    features = np.concatenate([vox.voxels, xyz - mean, xyz - centers[:, None, :]], axis=2)
+    centers = vox.coords[:, ::-1].astype(np.float32) * size.astype(np.float32) + offset
+    to_center = xyz - centers[:, None, :]
+    if not with_z_center:
+        to_center = to_center[:, :, :2]
+    features = np.concatenate([vox.voxels, xyz - mean, to_center], axis=2)
     mask = np.arange(p)[None, :] < vox.num_points[:, None]
     features *= mask[:, :, None]
     return np.ascontiguousarray(features, dtype=np.float32)

@@ -4,7 +4,6 @@ OpenMMLab config + OpenMMLab checkpoint -> the same outputs as the native path."
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ from mm_helpers import DEPLOY, HERE, NATIVE, load, project_of, save_openmmlab
 from awml_harness.config.errors import ConfigError
 
 # harness-only keys, plus fields given explicitly where the native config relies on a rule
-_HARNESS_ONLY = {"openmmlab_config", "reference", "nms_radius", "num_voxels_profile", "neck_num_blocks"}
+_HARNESS_ONLY = {"openmmlab_config", "reference", "num_voxels_profile", "neck_num_blocks"}
 
 
 @pytest.mark.parametrize("name", ["calibration", "yolox", "centerpoint"])
@@ -44,7 +43,8 @@ def test_centerpoint_values_from_the_config():
     assert s.point_cloud_range == (-25.6, -25.6, -3.0, 25.6, 25.6, 3.0) and s.voxel_size == (0.4, 0.4, 6.0)
     assert (s.max_points_per_voxel, s.max_voxels, s.num_point_features) == (20, 12000, 4)
     assert s.out_size_factor == 2 and s.post_max_size == 83 and s.score_threshold == 0.1
-    assert s.nms_radius == (math.sqrt(1.0),) * 5  # mmdet3d's min_radius is a squared distance
+    assert s.min_radius == (1.0,) and s.nms_type == "circle"  # squared metres, one task
+    assert s.post_center_range == (-200.0, -200.0, -10.0, 200.0, 200.0, 10.0)  # the bbox coder's
     assert s.num_voxels_profile == (100, 3000, 12000)  # harness-only key next to `openmmlab=`
 
 

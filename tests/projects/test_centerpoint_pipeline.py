@@ -30,7 +30,7 @@ SMALL = CenterPointSettings(
     neck_upsample_strides=(1, 2),
     share_conv_channel=8,
     head_conv=8,
-    nms_radius=(1.0, 0.5),
+    min_radius=(1.0,),
     score_threshold=0.3,
 )
 
@@ -231,7 +231,7 @@ def test_decode_hand_made_heatmap() -> None:
 
 
 def test_decode_keeps_post_max_size_best() -> None:
-    s = dataclasses.replace(SMALL, post_max_size=3, nms_radius=(0.0, 0.0))
+    s = dataclasses.replace(SMALL, post_max_size=3, min_radius=(0.0,))
     m = head_maps(s)
     for i in range(6):
         m["heatmap"][0, 0, 2 * i, 1] = float(i)
@@ -240,20 +240,69 @@ def test_decode_keeps_post_max_size_best() -> None:
     assert out["scores"][0] == pytest.approx(1 / (1 + np.exp(-5.0)))
 
 
-def test_circle_nms_per_class_radius() -> None:
-    centers = np.array([[0, 0], [0.8, 0], [3, 0], [0.3, 0]], np.float64)
-    scores = np.array([0.9, 0.8, 0.7, 0.95])
-    labels = np.array([0, 0, 0, 1])
-    keep = circle_nms(centers, scores, labels, radius=(1.0, 0.1))
-    # box 1 is within 1 m of box 0 (same class) -> gone; box 3 is another class -> kept
-    assert sorted(keep.tolist()) == [0, 2, 3]
-    assert keep.tolist()[0] == 3  # highest score first
+def test_circle_nms_suppresses_across_classes_by_squared_distance() -> None:
+    centers = np.array([[0, 0], [0.8, 0], [3, 0], [0.3, 0], [1.3, 0.0]], np.float64)
+    scores = np.array([0.9, 0.8, 0.7, 0.95, 0.6])
+    # min_radius is a squared distance: 1.0 -> 1 m. Box 3 (best) suppresses 0 (0.3 m) and 1
+    # (0.5 m) whatever their class; 4 lies 1.0 m from 3: dist^2 <= 1.0 suppresses it too.
+    assert circle_nms(centers, scores, 1.0, post_max_size=83).tolist() == [3, 2]
+    # 0.25 m^2 -> 0.5 m: box 1 at exactly 0.5 m from box 3 goes, box 4 (1.0 m) stays
+    assert circle_nms(centers, scores, 0.25, post_max_size=83).tolist() == [3, 2, 4]
+    # post_max_size cuts after NMS
+    assert circle_nms(centers, scores, 0.25, post_max_size=2).tolist() == [3, 2]
+
+
+def test_circle_nms_radius_is_squared_not_metres() -> None:
+    centers = np.array([[0.0, 0.0], [1.5, 0.0]])
+    scores = np.array([0.9, 0.8])
+    # 1.5 m apart: kept with min_radius 2.0 m^2 (1.41 m), gone with 2.25 m^2 (1.5 m, <=)
+    assert circle_nms(centers, scores, 2.0, post_max_size=83).tolist() == [0, 1]
+    assert circle_nms(centers, scores, 2.25, post_max_size=83).tolist() == [0]
 
 
 def test_circle_nms_chain_suppression_is_greedy() -> None:
     centers = np.array([[0, 0], [0.9, 0], [1.8, 0]], np.float64)
-    keep = circle_nms(centers, np.array([0.9, 0.8, 0.7]), np.zeros(3, np.int64), radius=(1.0,))
+    keep = circle_nms(centers, np.array([0.9, 0.8, 0.7]), 1.0, post_max_size=83)
     assert keep.tolist() == [0, 2]  # 1 is suppressed by 0, so it cannot suppress 2
+
+
+def test_decode_nms_across_classes_and_strict_threshold() -> None:
+    s = dataclasses.replace(SMALL, score_threshold=float(1 / (1 + np.exp(-1.0))))
+    m = head_maps(s)
+    m["heatmap"][0, 0, 4, 4] = 3.0  # car
+    m["heatmap"][0, 1, 4, 5] = 2.0  # pedestrian 0.5 m away: suppressed across classes (0.25 <= 1.0)
+    m["heatmap"][0, 1, 12, 12] = 1.0  # score equal to the threshold: dropped (strictly above)
+    m["heatmap"][0, 1, 12, 4] = 1.5  # far away: kept
+    out = decode(m, s)
+    assert out["labels"].tolist() == [0, 1]
+    np.testing.assert_allclose(out["scores"], 1 / (1 + np.exp(-np.array([3.0, 1.5]))), rtol=1e-6)
+    np.testing.assert_allclose(out["boxes"][:, :2], [[-2.0, -2.0], [-2.0, 2.0]], atol=1e-6)
+
+
+def test_decode_post_center_range_uses_the_gravity_centre() -> None:
+    s = dataclasses.replace(SMALL, post_center_range=(-10.0, -10.0, 0.0, 10.0, 10.0, 10.0))
+    m = head_maps(s)
+    m["heatmap"][0, 0, 2, 2] = 3.0
+    m["height"][0, 0, 2, 2] = 0.4  # gravity centre 0.4 inside; bottom 0.4 - 1.0/2 = -0.1 outside
+    m["heatmap"][0, 0, 10, 10] = 3.0
+    m["height"][0, 0, 10, 10] = -0.1  # gravity centre outside
+    out = decode(m, s)
+    assert len(out["scores"]) == 1
+    np.testing.assert_allclose(out["boxes"][0, 2], 0.4 - 0.5, atol=1e-6)  # exp(0) = 1 m high
+
+
+def test_decode_y_axis_reference_as_awml() -> None:
+    """AWML's coder with y_axis_reference: decode the exported (w, l, h) / (-cos, -sin)
+    channels as usual, swap l and w, yaw = -atan2(-cos, -sin) - pi/2."""
+    s = dataclasses.replace(SMALL, rot_y_axis_reference=True)
+    m = head_maps(s)
+    m["heatmap"][0, 0, 3, 3] = 2.0
+    yaw = 2.5  # beyond pi/2: AWML reports yaw - 2 pi
+    m["dim"][0, :, 3, 3] = np.log([2.0, 4.0, 1.5])  # w, l, h
+    m["rot"][0, :, 3, 3] = [-np.cos(yaw), -np.sin(yaw)]
+    out = decode(m, s)
+    np.testing.assert_allclose(out["boxes"][0, 3:6], [4.0, 2.0, 1.5], rtol=1e-6)
+    np.testing.assert_allclose(out["boxes"][0, 6], yaw - 2 * np.pi, atol=1e-6)
 
 
 def test_rot_y_axis_reference_inverse() -> None:
@@ -286,5 +335,8 @@ def test_rot_y_axis_reference_graph_round_trip() -> None:
     )
     assert len(a["scores"]) > 0
     assert not np.allclose(plain[3].numpy(), yaxis[3].numpy())  # the layouts differ ...
-    for key in a:  # ... the boxes do not
+    for key in ("scores", "labels", "velocities"):  # ... the boxes do not
         np.testing.assert_array_equal(a[key], b[key])
+    np.testing.assert_allclose(a["boxes"][:, :6], b["boxes"][:, :6], rtol=1e-6)
+    turn = (a["boxes"][:, 6] - b["boxes"][:, 6]) / (2 * np.pi)  # the yaw up to whole turns
+    np.testing.assert_allclose(turn, np.round(turn), atol=1e-6)

@@ -8,8 +8,9 @@ point_cloud_range = [-25.6, -25.6, -3.0, 25.6, 25.6, 3.0]
 voxel_size = [0.4, 0.4, 6.0]
 grid_size = [128, 128, 1]
 out_size_factor = 2
-point_load_dim = 4
-point_use_dim = 4
+point_load_dim = 5  # x, y, z, intensity, ring id
+point_use_dim = 4  # x, y, z, time lag
+lidar_sweep_dims = [0, 1, 2, 4]
 
 model = dict(
     data_preprocessor=dict(
@@ -31,7 +32,9 @@ model = dict(
         in_channels=64,
         tasks=[dict(num_class=5, class_names=["car", "truck", "bus", "bicycle", "pedestrian"])],
         share_conv_channel=32,
-        separate_head=dict(type="CustomSeparateHead", head_conv=16, final_kernel=3),
+        norm_cfg=dict(type="BN2d", eps=1e-3, momentum=0.01),  # as the shipped checkpoint was trained
+        separate_head=dict(type="CustomSeparateHead", head_conv=16, final_kernel=3,
+                           norm_cfg=dict(type="BN2d", eps=1e-3, momentum=0.01)),
         bbox_coder=dict(voxel_size=voxel_size, pc_range=point_cloud_range, out_size_factor=out_size_factor,
                         post_center_range=[-200.0, -200.0, -10.0, 200.0, 200.0, 10.0]),
     ),
@@ -49,7 +52,9 @@ model = dict(
 )
 
 test_pipeline = [
-    dict(type="LoadPointsFromFile", coord_type="LIDAR", load_dim=point_load_dim, use_dim=point_use_dim, backend_args=None),
+    dict(type="LoadPointsFromFile", coord_type="LIDAR", load_dim=point_load_dim, use_dim=point_load_dim, backend_args=None),
+    dict(type="LoadPointsFromMultiSweeps", sweeps_num=2, load_dim=point_load_dim, use_dim=lidar_sweep_dims,
+         pad_empty_sweeps=True, remove_close=True, backend_args=None),
     dict(type="PointsRangeFilter", point_cloud_range=point_cloud_range),
     dict(type="Pack3DDetInputs", keys=["points", "gt_bboxes_3d", "gt_labels_3d"]),
 ]
