@@ -46,8 +46,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="a missing backend or device fails the test instead of skipping it (GPU CI)")
     group.addoption("--awml-unsafe-load", action="store_true", default=False,
                     help="allow checkpoints / info files that need full unpickling (runs code from the file)")
-    group.addoption("--awml-threads", type=_positive_int, default=0, metavar="N",
-                    help="ONNX Runtime intra-op threads (0: its default)")
+    group.addoption("--awml-threads", type=_positive_int, default=None, metavar="N",
+                    help="CPU threads of every backend (PyTorch and ONNX Runtime intra-op; inter-op 1); "
+                         "overrides evaluation.threads. Default 1: stable latency on small shared machines. "
+                         "0: each library's own default")
     group.addoption("--awml-ort-spinning", action="store_true", default=False,
                     help="let ONNX Runtime's threads spin between runs (its default; lowest ORT latency, "
                          "but it slows the other backends in the same process). Off unless given")
@@ -155,6 +157,11 @@ class _BenchmarkHooks:
 
         info = awml_machine_info()
         machine_info["awml"] = {k: info[k] for k in ("gpu", "cuda", "driver", "torch", "onnxruntime", "tensorrt") if k in info}
+        harness = config.stash.get(SESSION_KEY, None)
+        if harness is not None:
+            from awml_harness.threads import torch_in_effect
+
+            machine_info["awml"]["threads"] = {"policy": harness.thread_policies(), "torch": torch_in_effect()}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

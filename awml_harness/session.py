@@ -34,7 +34,7 @@ ARTIFACT_FORMAT = 1  # bump when the export code changes what it writes
 class RunOptions:
     rebuild_before: float | None = None
     strict: bool = False
-    threads: int = 0
+    threads: int | None = None  # --awml-threads (None: not given; awml_harness/threads.py)
     ort_spinning: bool = False  # ONNX Runtime thread spinning (off: fair to the other backends)
     save_golden: Path | None = None
     golden: Path | None = None
@@ -68,11 +68,17 @@ class ProjectContext:
         self._ref_results: dict[tuple[BackendSpec, int], RunResult] = {}
         self._evaluation: dict[str, Any] | None = None
         self.store = ArtifactStore(Path(cfg.export.work_dir) / "artifacts")
+        from awml_harness.threads import resolve
+
+        self.thread_policy = resolve(options.threads, cfg.evaluation.threads)
 
     # -- model and data -------------------------------------------------------------------
     @property
     def model(self) -> Any:
         if self._model is None:
+            from awml_harness.threads import apply_torch
+
+            apply_torch(self.thread_policy)  # export and reference runs too, not only TorchRunner
             self._model = self.adapter.build_model()
         return self._model
 
@@ -206,14 +212,16 @@ class ProjectContext:
             out = {}
             for name, g in self.graphs.items():
                 module = g.module if spec.device == "cpu" else copy.deepcopy(g.module)
-                out[name] = TorchRunner(module, g.input_names, g.output_names, spec.device)
+                out[name] = TorchRunner(module, g.input_names, g.output_names, spec.device,
+                                        threads=self.thread_policy)
             return out
         if spec.backend is Backend.ONNX:
             from awml_harness.backends.onnxruntime import OnnxRuntimeRunner
 
             arts = self.onnx_artifacts(spec.precision)
-            return {name: OnnxRuntimeRunner(a.path, spec.device, self.options.threads,
-                                           spinning=self.options.ort_spinning) for name, a in arts.items()}
+            tp = self.thread_policy
+            return {name: OnnxRuntimeRunner(a.path, spec.device, tp.intra_op, spinning=self.options.ort_spinning,
+                                            inter_op=tp.inter_op) for name, a in arts.items()}
         if spec.backend is Backend.TENSORRT:
             from awml_harness.backends.tensorrt import TensorRTRunner, require_tensorrt
 
@@ -345,6 +353,13 @@ class HarnessSession:
             cls = load_project_class(cfg.project, [Path(cfg.source).parent])
             self._adapters[config_id] = cls(cfg)
         return self._adapters[config_id]
+
+    def thread_policies(self) -> dict[str, dict[str, Any]]:
+        """config id -> its thread policy (awml_harness/threads.py), for the reports."""
+        from awml_harness.threads import resolve
+
+        return {cid: resolve(self.options.threads, cfg.evaluation.threads).as_dict()
+                for cid, cfg in self.configs.items()}
 
     def context(self, config_id: str) -> ProjectContext:
         if config_id not in self._contexts:

@@ -31,15 +31,18 @@ def providers_for(device: str) -> list:
     return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
 
 
-def session_options(threads: int = 0, spinning: bool = False) -> Any:
-    """Full graph optimizations; no idle-thread spinning unless asked (spinning ORT
-    threads steal the cores a PyTorch backend in the same process needs)."""
+def session_options(threads: int = 0, spinning: bool = False, inter_op: int = 0) -> Any:
+    """Full graph optimizations; the thread policy's pool sizes (0: ORT's default);
+    no idle-thread spinning unless asked (spinning ORT threads steal the cores a
+    PyTorch backend in the same process needs)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:
         opts.intra_op_num_threads = threads
+    if inter_op:
+        opts.inter_op_num_threads = inter_op
     opts.log_severity_level = 3
     if not spinning:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -49,13 +52,13 @@ def session_options(threads: int = 0, spinning: bool = False) -> Any:
 
 class OnnxRuntimeRunner:
     def __init__(self, path: Path, device: str = "cpu", threads: int = 0, name: str = "onnx",
-                 spinning: bool = False) -> None:
+                 spinning: bool = False, inter_op: int = 0) -> None:
         try:
             import onnxruntime as ort
         except ImportError:
             raise BackendUnavailable("onnxruntime is not installed") from None
         self.name = f"{name}:{device}"
-        self.session = ort.InferenceSession(str(path), sess_options=session_options(threads, spinning),
+        self.session = ort.InferenceSession(str(path), sess_options=session_options(threads, spinning, inter_op),
                                             providers=providers_for(device))
         self.input_names = tuple(i.name for i in self.session.get_inputs())
         self.output_names = tuple(o.name for o in self.session.get_outputs())
