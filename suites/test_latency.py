@@ -11,8 +11,14 @@ import pytest
 def test_latency(awml, awml_latency_case, awml_record, guard_backend, benchmark, pytestconfig):
     import warnings
 
-    from awml_harness.metrics.latency import (LatencySpreadWarning, check_budget, check_stability, spread_warning,
-                                              stage_medians, summarize)
+    from awml_harness.metrics.latency import (
+        LatencySpreadWarning,
+        check_budget,
+        check_stability,
+        spread_warning,
+        stage_medians,
+        summarize,
+    )
     from awml_harness.project import NullTimer
     from awml_harness.threads import torch_in_effect
 

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-
 OUTLIER_FACTOR = 2.0  # a round slower than this x the median is an outlier
 WARN_SPREAD = {"p95_over_p50": 2.0, "outlier_share": 0.05}  # above either: warn
 
