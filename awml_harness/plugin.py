@@ -149,6 +149,16 @@ class _XdistHooks:
         if sink is not None:
             node.workerinput["awml_run_started"] = sink.started
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        """`-n N` (xdist's `load`): one deploy config per unit of work (xdist_scheduling.py)."""
+        harness = config.stash.get(SESSION_KEY, None)
+        if harness is None or config.getvalue("dist") != "load":
+            return None
+        from awml_harness.xdist_scheduling import ConfigScopeScheduling
+
+        return ConfigScopeScheduling(config, log, tuple(harness.configs))
+
 
 class _BenchmarkHooks:
     @pytest.hookimpl

@@ -144,3 +144,43 @@ def test_summary_marks_high_spread():
     assert "233.30 !" in lines[2] and "25 % !" in lines[2]
     assert "  latency pytorch: latency is unstable (p95_over_p50 = 233 > 2)" in lines
     assert "  threads: intra-op 2, inter-op 1 (evaluation.threads)" in lines
+
+
+def test_config_scope_of_node_ids():
+    from awml_harness.xdist_scheduling import config_scope
+
+    ids = ("CenterPoint", "CenterPoint-deploy_config_full", "Toy")
+    assert config_scope("suites/test_export.py::test_export[Toy-model-onnx]", ids) == "Toy"
+    assert config_scope("suites/test_verification.py::test_verification[CenterPoint-pytorch:cpu-vs-onnx:cpu-s0]",
+                        ids) == "CenterPoint"
+    assert config_scope("suites/test_export.py::test_export[CenterPoint-deploy_config_full-x-onnx]",
+                        ids) == "CenterPoint-deploy_config_full"
+    assert config_scope("suites/test_evaluation.py::test_evaluation[Toy-shard2of2]", ids) == "Toy-shard2"
+    assert config_scope("tests/core/test_x.py::test_y[Other-1]", ids) == "tests/core/test_x.py::test_y[Other-1]"
+    assert config_scope("tests/core/test_x.py::test_z", ids) == "tests/core/test_x.py::test_z"
+
+
+def test_xdist_keeps_a_config_on_one_worker_and_shards_only_large_evaluations(toy_repo):
+    """5 samples < evaluation.shard_min_samples (200): no shards under -n 2, and the
+    config's tests are one unit of work (one worker sets the model up)."""
+    pytest.importorskip("xdist")
+    one = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "evaluation or verification",
+                                        "-n", "2", "-v")
+    one.assert_outcomes(passed=4)
+    out = one.stdout.str()
+    assert "ConfigScopeScheduling" in out and "-shard1of" not in out
+    workers = {line.split("]")[0] for line in out.splitlines() if line.startswith("[gw") and "PASSED" in line}
+    assert len(workers) == 1, out
+    # two shards once each keeps >= 2 samples; each shard is a unit of its own
+    sharded = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "evaluation", "-n", "2", "-v",
+                                            "--cfg-options", "evaluation.shard_min_samples=2")
+    sharded.assert_outcomes(passed=2)
+    lines = [x for x in sharded.stdout.str().splitlines() if x.startswith("[gw") and "PASSED" in x]
+    assert sorted(x.split("PASSED ")[1].strip() for x in lines) == [
+        "suites/test_evaluation.py::test_evaluation[Toy-shard1of2]",
+        "suites/test_evaluation.py::test_evaluation[Toy-shard2of2]"]
+    assert len({x.split("]")[0] for x in lines}) == 2
+    bad = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "--cfg-options",
+                                        "evaluation.shard_min_samples=0")
+    assert bad.ret == 4
+    bad.stderr.fnmatch_lines(["*evaluation.shard_min_samples*"])
