@@ -196,7 +196,8 @@ def p7(quick: bool) -> list[Row]:
         suite_run("not latency", tmp, "p7-warmup", cold=False)
         n = 520 if quick else P7_SAMPLES
         repeat = -(-n // 40)
-        big = ("--cfg-options", f"model_cfg.dataset_repeat={repeat}", f"evaluation.num_samples={n}")
+        big = ("--cfg-options", f"CalibrationStatusClassification:model_cfg.dataset_repeat={repeat}",
+               f"CalibrationStatusClassification:evaluation.num_samples={n}")
         cases = [("shipped configs, latency deselected", "not latency", (), "<= 1.1", lambda r: r <= 1.1),
                  (f"calibration evaluation, {n} samples", "calibration and evaluation", big, "< 0.7", lambda r: r < 0.7)]
         for what, kw, extra, goal, ok in cases:
