@@ -24,9 +24,10 @@ def ort_session(path: Path, threads: int = 0, spinning: bool = False, inter_op: 
     """The session options the harness uses (backends/onnxruntime.py), nothing else."""
     import onnxruntime as ort
 
-    from awml_harness.backends.onnxruntime import session_options
+    from awml_harness.backends.onnxruntime import ARENA_MAX_INPUT_BYTES, session_options, static_input_bytes
 
-    return ort.InferenceSession(str(path), sess_options=session_options(threads, spinning, inter_op),
+    arena = static_input_bytes(path) < ARENA_MAX_INPUT_BYTES
+    return ort.InferenceSession(str(path), sess_options=session_options(threads, spinning, inter_op, arena),
                                 providers=["CPUExecutionProvider"])
 
 

@@ -96,6 +96,14 @@ def test_onnxruntime_session_gets_the_policy(tmp_path):
     opts = runner.session.get_session_options()
     assert (opts.intra_op_num_threads, opts.inter_op_num_threads) == (1, 1)
     assert runner.infer({"x": -np.ones((1, 4), np.float32)})["y"].max() == 0.0
+    assert opts.enable_cpu_mem_arena  # small input: the arena stays
+    big = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 1024, 1024])],
+                            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 1024, 1024])])
+    model = helper.make_model(big, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    save(model, str(tmp_path / "big.onnx"))
+    large = OnnxRuntimeRunner(tmp_path / "big.onnx", threads=1, inter_op=1)
+    assert not large.session.get_session_options().enable_cpu_mem_arena  # 32 MB input: no arena
 
 
 def test_latency_run_records_threads_and_spread_and_gates(toy_repo):
