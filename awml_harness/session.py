@@ -26,6 +26,7 @@ from awml_harness.config.schema import Backend, BackendSpec, DeployConfig
 from awml_harness.config.typed import to_builtin
 from awml_harness.export.store import Artifact, ArtifactStore, file_sha256
 from awml_harness.project import NullTimer, Prepared, ProjectAdapter, StageTimer, load_project_class
+from awml_harness.threads import apply_torch, resolve
 
 ARTIFACT_FORMAT = 1  # bump when the export code changes what it writes
 
@@ -68,16 +69,12 @@ class ProjectContext:
         self._ref_results: dict[tuple[BackendSpec, int], RunResult] = {}
         self._evaluation: dict[str, Any] | None = None
         self.store = ArtifactStore(Path(cfg.export.work_dir) / "artifacts")
-        from awml_harness.threads import resolve
-
         self.thread_policy = resolve(options.threads, cfg.evaluation.threads)
 
     # -- model and data -------------------------------------------------------------------
     @property
     def model(self) -> Any:
         if self._model is None:
-            from awml_harness.threads import apply_torch
-
             apply_torch(self.thread_policy)  # export and reference runs too, not only TorchRunner
             self._model = self.adapter.build_model()
         return self._model
@@ -356,8 +353,6 @@ class HarnessSession:
 
     def thread_policies(self) -> dict[str, dict[str, Any]]:
         """config id -> its thread policy (awml_harness/threads.py), for the reports."""
-        from awml_harness.threads import resolve
-
         return {cid: resolve(self.options.threads, cfg.evaluation.threads).as_dict()
                 for cid, cfg in self.configs.items()}
 
