@@ -26,7 +26,7 @@ def ort_session(path: Path, threads: int = 0, spinning: bool = False, inter_op: 
 
     from awml_harness.backends.onnxruntime import ARENA_MAX_INPUT_BYTES, session_options, static_input_bytes
 
-    arena = static_input_bytes(path) < ARENA_MAX_INPUT_BYTES
+    arena = 0 <= static_input_bytes(path) < ARENA_MAX_INPUT_BYTES
     return ort.InferenceSession(str(path), sess_options=session_options(threads, spinning, inter_op, arena),
                                 providers=["CPUExecutionProvider"])
 

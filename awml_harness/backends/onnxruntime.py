@@ -31,15 +31,16 @@ def providers_for(device: str) -> list:
     return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
 
 
-# inputs this large mean activations of hundreds of MB: ONNX Runtime's CPU arena then
+# Inputs this large mean activations of hundreds of MB: ONNX Runtime's CPU arena then
 # grows in powers of two and keeps its peak for the session's life (full-size CenterPoint
 # backbone: 1.7 GB peak with the arena, 1.0 GB without; several sessions alive at once
-# took the run to 4.6 GB, issue 16 P8). Small models keep the arena (no malloc per run).
+# took the run to 4.6 GB, issue 16 P8). Inputs with dynamic axes (CenterPoint's voxel
+# count) can be that large too and reuse the arena poorly. Small static models keep it.
 ARENA_MAX_INPUT_BYTES = 32 << 20
 
 
 def static_input_bytes(path: Path) -> int:
-    """Bytes of the graph inputs, dynamic axes counted as 1 (read without weights)."""
+    """Bytes of the graph inputs (read without weights); -1 when an axis is dynamic."""
     import onnx
     from onnx import helper
 
@@ -52,7 +53,9 @@ def static_input_bytes(path: Path) -> int:
         t = v.type.tensor_type
         n = 1
         for d in t.shape.dim:
-            n *= d.dim_value if d.dim_value > 0 else 1
+            if d.dim_value <= 0:
+                return -1
+            n *= d.dim_value
         total += n * helper.tensor_dtype_to_np_dtype(t.elem_type).itemsize
     return total
 
@@ -85,7 +88,7 @@ class OnnxRuntimeRunner:
         except ImportError:
             raise BackendUnavailable("onnxruntime is not installed") from None
         self.name = f"{name}:{device}"
-        arena = static_input_bytes(path) < ARENA_MAX_INPUT_BYTES
+        arena = 0 <= static_input_bytes(path) < ARENA_MAX_INPUT_BYTES
         self.session = ort.InferenceSession(str(path), sess_options=session_options(threads, spinning, inter_op, arena),
                                             providers=providers_for(device))
         self.input_names = tuple(i.name for i in self.session.get_inputs())

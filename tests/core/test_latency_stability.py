@@ -104,6 +104,13 @@ def test_onnxruntime_session_gets_the_policy(tmp_path):
     save(model, str(tmp_path / "big.onnx"))
     large = OnnxRuntimeRunner(tmp_path / "big.onnx", threads=1, inter_op=1)
     assert not large.session.get_session_options().enable_cpu_mem_arena  # 32 MB input: no arena
+    dyn = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+                            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4])])
+    model = helper.make_model(dyn, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    save(model, str(tmp_path / "dyn.onnx"))
+    dynamic = OnnxRuntimeRunner(tmp_path / "dyn.onnx", threads=1, inter_op=1)
+    assert not dynamic.session.get_session_options().enable_cpu_mem_arena  # dynamic axis: no arena
 
 
 def test_latency_run_records_threads_and_spread_and_gates(toy_repo):
