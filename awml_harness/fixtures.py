@@ -43,13 +43,25 @@ def generate_cases(session: Any, kind: str) -> list[Any]:
         elif kind == "awml_eval_case":
             if not cfg.evaluation.enabled:
                 continue
-            if session.shards > 1:
-                cases += [EvalShardCase(cid, k, session.shards) for k in range(session.shards)]
+            shards = eval_shards(session, cid)
+            if shards > 1:
+                cases += [EvalShardCase(cid, k, shards) for k in range(shards)]
             else:
                 cases += [BackendCase(cid, name, spec) for name, spec in cfg.evaluation.specs().items()]
         elif kind == "awml_latency_case" and cfg.evaluation.latency:
             cases += [BackendCase(cid, name, spec) for name, spec in cfg.evaluation.specs().items()]
     return cases
+
+
+def eval_shards(session: Any, config_id: str) -> int:
+    """How many xdist shards a config's evaluation is split into: one per worker, but only
+    while every shard keeps evaluation.shard_min_samples samples. A shard costs a worker
+    the whole model set-up, so a small evaluation stays in one test (issue 16, P7)."""
+    if session.shards <= 1:
+        return 1
+    ev = session.configs[config_id].evaluation
+    n = session.context(config_id).num_eval_samples()
+    return max(1, min(session.shards, n // ev.shard_min_samples))
 
 
 @pytest.fixture(scope="session")

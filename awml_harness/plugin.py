@@ -55,8 +55,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--awml-allow-python-in-yaml", action="store_true", default=False,
                     help="let YAML deploy configs name .py files (_base_, model_cfg); those run as code. "
                          "Off: a YAML config never runs Python")
-    group.addoption("--awml-threads", type=_positive_int, default=0, metavar="N",
-                    help="ONNX Runtime intra-op threads (0: its default)")
+    group.addoption("--awml-threads", type=_positive_int, default=None, metavar="N",
+                    help="CPU threads of every backend (PyTorch and ONNX Runtime intra-op; inter-op 1); "
+                         "overrides evaluation.threads. Default 1: stable latency on small shared machines. "
+                         "0: each library's own default")
     group.addoption("--awml-ort-spinning", action="store_true", default=False,
                     help="let ONNX Runtime's threads spin between runs (its default; lowest ORT latency, "
                          "but it slows the other backends in the same process). Off unless given")
@@ -187,6 +189,16 @@ class _XdistHooks:
         if sink is not None:
             node.workerinput["awml_run_started"] = sink.started
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        """`-n N` (xdist's `load`): one deploy config per unit of work (xdist_scheduling.py)."""
+        harness = config.stash.get(SESSION_KEY, None)
+        if harness is None or config.getvalue("dist") != "load":
+            return None
+        from awml_harness.xdist_scheduling import ConfigScopeScheduling
+
+        return ConfigScopeScheduling(config, log, tuple(harness.configs))
+
 
 class _BenchmarkHooks:
     def __init__(self, sink: Any) -> None:
@@ -216,6 +228,11 @@ class _BenchmarkHooks:
 
         info = awml_machine_info()
         machine_info["awml"] = {k: info[k] for k in ("gpu", "cuda", "driver", "torch", "onnxruntime", "tensorrt") if k in info}
+        harness = config.stash.get(SESSION_KEY, None)
+        if harness is not None:
+            from awml_harness.threads import torch_in_effect
+
+            machine_info["awml"]["threads"] = {"policy": harness.thread_policies(), "torch": torch_in_effect()}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

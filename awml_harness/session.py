@@ -26,6 +26,7 @@ from awml_harness.config.schema import Backend, BackendSpec, DeployConfig
 from awml_harness.config.typed import to_builtin
 from awml_harness.export.store import Artifact, ArtifactStore, file_sha256
 from awml_harness.project import NullTimer, Prepared, ProjectAdapter, StageTimer, load_project_class
+from awml_harness.threads import apply_torch, resolve
 
 ARTIFACT_FORMAT = 1  # bump when the export code changes what it writes
 # harness modules, besides awml_harness/export/*.py, whose code decides an ONNX file's
@@ -37,7 +38,7 @@ EXPORT_CODE = ("graph.py", "checkpoint.py", "openmmlab.py", "session.py")
 class RunOptions:
     rebuild_before: float | None = None
     strict: bool = False
-    threads: int = 0
+    threads: int | None = None  # --awml-threads (None: not given; awml_harness/threads.py)
     ort_spinning: bool = False  # ONNX Runtime thread spinning (off: fair to the other backends)
     save_golden: Path | None = None
     golden: Path | None = None
@@ -71,11 +72,13 @@ class ProjectContext:
         self._ref_results: dict[tuple[BackendSpec, int], RunResult] = {}
         self._evaluation: dict[str, Any] | None = None
         self.store = ArtifactStore(Path(cfg.export.work_dir) / "artifacts")
+        self.thread_policy = resolve(options.threads, cfg.evaluation.threads)
 
     # -- model and data -------------------------------------------------------------------
     @property
     def model(self) -> Any:
         if self._model is None:
+            apply_torch(self.thread_policy)  # export and reference runs too, not only TorchRunner
             self._model = self.adapter.build_model()
         return self._model
 
@@ -242,14 +245,16 @@ class ProjectContext:
             out = {}
             for name, g in self.graphs.items():
                 module = g.module if spec.device == "cpu" else copy.deepcopy(g.module)
-                out[name] = TorchRunner(module, g.input_names, g.output_names, spec.device)
+                out[name] = TorchRunner(module, g.input_names, g.output_names, spec.device,
+                                        threads=self.thread_policy)
             return out
         if spec.backend is Backend.ONNX:
             from awml_harness.backends.onnxruntime import OnnxRuntimeRunner
 
             arts = self.onnx_artifacts(spec.precision)
-            return {name: OnnxRuntimeRunner(a.path, spec.device, self.options.threads,
-                                           spinning=self.options.ort_spinning) for name, a in arts.items()}
+            tp = self.thread_policy
+            return {name: OnnxRuntimeRunner(a.path, spec.device, tp.intra_op, spinning=self.options.ort_spinning,
+                                            inter_op=tp.inter_op) for name, a in arts.items()}
         if spec.backend is Backend.TENSORRT:
             from awml_harness.backends.tensorrt import TensorRTRunner, require_tensorrt
 
@@ -383,6 +388,11 @@ class HarnessSession:
             cls = load_project_class(cfg.project_dir or cfg.project, [Path(cfg.source).parent])
             self._adapters[config_id] = cls(cfg)
         return self._adapters[config_id]
+
+    def thread_policies(self) -> dict[str, dict[str, Any]]:
+        """config id -> its thread policy (awml_harness/threads.py), for the reports."""
+        return {cid: resolve(self.options.threads, cfg.evaluation.threads).as_dict()
+                for cid, cfg in self.configs.items()}
 
     def context(self, config_id: str) -> ProjectContext:
         if config_id not in self._contexts:

@@ -1,6 +1,7 @@
 """Model latency per backend through pytest-benchmark (so --benchmark-autosave,
 --benchmark-compare and --benchmark-compare-fail work unchanged), plus percentiles,
-a per-stage breakdown and the configured latency budgets."""
+their spread (warned about when high, gated by latency_stability), a per-stage
+breakdown, the thread policy in effect and the configured latency budgets."""
 
 from __future__ import annotations
 
@@ -8,8 +9,18 @@ import pytest
 
 
 def test_latency(awml, awml_latency_case, awml_record, guard_backend, benchmark, pytestconfig):
-    from awml_harness.metrics.latency import check_budget, stage_medians, summarize
+    import warnings
+
+    from awml_harness.metrics.latency import (
+        LatencySpreadWarning,
+        check_budget,
+        check_stability,
+        spread_warning,
+        stage_medians,
+        summarize,
+    )
     from awml_harness.project import NullTimer
+    from awml_harness.threads import torch_in_effect
 
     case = awml_latency_case
     if benchmark.disabled:
@@ -35,7 +46,9 @@ def test_latency(awml, awml_latency_case, awml_record, guard_backend, benchmark,
     sample = ctx.dataset[index]
     stage_runs = [ctx.timed_run(case.spec, sample).stages for _ in range(min(ev.latency_rounds, 10))]
     stages = stage_medians(stage_runs)
-    benchmark.extra_info.update({f"{k}": v for k, v in stats.items() if k.startswith("p")})
+    benchmark.extra_info.update({f"{k}": v for k, v in stats.items() if k.startswith("p") or k == "outlier_share"})
+    threads = {"policy": ctx.thread_policy.as_dict(), "torch": torch_in_effect()}
+    benchmark.extra_info["threads"] = threads
     benchmark.extra_info["stages_median_ms"] = stages
     benchmark.extra_info["device"] = case.spec.device
     benchmark.extra_info["precision"] = case.spec.precision
@@ -48,6 +61,11 @@ def test_latency(awml, awml_latency_case, awml_record, guard_backend, benchmark,
             benchmark.extra_info["device_time_ms"] = device_ms
     budget = ev.backends[case.name].latency_budget
     violations = check_budget(stats, budget, key_prefix=f"evaluation.backends.{case.name}.latency_budget")
+    warning = spread_warning(stats)
+    if warning:
+        warnings.warn(LatencySpreadWarning(f"{case.id}: {warning}"), stacklevel=1)
+    violations += check_stability(stats, ev.backends[case.name].latency_stability,
+                                  key_prefix=f"evaluation.backends.{case.name}.latency_stability")
     limits = ev.backends[case.name].latency_regression
     baseline = None
     if limits and pytestconfig.option.awml_latency_baseline:
@@ -70,7 +88,8 @@ def test_latency(awml, awml_latency_case, awml_record, guard_backend, benchmark,
     awml_record({"kind": "latency", "config": case.config_id, "backend": case.name,
                  "device": case.spec.device, "precision": case.spec.precision, "unit": "ms",
                  **stats, "samples_ms": [t * 1e3 for t in benchmark.stats.stats.data], "stages_median_ms": stages, "device_time_ms": device_ms,
-                 "budget": dict(budget), "regression_limits": dict(limits), "baseline_ms": baseline,
+                 "threads": threads, "stability_limits": dict(ev.backends[case.name].latency_stability),
+                 "spread_warning": warning, "budget": dict(budget), "regression_limits": dict(limits), "baseline_ms": baseline,
                  "budget_violations": violations, "artifacts": ctx.all_artifacts()})
     if violations:
-        pytest.fail(f"{case.id}: latency over budget or regressed:\n" + "\n".join(violations), pytrace=False)
+        pytest.fail(f"{case.id}: latency over budget, unstable or regressed:\n" + "\n".join(violations), pytrace=False)

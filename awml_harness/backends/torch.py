@@ -50,7 +50,8 @@ def flatten_outputs(out: Any, output_names: tuple[str, ...], where: str) -> tupl
 
 class TorchRunner:
     def __init__(self, module: Any, input_names: tuple[str, ...], output_names: tuple[str, ...],
-                 device: str = "cpu", name: str = "pytorch") -> None:
+                 device: str = "cpu", name: str = "pytorch", threads: Any = None) -> None:
+        """`threads`: an awml_harness.threads.ThreadPolicy (None: leave torch as it is)."""
         import torch
 
         if device.startswith("cuda"):
@@ -70,10 +71,19 @@ class TorchRunner:
         self.module = module.to(self.device).eval() if device != "cpu" else module.eval()
         self.input_names = input_names
         self.output_names = output_names
+        self._intra_op = 0
+        if threads is not None:
+            from awml_harness.threads import apply_torch
+
+            apply_torch(threads)
+            self._intra_op = threads.intra_op
 
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         torch = self._torch
         check_feeds(self.name, self.input_names, feeds)
+        if self._intra_op and torch.get_num_threads() != self._intra_op:
+            # process-wide: another config (or library) may have changed it since
+            torch.set_num_threads(self._intra_op)
         with torch.inference_mode():
             args = [torch.from_numpy(np.ascontiguousarray(feeds[n])).to(self.device) for n in self.input_names]
             out = flatten_outputs(self.module(*args), self.output_names, self.name)

@@ -354,9 +354,19 @@ class EvalBackend:
     # max relative increase vs a saved pytest-benchmark baseline (--awml-latency-baseline),
     # any statistic incl. percentiles, e.g. {"p95": 0.10} = at most 10 % slower at p95
     latency_regression: Mapping[str, float] = field(default_factory=dict)
+    # latency spread gate, e.g. {"p95_over_p50": 2.0, "outlier_share": 0.05}: test_latency
+    # fails when p95/p50 or the share of rounds slower than 2x the median exceeds it
+    latency_stability: Mapping[str, float] = field(default_factory=dict)
 
     def validate(self, key: str) -> None:
         object.__setattr__(self, "device", check_device(self.device, f"{key}.device"))
+        for stat, value in self.latency_stability.items():
+            if stat not in LATENCY_STABILITY_KEYS:
+                raise ConfigError(f"{key}.latency_stability.{stat}", value, f"one of {sorted(LATENCY_STABILITY_KEYS)}")
+            if stat == "p95_over_p50" and not value >= 1.0:
+                raise ConfigError(f"{key}.latency_stability.{stat}", value, "a ratio >= 1 (p95 is never below p50)")
+            if stat == "outlier_share" and not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{key}.latency_stability.{stat}", value, "a share between 0 and 1")
         for stat, value in self.latency_budget.items():
             if stat not in LATENCY_BUDGET_KEYS:
                 raise ConfigError(f"{key}.latency_budget.{stat}", value, f"one of {sorted(LATENCY_BUDGET_KEYS)}")
@@ -371,6 +381,7 @@ class EvalBackend:
 
 LATENCY_STATS = frozenset({"mean", "median", "min", "max", "p50", "p90", "p95", "p99"})
 LATENCY_BUDGET_KEYS = frozenset(f"{s}_ms" for s in LATENCY_STATS)
+LATENCY_STABILITY_KEYS = frozenset({"p95_over_p50", "outlier_share"})
 
 
 @dataclass(frozen=True)
@@ -388,8 +399,19 @@ class EvaluationConfig:
     latency: bool = True  # test_latency per backend (independent of `enabled`)
     latency_rounds: int = 20
     latency_warmup: int = 3
+    # CPU threads per backend (PyTorch and ONNX Runtime intra-op; inter-op 1); None: the
+    # harness default (awml_harness/threads.py), 0: each library's own default.
+    # --awml-threads overrides it.
+    threads: int | None = None
+    # under pytest-xdist, evaluation is split across workers only while each shard keeps
+    # at least this many samples (a shard costs a worker the whole model set-up)
+    shard_min_samples: int = 200
 
     def validate(self, key: str) -> None:
+        if self.shard_min_samples < 1:
+            raise ConfigError(f"{key}.shard_min_samples", self.shard_min_samples, "an integer >= 1")
+        if self.threads is not None and self.threads < 0:
+            raise ConfigError(f"{key}.threads", self.threads, "an integer >= 0 (0: each library's default) or None")
         if self.num_samples < -1 or self.num_samples == 0:
             raise ConfigError(f"{key}.num_samples", self.num_samples, "-1 (all) or a positive integer")
         for name in self.backends:

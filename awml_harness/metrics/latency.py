@@ -1,8 +1,14 @@
-"""Latency statistics in milliseconds, budgets, and CUDA device time.
+"""Latency statistics in milliseconds, their spread, budgets, and CUDA device time.
 
 Percentiles use linear interpolation (numpy's default), the same rule for every
 backend. Budgets are absolute ceilings per statistic (`p95_ms: 20`); their errors
 name the config key so the fix is obvious from the CI log.
+
+Spread: a median alone hides the failure mode of small shared machines, a forward
+that stalls for hundreds of milliseconds now and then. Two figures catch it:
+`p95_over_p50` (how far the slow tail is from the typical call) and `outlier_share`
+(the share of rounds slower than OUTLIER_FACTOR x the median). Above WARN_SPREAD a
+warning says the figures are not to be trusted; `latency_stability` gates on them.
 """
 
 from __future__ import annotations
@@ -11,6 +17,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+OUTLIER_FACTOR = 2.0  # a round slower than this x the median is an outlier
+WARN_SPREAD = {"p95_over_p50": 2.0, "outlier_share": 0.05}  # above either: warn
 
 
 def summarize(seconds: Sequence[float]) -> dict[str, float]:
@@ -22,7 +31,44 @@ def summarize(seconds: Sequence[float]) -> dict[str, float]:
         "mean": float(ms.mean()), "std": float(ms.std(ddof=1)) if ms.size > 1 else 0.0,
         "min": float(ms.min()), "max": float(ms.max()), "median": float(np.median(ms)),
         "p50": float(p50), "p90": float(p90), "p95": float(p95), "p99": float(p99), "rounds": int(ms.size),
+        **spread(ms),
     }
+
+
+def spread(ms: Any) -> dict[str, float]:
+    """p95/p50 and the share of rounds above OUTLIER_FACTOR x median, of times in ms."""
+    ms = np.asarray(ms, dtype=np.float64)
+    if ms.size == 0:
+        return {}
+    p50, p95 = np.percentile(ms, [50, 95])
+    ratio = float(p95 / p50) if p50 > 0 else float("inf")
+    return {"p95_over_p50": ratio, "outlier_share": float(np.mean(ms > OUTLIER_FACTOR * p50)),
+            "outlier_factor": OUTLIER_FACTOR}
+
+
+class LatencySpreadWarning(UserWarning):
+    """A backend's latency rounds vary too much for its percentiles to mean much."""
+
+
+def spread_warning(stats: Mapping[str, float]) -> str | None:
+    """One line when the spread is above WARN_SPREAD, else None."""
+    high = [f"{k} = {stats[k]:.3g} > {limit:g}" for k, limit in WARN_SPREAD.items()
+            if stats.get(k) is not None and stats[k] > limit]
+    if not high:
+        return None
+    return (f"latency is unstable ({', '.join(high)}; outlier = slower than {OUTLIER_FACTOR:g}x median): "
+            "the machine is loaded or the backend's threads wait on each other; the percentiles "
+            "are not representative (try --awml-threads 1, a quieter machine, more latency_rounds)")
+
+
+def check_stability(stats: Mapping[str, float], limits: Mapping[str, float], key_prefix: str) -> list[str]:
+    out = []
+    for key, limit in sorted(limits.items()):
+        value = stats.get(key)
+        if value is not None and value > limit:
+            unit = "" if key == "p95_over_p50" else f" ({100 * value:.1f} % of {int(stats.get('rounds', 0))} rounds)"
+            out.append(f"  - {key} = {value:.3f}{unit} exceeds {key_prefix}.{key} = {limit:g}")
+    return out
 
 
 def stage_medians(runs: Sequence[Mapping[str, Sequence[float]]]) -> dict[str, float]:

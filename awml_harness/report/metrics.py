@@ -137,11 +137,20 @@ def build_document(harness: Any, sink: Any, *, exitstatus: int, argv: list[str],
             "tests": dict(sink.outcomes),
             "problems": sink.problems,
             "unverified": unverified,
+            # CPU thread policy per config (awml_harness/threads.py) and what this
+            # process's torch really had; each latency entry records its own process's
+            "threads": _threads(harness),
         },
         "machine": machine_info(),
         "projects": projects,
     }
     return jsonable(doc)
+
+
+def _threads(harness: Any) -> dict[str, Any]:
+    from awml_harness.threads import torch_in_effect
+
+    return {"policy": harness.thread_policies(), "torch": torch_in_effect()}
 
 
 def metrics_path(harness: Any, option: str | None, rootdir: Path, doc_projects: Any = ()) -> Path:

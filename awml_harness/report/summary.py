@@ -18,7 +18,8 @@ def rows_for(entry: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     ev = entry["evaluation"]["backends"]
     lat = entry["latency"]
     headline = next((b.get("headline") for b in ev.values() if b.get("headline")), None) or "metric"
-    header = ["backend", "device", "precision", headline, "delta", "p50 ms", "p95 ms", "verified", "artifacts"]
+    header = ["backend", "device", "precision", headline, "delta", "p50 ms", "p95 ms", "p95/p50",
+              "outliers", "verified", "artifacts"]
     names = list(dict.fromkeys([*ev, *lat]))
     results = entry["verification"]["results"]
     reused = [a["reused"] for a in entry.get("artifacts", [])]
@@ -36,8 +37,29 @@ def rows_for(entry: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         status = e.get("status")
         value = _fmt(metrics.get(headline)) if status in (None, "ok", "no-reference") else status
         rows.append([name, device, precision, value, _fmt(delta, "+.4f"),
-                     _fmt(lt.get("p50"), ".3f"), _fmt(lt.get("p95"), ".3f"), verified, art])
+                     _fmt(lt.get("p50"), ".3f"), _fmt(lt.get("p95"), ".3f"), *_spread_cells(lt), verified, art])
     return header, rows
+
+
+def _spread_cells(lt: dict[str, Any]) -> list[str]:
+    """p95/p50 and outlier share, a trailing '!' when the test warned that they are high."""
+    if "outlier_share" not in lt:
+        return ["-", "-"]
+    mark = " !" if lt.get("spread_warning") else ""
+    return [_fmt(lt.get("p95_over_p50"), ".2f") + mark, f"{100 * lt['outlier_share']:.0f} %{mark}"]
+
+
+def spread_notes(entry: dict[str, Any]) -> list[str]:
+    return [f"  latency {name}: {lt['spread_warning']}" for name, lt in entry.get("latency", {}).items()
+            if lt.get("spread_warning")]
+
+
+def threads_line(doc: dict[str, Any], cid: str) -> str | None:
+    policy = (doc.get("run", {}).get("threads") or {}).get("policy", {}).get(cid)
+    if not policy:
+        return None
+    intra = policy["intra_op"] or "library default"
+    return f"  threads: intra-op {intra}, inter-op {policy['inter_op'] or 'library default'} ({policy['source']})"
 
 
 def render_summary(doc: dict[str, Any]) -> list[str]:
@@ -50,6 +72,11 @@ def render_summary(doc: dict[str, Any]) -> list[str]:
             lines.append("  " + "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=False)))
             for r in rows:
                 lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)))
+        lines += spread_notes(entry)
+        if entry.get("latency"):
+            line = threads_line(doc, cid)
+            if line:
+                lines.append(line)
         ver = entry["verification"]
         if ver["passed"] + ver["failed"]:
             lines.append(f"  verification: {ver['passed']}/{ver['passed'] + ver['failed']} passed")
