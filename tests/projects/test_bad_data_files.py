@@ -38,7 +38,7 @@ def test_centerpoint_point_file_that_is_not_whole_points_names_the_file(tmp_path
     from projects.CenterPoint.data import InfoDataset
 
     payload = np.arange(15, dtype=np.float32).tobytes() + b"\x00" * extra
-    ds = InfoDataset(_centerpoint_info(tmp_path, payload), tmp_path, num_point_features=4)
+    ds = InfoDataset(_centerpoint_info(tmp_path, payload), tmp_path, 4)
     with pytest.raises(DataError, match=rf"pts.bin: {60 + extra} bytes is not a whole number of points of 5 "
                                         r"float32 features \(20 bytes each\)"):
         ds[0]

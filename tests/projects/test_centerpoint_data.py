@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from awml_harness.io import DataError
 from awml_harness.io.safe_pickle import UnsafePickleError
 from awml_harness.io.safe_pickle import load_pickle as safe_load
 from projects.CenterPoint.data import InfoDataset, PointLoading, load_points, read_points
@@ -136,7 +137,7 @@ def test_read_points_names_the_file_of_a_broken_size(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"bad\.bin: 44 bytes is not a whole number of points of 5 float32"):
         read_points(tmp_path / "bad.bin", 5)
     assert read_points(tmp_path / "bad.bin", 11).shape == (1, 11)
-    with pytest.raises(FileNotFoundError, match="missing.bin"):
+    with pytest.raises(DataError, match="missing.bin: cannot read point file"):
         read_points(tmp_path / "missing.bin", 4)
 
 
