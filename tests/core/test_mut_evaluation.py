@@ -194,3 +194,30 @@ def test_without_a_reference_result_nothing_is_gated():
     assert "passed" not in out["onnx"] and out["onnx"]["metrics"]["score"] == 0.75
     out = merge_shards(Adapter(), _shards({}), "tensorrt", lambda name: {"*": 0.0})
     assert {e["status"] for e in out.values()} == {"no-reference"}
+
+
+def test_float_noise_below_1e_12_is_not_a_metric_change():
+    assert delta_failures({"m": 1e-12}, {"m": 0.0}, {"*": 0.0})[1] == []
+    assert len(delta_failures({"m": 2e-12}, {"m": 0.0}, {"*": 0.0})[1]) == 1
+
+
+def test_merge_tolerates_shards_without_timing_and_sorts_by_sample_index_not_id():
+    shards = _shards({})
+    for shard in shards:
+        for entry in shard["backends"].values():
+            for s in entry["samples"]:
+                s["sample_id"] = f"id{9 - s['index']}"  # ids sort the other way round
+    del shards[0]["backends"]["onnx"]["seconds"]
+    out = merge_shards(Adapter(), shards, "pytorch", lambda name: {"*": 0.0})
+    assert out["onnx"]["seconds"] == pytest.approx(0.5)
+    assert out["onnx"]["metrics"]["ids"] == "id9,id8,id7,id6"
+
+
+def test_a_failed_backend_listed_first_does_not_stop_the_gate_of_the_others():
+    shards = _shards({2: 9})
+    for shard in shards:
+        shard["backends"] = {"tensorrt": {"device": "cuda:0", "precision": "fp32", "error": "boom", "samples": []},
+                             **shard["backends"]}
+    out = merge_shards(Adapter(), shards, "pytorch", lambda name: {"*": 0.0})
+    assert list(out)[0] == "tensorrt" and out["tensorrt"]["status"] == "error"
+    assert out["onnx"]["passed"] is False and out["pytorch"]["passed"] is True

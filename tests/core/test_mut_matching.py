@@ -196,3 +196,63 @@ def test_message_shows_the_worst_pair_only_when_a_delta_is_too_large():
     assert bad_score.message().splitlines()[-1].startswith("  worst pair: {'ref': ")
     bad_box = match_detections(ref, d2([[0, 0, 10, 13]], [0.9], [0]), threshold=0.5)
     assert "worst pair" in bad_box.message() and "max box delta 3 vs allowed 2" in bad_box.message()
+
+
+def test_iou_is_computed_in_float_whatever_the_box_dtype():
+    a = np.array([[0, 0, 20, 20]], np.uint8)  # areas of 400 do not fit in uint8
+    b = np.array([[10, 10, 30, 30]], np.uint8)
+    np.testing.assert_allclose(pairwise_iou(a, b), [[1 / 7]])
+    np.testing.assert_allclose(pairwise_iou(a, b.astype(float)), [[1 / 7]])
+    np.testing.assert_allclose(pairwise_iou(a.astype(float), b), [[1 / 7]])
+
+
+def test_no_boxes_given_as_an_empty_list():
+    b = np.zeros((2, 7))
+    assert pairwise_center_distance([], b).shape == (0, 2)
+    assert pairwise_center_distance(b, []).shape == (2, 0)
+
+
+def test_a_class_seen_on_one_side_only_does_not_stop_the_other_classes():
+    ref = d2([[0, 0, 10, 10], [50, 50, 60, 60]], [0.9, 0.9], [0, 1])
+    test = d2([[50, 50, 60, 60]], [0.9], [1])
+    r = match_detections(ref, test)
+    assert r.matched == 1 and [b["label"] for b in r.unmatched_ref] == [0] and r.unmatched_test == []
+
+
+def test_a_reference_box_without_candidate_does_not_stop_the_next_one():
+    ref = d2([[100, 100, 110, 110], [0, 0, 10, 10]], [0.9, 0.8], [0, 0])
+    test = d2([[0, 0, 10, 10]], [0.8], [0])
+    r = match_detections(ref, test)
+    assert r.matched == 1 and [b["box"][0] for b in r.unmatched_ref] == [100.0]
+
+
+def test_equally_close_boxes_pair_by_nearest_score_not_lowest():
+    ref = d2([[0, 0, 10, 10]], [0.85], [0])
+    test = d2([[0, 0, 10, 10], [0, 0, 10, 10]], [0.3, 0.9], [0, 0])
+    r = match_detections(ref, test, score_threshold=0.5)
+    assert r.max_score_delta == pytest.approx(0.05) and r.worst_pair["test"]["score"] == 0.9
+
+
+def test_borderline_counts_every_box_and_the_cut_is_inclusive_on_the_test_side():
+    ref = d2([[0, 0, 10, 10], [20, 20, 30, 30], [40, 40, 50, 50]], [0.875, 0.25, 0.375], [0, 0, 0])
+    test = d2([[0, 0, 10, 10], [70, 70, 80, 80], [90, 90, 99, 99]], [0.875, 0.375, 0.125], [0, 0, 0])
+    r = match_detections(ref, test, score_threshold=0.25, score_atol=0.125)
+    assert r.passed and r.borderline == 4
+
+
+def test_worst_pair_is_the_first_pair_when_all_pairs_agree():
+    ref = d2([[0, 0, 10, 10], [20, 20, 30, 30]], [0.9, 0.8], [0, 0])
+    r = match_detections(ref, ref)
+    assert r.worst_pair == {"ref": {"label": 0, "score": 0.9, "box": [0.0, 0.0, 10.0, 10.0]},
+                            "test": {"label": 0, "score": 0.9, "box": [0.0, 0.0, 10.0, 10.0]}}
+
+
+def test_message_default_limit_and_worst_pair_at_exact_tolerance():
+    ref = d2([[i * 20, 0, i * 20 + 10, 10] for i in range(6)], [0.9] * 6, [0] * 6)
+    empty = d2(np.zeros((0, 4)), [], [])
+    assert match_detections(ref, empty).message().splitlines()[-1] == "  ... 1 more lost"
+    half = d2([[0, 0, 10, 10]], [0.5], [0])
+    at_score = match_detections(half, d2([[0, 0, 10, 10]], [0.75], [0]), score_atol=0.25)
+    at_box = match_detections(half, d2([[0, 0, 10, 12]], [0.5], [0]), box_atol=2.0)
+    assert at_score.passed and at_box.passed
+    assert "worst pair" not in at_score.message() and "worst pair" not in at_box.message()

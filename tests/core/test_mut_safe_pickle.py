@@ -93,3 +93,9 @@ def test_opting_in_loads_anything(tmp_path):
     got = load_pickle(path, allow_unsafe=True)
     assert got["when"] == collections.Counter("aab") and got["f"] is len
     assert loads(_global("os", "getcwd"), allow_unsafe=True).__name__ == "getcwd"
+
+
+def test_refusal_message_ends_with_the_opt_in():
+    with pytest.raises(UnsafePickleError) as info:
+        loads(_global("numpy", "issubdtype"))  # a numpy function whose name ends in "dtype"
+    assert str(info.value).endswith("set unsafe_load=True in the deploy config (or pass --awml-unsafe-load)")
