@@ -212,3 +212,26 @@ def test_failure_message_context_count_and_hint():
     assert str(info.value) == result.message("ctx", "HINT")
     ok = assert_outputs_close(ref, ref, (0.0, 0.0))
     assert ok.passed and ok.failures == [] and len(ok.leaves) == 2
+
+
+def test_assertion_without_context_or_hint_is_just_the_summary():
+    with pytest.raises(AssertionError) as info:
+        assert_outputs_close({"o": np.zeros(1)}, {"o": np.ones(1)}, (0.1, 0.0))
+    lines = str(info.value).splitlines()
+    assert lines[0] == "1 of 1 outputs differ beyond tolerance"
+    assert len(lines) == 2 and lines[1].startswith("  - o: mismatched elements 1 / 1")
+
+
+def test_a_failing_check_points_at_the_callers_line_not_into_the_harness(pytester):
+    pytester.makepyfile(test_user="""
+        import numpy as np
+        from awml_harness.compare import assert_outputs_close
+
+        def test_model():
+            assert_outputs_close(np.zeros(1), np.ones(1), (0.1, 0.0))
+    """)
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:awml")
+    result.assert_outcomes(failed=1)
+    text = result.stdout.str()
+    assert "assert_outputs_close(np.zeros(1), np.ones(1), (0.1, 0.0))" in text
+    assert "raise AssertionError(result.message(context, hint))" not in text  # the helper's frame is hidden

@@ -93,7 +93,7 @@ def test_unreadable_python_with_mmengine_names_the_error(tmp_path):
     with pytest.raises(ConfigError) as info:
         read_file(tmp_path / "broken.py")
     assert info.value.key == "<file>" and info.value.value == str(tmp_path / "broken.py")
-    assert info.value.allowed.startswith("a loadable Python config (")
+    assert info.value.allowed.startswith("a loadable Python config (ZeroDivisionError: ")
 
 
 def test_file_errors(tmp_path):
@@ -108,6 +108,7 @@ def test_file_errors(tmp_path):
     with pytest.raises(ConfigError) as info:
         read_file(tmp_path / "bad.yaml")
     assert info.value.key == "<file>" and info.value.allowed.startswith("valid YAML (")
+    assert info.value.value == str(tmp_path / "bad.yaml")
     with pytest.raises(ConfigError) as info:
         read_file(tmp_path / "missing.yaml")
     assert (info.value.key, info.value.allowed) == ("--deploy-cfg", "an existing .py, .yaml or .yml file")
@@ -185,7 +186,7 @@ def test_private_keys_are_dropped_and_reserved_keys_refused(tmp_path):
     for reserved in ("source", "raw", "model_settings"):
         with pytest.raises(ConfigError) as info:
             load_deploy_config(write(tmp_path / "r.yaml", HEAD + f"{reserved}: x\n"), base_dir=TOY)
-        assert info.value.key == reserved and info.value.allowed == "not set by the user (filled by the loader)"
+        assert info.value.key == reserved and info.value.value == "x" and info.value.allowed == "not set by the user (filled by the loader)"
         assert info.value.source == str((tmp_path / "r.yaml").resolve())
 
 
@@ -193,11 +194,17 @@ def test_private_keys_are_dropped_and_reserved_keys_refused(tmp_path):
 def bare(tmp_path, monkeypatch):
     """A project without settings, importable as 'module:Class' from anywhere."""
     write(tmp_path / "bare_project_mod.py", """
+        from awml_harness.config.errors import ConfigError
         from awml_harness.project import ProjectAdapter
 
         class Bare(ProjectAdapter):
             name = "Bare"
             task_type = "classification"
+
+            @classmethod
+            def check_config(cls, cfg):
+                if cfg.verification.num_verify_samples == 13:
+                    raise ConfigError("verification.num_verify_samples", 13, "not 13 (Bare's own rule)")
     """)
     monkeypatch.syspath_prepend(str(tmp_path))
     return BARE
@@ -279,7 +286,7 @@ def test_a_project_without_settings_refuses_model_cfg(tmp_path, bare):
     assert cfg.model_settings is None
     with pytest.raises(ConfigError) as info:
         load_deploy_config(write(tmp_path / "c.yaml", head + "model_cfg: {size: 8}\n"), base_dir=TOY)
-    assert info.value.key == "model_cfg"
+    assert info.value.key == "model_cfg" and info.value.value == {"size": 8}
     assert info.value.allowed == "nothing: project bare_project_mod:Bare takes no model_cfg"
 
 
@@ -316,3 +323,24 @@ def test_config_errors_from_overrides_carry_the_source(tmp_path):
         load_deploy_config(path, base_dir=TOY, overrides=["verification.num_verify_samples=-3"])
     assert info.value.source == str(path.resolve())
     assert str(info.value).startswith(f"{path.resolve()}: config key 'verification.num_verify_samples'")
+
+
+def test_the_projects_own_checks_run_on_the_loaded_config(tmp_path, bare):
+    head = f"project: '{bare}'\ntask_type: classification\n"
+    load_deploy_config(write(tmp_path / "ok.yaml", head), base_dir=TOY)
+    with pytest.raises(ConfigError) as info:
+        load_deploy_config(write(tmp_path / "c.yaml", head + "verification: {num_verify_samples: 13}\n"), base_dir=TOY)
+    assert info.value.allowed == "not 13 (Bare's own rule)" and info.value.source == str((tmp_path / "c.yaml").resolve())
+
+
+def test_model_cfg_may_name_a_file_next_to_the_deploy_config(tmp_path):
+    (tmp_path / "cfgs").mkdir()
+    write(tmp_path / "cfgs" / "model.yaml", "size: 12\nchannels: 2\n")
+    cfg = load_deploy_config(write(tmp_path / "cfgs" / "c.yaml", HEAD + "model_cfg: model.yaml\n"), base_dir=TOY)
+    assert (cfg.model_settings.size, cfg.model_settings.channels) == (12, 2)
+
+
+def test_a_config_without_project_is_in_no_scope(tmp_path):
+    path = write(tmp_path / "c.yaml", "task_type: classification\n")
+    cfg = load_deploy_config(path, base_dir=TOY, overrides=["project=Toy", "None:model_cfg.size=9"])
+    assert cfg.model_settings.size != 9 and cfg.project == "Toy"

@@ -3,7 +3,9 @@ clean-up of failed and abandoned builds, pinned so a deliberate bug shows."""
 
 from __future__ import annotations
 
+import datetime
 import hashlib
+import shutil
 import json
 import os
 import subprocess
@@ -49,22 +51,24 @@ def test_file_hash_reads_the_whole_file(tmp_path):
 
 
 def test_a_fresh_build_is_published_with_its_manifest(tmp_path):
-    store = ArtifactStore(tmp_path / "artifacts")  # created on demand
+    store = ArtifactStore(tmp_path / "work" / "artifacts")  # created on demand, parents too
     key_data = {"opset": 17, "path": Path("/ckpt.pth")}
     art = store.get_or_build("net", key_data, build_files({"model.onnx": b"abc", "sub/w.bin": b"12345"}))
     key = digest(key_data)
     assert art.key == key and art.name == "net" and art.main == "model.onnx" and not art.reused
-    assert art.folder == tmp_path / "artifacts" / f"net-{key[:16]}"
+    assert art.folder == tmp_path / "work" / "artifacts" / f"net-{key[:16]}"
     assert art.path == art.folder / "model.onnx"
     assert art.files == {"model.onnx": {"sha256": hashlib.sha256(b"abc").hexdigest(), "size": 3},
                          "sub/w.bin": {"sha256": hashlib.sha256(b"12345").hexdigest(), "size": 5}}
     assert art.size == 8
-    assert art.build_seconds >= 0 and abs(art.created_ts - time.time()) < 60
+    assert 0 <= art.build_seconds < 60 and abs(art.created_ts - time.time()) < 60
     meta = json.loads((art.folder / "manifest.json").read_text())
     assert meta["name"] == "net" and meta["key"] == key and meta["main"] == "model.onnx"
     assert meta["files"] == art.files and meta["key_data"] == {"opset": 17, "path": "/ckpt.pth"}
     assert meta["created_ts"] == art.created_ts and meta["build_seconds"] == art.build_seconds
-    assert sorted(p.name for p in (tmp_path / "artifacts").iterdir()) == sorted([art.folder.name, art.folder.name + ".lock"])
+    created = datetime.datetime.strptime(meta["created"], "%Y-%m-%dT%H:%M:%S%z")  # readable build time
+    assert abs(created.timestamp() - art.created_ts) < 2
+    assert sorted(p.name for p in (tmp_path / "work" / "artifacts").iterdir()) == sorted([art.folder.name, art.folder.name + ".lock"])
 
 
 def test_reuse_returns_what_the_manifest_recorded(tmp_path):
@@ -109,7 +113,8 @@ def test_an_os_error_while_building_is_an_artifact_error_and_leaves_nothing(tmp_
         store.get_or_build("net", {}, build)
     msg = str(info.value)
     assert msg.startswith(f"writing artifact net under {tmp_path} failed: ")
-    assert "No space left on device" in msg and "export.work_dir" in msg
+    assert "No space left on device" in msg
+    assert msg.endswith("; check free space and permissions of export.work_dir")
     assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == []
 
 
@@ -145,6 +150,7 @@ def test_a_modified_file_is_named_in_the_warning(tmp_path):
     (art.folder / "w.bin").write_bytes(b"abd")  # same size, other content
     with pytest.warns(UserWarning) as record:
         again = store.get_or_build("net", {}, build_files({"model.onnx": b"x", "w.bin": b"abc"}))
+    assert record[0].filename == __file__  # the warning points at the caller of get_or_build
     assert str(record[0].message) == (f"artifact {art.folder.name}: w.bin does not match its recorded hash "
                                       "(truncated or modified); rebuilding it")
     assert not again.reused and (again.folder / "w.bin").read_bytes() == b"abc"
@@ -169,9 +175,9 @@ def test_unwritable_root_names_the_folder_and_the_reason(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     with pytest.raises(ArtifactError) as info:
-        ArtifactStore(blocker).get_or_build("m", {}, build_files({"model.onnx": b"x"}))
-    assert str(info.value).startswith(f"artifact folder {blocker} is not writable (")
-    assert "set export.work_dir or --work-dir to a writable folder with free space" in str(info.value)
+        ArtifactStore(blocker / "sub").get_or_build("m", {}, build_files({"model.onnx": b"x"}))
+    assert str(info.value) == (f"artifact folder {blocker / 'sub'} is not writable (Not a directory); "
+                               "set export.work_dir or --work-dir to a writable folder with free space")
     assert info.value.__cause__ is None and info.value.__suppress_context__
 
 
@@ -190,10 +196,51 @@ def test_abandoned_build_folders_of_dead_processes_are_collected(tmp_path):
     for p in (stale, odd, other):
         p.mkdir()
         (p / "model.onnx").write_bytes(b"partial")
-    parent_tmp = tmp_path / f".net-fedcba9876543210.tmp-{os.getppid()}"
-    parent_tmp.mkdir()
-    store.get_or_build("net", {}, build_files({"model.onnx": b"x"}))
+    # a live builder (a process of our own, never a pid we did not start: a broken
+    # liveness probe may send it a real signal)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        live_tmp = tmp_path / f".net-fedcba9876543210.tmp-{live.pid}"
+        live_tmp.mkdir()
+        store.get_or_build("net", {}, build_files({"model.onnx": b"x"}))
+        assert live.poll() is None
+        assert live_tmp.exists()  # a live process may still be writing there
+    finally:
+        live.kill()
+        live.wait()
     assert not stale.exists()
     assert odd.exists()  # not a pid: left alone
     assert other.exists()  # another artifact's builders are not this build's business
-    assert parent_tmp.exists()  # a live process may still be writing there
+
+
+@pytest.mark.parametrize("error", [OSError(5, "I/O error"), KeyboardInterrupt()])
+def test_a_build_that_removed_its_own_folder_still_fails_cleanly(tmp_path, error):
+    def build(tmp: Path) -> str:
+        shutil.rmtree(tmp)
+        raise error
+
+    with pytest.raises(ArtifactError if isinstance(error, OSError) else KeyboardInterrupt):
+        ArtifactStore(tmp_path).get_or_build("net", {}, build)
+
+
+def test_a_leftover_build_folder_of_this_process_is_cleared_first(tmp_path):
+    store = ArtifactStore(tmp_path)
+    key = digest({})
+    leftover = tmp_path / f".net-{key[:16]}.tmp-{os.getpid()}"
+    leftover.mkdir()
+    (leftover / "junk.bin").write_bytes(b"junk")
+    art = store.get_or_build("net", {}, build_files({"model.onnx": b"x"}))
+    assert set(art.files) == {"model.onnx"} and not leftover.exists()
+
+
+def test_a_manifest_without_timing_fields_is_reused_as_old(tmp_path):
+    store = ArtifactStore(tmp_path)
+    art = store.get_or_build("net", {}, build_files({"model.onnx": b"x"}))
+    meta = json.loads((art.folder / "manifest.json").read_text())
+    del meta["build_seconds"], meta["created_ts"]
+    (art.folder / "manifest.json").write_text(json.dumps(meta))
+    again = store.get_or_build("net", {}, build_files({"model.onnx": b"x"}))
+    assert again.reused and again.build_seconds == 0.0 and again.created_ts == 0.0
+    calls: list = []
+    store.get_or_build("net", {}, build_files({"model.onnx": b"x"}, calls=calls), rebuild_before=0.5)
+    assert len(calls) == 1  # of unknown age: older than any run
