@@ -235,3 +235,31 @@ def test_a_failing_check_points_at_the_callers_line_not_into_the_harness(pyteste
     text = result.stdout.str()
     assert "assert_outputs_close(np.zeros(1), np.ones(1), (0.1, 0.0))" in text
     assert "raise AssertionError(result.message(context, hint))" not in text  # the helper's frame is hidden
+
+
+def test_structural_and_non_numeric_leaves_get_their_path_and_tolerance():
+    seen = []
+
+    def tol(path):
+        seen.append(path)
+        return (0.25, 0.5)
+
+    result = compare({"name": "car", "a": [1], "gone": 1}, {"name": "car", "a": {"x": 1}, "new": 2}, tol)
+    by_path = {leaf.path: leaf for leaf in result.leaves}
+    assert set(by_path) == {"name", "a", "gone", "new"} and sorted(seen) == ["a", "gone", "name", "new"]
+    assert by_path["name"].passed is True
+    for p in ("a", "gone", "new"):
+        assert by_path[p].passed is False and (by_path[p].atol, by_path[p].rtol) == (0.25, 0.5)
+        assert by_path[p].as_dict()["passed"] is False
+
+
+def test_only_torch_objects_are_converted_with_detach():
+    class Handle:
+        """Not a tensor, though it has a detach method."""
+
+        def detach(self):
+            raise AssertionError("detach must not be called on a non-torch object")
+
+    h = Handle()
+    leaf = compare({"h": h}, {"h": h}).leaves[0]
+    assert leaf.passed and leaf.numel == 0

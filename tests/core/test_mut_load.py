@@ -112,6 +112,7 @@ def test_file_errors(tmp_path):
     with pytest.raises(ConfigError) as info:
         read_file(tmp_path / "missing.yaml")
     assert (info.value.key, info.value.allowed) == ("--deploy-cfg", "an existing .py, .yaml or .yml file")
+    assert info.value.value == str(tmp_path / "missing.yaml")
     write(tmp_path / "c.json", "{}")
     with pytest.raises(ConfigError) as info:
         read_file(tmp_path / "c.json")
