@@ -64,6 +64,8 @@ class Holder:
 def err(tp, value, key="k") -> ConfigError:
     with pytest.raises(ConfigError) as info:
         convert(value, tp, key)
+    if info.value.key == key:  # an error about the value itself shows that value
+        assert info.value.value is value
     return info.value
 
 
@@ -255,3 +257,56 @@ def test_to_builtin_gives_json_ready_data():
     assert to_builtin({1: 2}) == {"1": 2}
     assert to_builtin(Inner) is Inner  # a class is not an instance
     assert to_builtin("s") == "s" and to_builtin(None) is None
+
+
+def test_a_new_dataclass_is_converted_on_first_sight():
+    @dataclass(frozen=True)
+    class Fresh:
+        n: int = 0
+
+    assert from_mapping(Fresh, {"n": 2}) == Fresh(2)
+    assert from_mapping(Fresh, {"n": 3}) == Fresh(3)  # and again, from the cache
+
+
+def test_required_keys_describe_what_they_take():
+    @dataclass(frozen=True)
+    class Needs:
+        any_: Any
+        flag: bool
+        blob: bytes
+
+    with pytest.raises(ConfigError) as info:
+        from_mapping(Needs, {})
+    assert info.value.allowed == "a value (any value); this key is required"
+    with pytest.raises(ConfigError) as info:
+        from_mapping(Needs, {"any_": 1})
+    assert info.value.allowed == "a value (true/false); this key is required"
+    with pytest.raises(ConfigError) as info:
+        from_mapping(Needs, {"any_": 1, "flag": True})
+    assert info.value.allowed == "a value (bytes); this key is required"
+
+
+def test_none_listed_first_in_a_union_does_not_hide_the_rest():
+    assert convert(3, Union[None, int], "k") == 3  # noqa: UP007
+
+
+def test_literal_numbers_match_by_value_and_type_not_identity():
+    big = int("1000")  # a different int object than the literal's
+    assert convert(big, Literal[1000], "k") == 1000
+    assert convert(float("2.5"), Literal[2.5], "k") == 2.5
+
+
+def test_enum_keys_of_typed_mappings_are_their_values():
+    assert convert({Color.RED: 1}, dict[Any, int], "k") == {"red": 1}
+    e = err(dict[str, int], {Color.RED: "x"}, key="t")
+    assert e.key == "t.red"
+
+
+def test_the_bad_value_is_shown_whatever_the_annotation():
+    for tp, value in ((type(None), 0), (int | str, 1.5), (Literal["a"], "b"), (Color, "green"), (tuple[int, str], [1]),
+                      (list[int], "x"), (dict[str, int], [1]), (bool, 1), (float, "x"), (str, 1), (Path, 1)):
+        err(tp, value)
+    data = [1]
+    with pytest.raises(ConfigError) as info:
+        from_mapping(Inner, data)
+    assert info.value.value is data
