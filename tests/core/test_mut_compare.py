@@ -255,3 +255,12 @@ def test_only_torch_objects_are_converted_with_detach():
     h = Handle()
     leaf = compare({"h": h}, {"h": h}).leaves[0]
     assert leaf.passed and leaf.numel == 0
+
+
+def test_problems_fail_explicitly_and_equal_leaves_carry_their_tolerance():
+    shape = compare_arrays("s", np.zeros(2), np.zeros(3), 0.0, 0.0)
+    dtype = compare_arrays("d", np.zeros(2, np.int8), np.zeros(2, np.int16), 0.0, 0.0)
+    assert shape.passed is False and dtype.passed is False
+    assert shape.as_dict()["passed"] is False
+    leaf = compare({"name": "car"}, {"name": "car"}, (0.25, 0.5)).leaves[0]
+    assert (leaf.atol, leaf.rtol) == (0.25, 0.5)

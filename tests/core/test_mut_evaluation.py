@@ -221,3 +221,13 @@ def test_a_failed_backend_listed_first_does_not_stop_the_gate_of_the_others():
     out = merge_shards(Adapter(), shards, "pytorch", lambda name: {"*": 0.0})
     assert list(out)[0] == "tensorrt" and out["tensorrt"]["status"] == "error"
     assert out["onnx"]["passed"] is False and out["pytorch"]["passed"] is True
+
+
+def test_an_unavailable_backend_listed_first_does_not_hide_the_others():
+    shards = _shards({})
+    for shard in shards:
+        shard["backends"] = {"tensorrt": {"device": "cuda:0", "precision": "fp32", "unavailable": "no GPU",
+                                          "samples": []}, **shard["backends"]}
+    out = merge_shards(Adapter(), shards, "pytorch", lambda name: {"*": 0.0})
+    assert [(n, e["status"]) for n, e in out.items()] == [("tensorrt", "unavailable"), ("pytorch", "ok"),
+                                                          ("onnx", "ok")]

@@ -256,3 +256,14 @@ def test_message_default_limit_and_worst_pair_at_exact_tolerance():
     at_box = match_detections(half, d2([[0, 0, 10, 12]], [0.5], [0]), box_atol=2.0)
     assert at_score.passed and at_box.passed
     assert "worst pair" not in at_score.message() and "worst pair" not in at_box.message()
+
+
+def test_iou_hand_values_for_non_square_tiny_and_thin_boxes():
+    # width 3 x height 2 against 4 x 4: overlap 2 x 2 = 4, union 6 + 16 - 4 = 18
+    np.testing.assert_allclose(pairwise_iou(np.array([[1, 5, 4, 7]]), np.array([[2, 4, 6, 8]])), [[4 / 18]])
+    np.testing.assert_allclose(pairwise_iou(np.array([[2, 4, 6, 8]]), np.array([[1, 5, 4, 7]])), [[4 / 18]])
+    # sub-pixel boxes: union below 1
+    np.testing.assert_allclose(pairwise_iou(np.array([[0, 0, 0.5, 0.5]]), np.array([[0, 0, 0.5, 0.25]])), [[0.5]])
+    # a box thinner than a pixel, either way round
+    np.testing.assert_allclose(pairwise_iou(np.array([[0, 0, 0.5, 4]]), np.array([[0, 0, 4, 4]])), [[2 / 16]])
+    np.testing.assert_allclose(pairwise_iou(np.array([[0, 0, 4, 4]]), np.array([[0, 0, 4, 0.5]])), [[2 / 16]])

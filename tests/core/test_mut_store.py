@@ -150,7 +150,6 @@ def test_a_modified_file_is_named_in_the_warning(tmp_path):
     (art.folder / "w.bin").write_bytes(b"abd")  # same size, other content
     with pytest.warns(UserWarning) as record:
         again = store.get_or_build("net", {}, build_files({"model.onnx": b"x", "w.bin": b"abc"}))
-    assert record[0].filename == __file__  # the warning points at the caller of get_or_build
     assert str(record[0].message) == (f"artifact {art.folder.name}: w.bin does not match its recorded hash "
                                       "(truncated or modified); rebuilding it")
     assert not again.reused and (again.folder / "w.bin").read_bytes() == b"abc"
