@@ -142,7 +142,7 @@ def test_merge_replays_every_sample_once_in_serial_order():
 
     out = merge_shards(adapter, _shards({}), "pytorch", tolerance)
     assert set(out) == {"pytorch", "onnx"}
-    for name, entry in out.items():
+    for entry in out.values():
         assert entry["status"] == "ok"
         assert entry["num_samples"] == 4
         assert entry["metrics"]["ids"] == "s0,s1,s2,s3"

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import shutil
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
