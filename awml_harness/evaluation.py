@@ -106,7 +106,8 @@ def merge_shards(adapter: Any, shards: list[Mapping[str, Any]], reference: str,
     results: dict[str, dict[str, Any]] = {}
     for name, meta in info.items():
         if "unavailable" in meta:
-            results[name] = {**meta, "status": "unavailable", "reason": meta.pop("unavailable")}
+            reason = meta.pop("unavailable")  # as the serial record: the reason, not the raw key
+            results[name] = {**meta, "status": "unavailable", "reason": reason}
             continue
         if "error" in meta:
             results[name] = {**meta, "status": "error"}

@@ -57,7 +57,7 @@ def _describe(tp: Any) -> str:
         return f"a mapping with keys {sorted(f.name for f in dataclasses.fields(tp))}"
     if origin in (tuple, list):
         args = get_args(tp)
-        if len(args) == 2 and args[1] is Ellipsis:
+        if (len(args) == 2 and args[1] is Ellipsis) or (origin is list and args):
             return f"a list of {_describe(args[0])}"
         return f"a list of {len(args)} items ({', '.join(_describe(a) for a in args)})"
     if origin in (dict, collections.abc.Mapping) or tp in (dict, Mapping):

@@ -125,6 +125,8 @@ class ArtifactStore:
             meta = json.loads(manifest.read_text())
         except (OSError, ValueError):
             return None
+        if not isinstance(meta, dict) or not isinstance(meta.get("files"), dict) or "main" not in meta:
+            return None  # valid JSON but not a manifest (hand-edited, other tool): rebuild
         for rel, info in meta.get("files", {}).items():
             f = folder / rel
             if not f.is_file() or f.stat().st_size != info["size"] or file_sha256(f) != info["sha256"]:
