@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from awml_harness.io import DataError
+from awml_harness.io.points import read_points as read_point_file
 from awml_harness.io.safe_pickle import load_pickle
 
 from .png import read_png
@@ -144,15 +145,7 @@ def _decode_image(path: Path) -> np.ndarray:
 
 def read_points(path: Path | str, num_pts_feats: int = 4) -> np.ndarray:
     """float32 (N, num_pts_feats): x, y, z, intensity, ...; the file must hold whole points."""
-    point_bytes = 4 * num_pts_feats
-    try:
-        size = Path(path).stat().st_size
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read point file ({exc.strerror or exc})") from None
-    if size % point_bytes:
-        raise DataError(f"{path}: {size} bytes is not a whole number of points of {num_pts_feats} float32 "
-                        f"features ({point_bytes} bytes each); is the file truncated, or num_pts_feats wrong?")
-    return np.fromfile(path, dtype=np.float32).reshape(-1, num_pts_feats)
+    return read_point_file(path, num_pts_feats)
 
 
 # -- geometry ---------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from awml_harness.io import DataError
+from awml_harness.io.points import read_points
 from awml_harness.io.safe_pickle import load_pickle
 
 
@@ -46,19 +47,6 @@ def _entry_points_info(entry: dict) -> tuple[str, int]:
     return str(path), int(feats)
 
 
-def read_points(path: Path, num_pts_feats: int) -> np.ndarray:
-    """A `.bin` point file -> float32 (N, num_pts_feats). Its size must be a whole number
-    of points (4 * num_pts_feats bytes each): anything else is a truncated or foreign
-    file, or a wrong `num_pts_feats`, and is refused rather than read shifted."""
-    point_bytes = 4 * num_pts_feats
-    try:
-        size = Path(path).stat().st_size
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read point file ({exc.strerror or exc})") from None
-    if size % point_bytes:
-        raise DataError(f"{path}: {size} bytes is not a whole number of points of {num_pts_feats} float32 "
-                        f"features ({point_bytes} bytes each); is the file truncated, or num_pts_feats wrong?")
-    return np.fromfile(path, dtype=np.float32).reshape(-1, num_pts_feats)
 
 
 @dataclass(frozen=True)
