@@ -122,3 +122,23 @@ def test_centerpoint_matches_mmdet3d(tmp_path):
     np.testing.assert_allclose(got["boxes"], mm_boxes[order, :7], atol=ATOL, rtol=ATOL)
     np.testing.assert_allclose(got["velocities"], mm_boxes[order, 7:9], atol=ATOL, rtol=0)
     assert len(set(got["labels"].tolist())) > 1  # NMS ran across several classes
+
+
+def test_tianweiy_head_names_load_through_the_key_map(tmp_path):
+    """The one renaming rule of CenterPoint's key map (`hm` -> `heatmap`, the original
+    CenterPoint code's head name): the same mmdet3d weights saved under the old names load
+    into exactly the same harness model."""
+    import torch
+
+    mm, _ = _mm_model(torch)
+    state = mm.state_dict()
+    renamed = {k.replace(".heatmap.", ".hm."): v for k, v in state.items()}
+    assert renamed.keys() != state.keys()
+    models = []
+    for name, sd in (("mmdet3d.pth", state), ("tianweiy.pth", renamed)):
+        torch.save({"meta": {}, "state_dict": sd}, tmp_path / name)
+        models.append(project_of(load(DEPLOY["centerpoint"], f"checkpoint_path={str(tmp_path / name)!r}")).build_model())
+    a, b = (m.state_dict() for m in models)
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
