@@ -27,7 +27,10 @@ key                                        here
 `evaluation.backends.tensorrt.engine_dir`  ignored: engines are built from the ONNX and
                                            cached under export.work_dir
 `model_io.additional_inputs/outputs`,      declared I/O names, checked by test_export
-`onnx_config.input_names/output_names`
+`onnx_config.input_names/output_names`     after the project's mapping of the model's
+                                           names onto its graphs (model_io_onto_graphs):
+                                           an alias is checked under the graph's name,
+                                           a pipeline tensor is ignored with the reason
 `onnx_config.batch_size`                   = model_io.batch_size
 `trt_config` (dict)                        = backend_config (common_config keys and
                                            model_inputs)
