@@ -2,7 +2,7 @@
 seed's deploy-config format and command line, and a user's `projects` package.
 
 The configs under tests/compat/ have the structure of AWML's (T4 calibration model config,
-the deployment branch's deploy config), not their text.
+the deployment branch's calibration and CenterPoint deploy configs), not their text.
 """
 
 from __future__ import annotations
