@@ -103,6 +103,17 @@ class ProjectAdapter(ABC):
     #: config: "mmdet", "mmdet3d", "mmpretrain"); lets a config without `project` find it
     codebase: ClassVar[str | None] = None
     settings_cls: ClassVar[type | None] = None
+    #: How the seed's `model_io` names map onto this project's graphs. The seed writes
+    #: model_io for the PyTorch model as a whole; a project whose exported graphs see other
+    #: tensors (a numpy stage before or between them, a head output renamed) declares it
+    #: here, and the loader rewrites model_io before test_export checks it
+    #: (`awml_harness.config.seed.model_io_onto_graphs`). Defaults: nothing is mapped, so
+    #: every model_io name must be an input/output of an exported graph.
+    #: - model-level name -> the graph tensor it is (checked under that name)
+    model_io_aliases: ClassVar[Mapping[str, str]] = {}
+    #: - model-level name -> why it is no graph tensor (the project's pipeline makes or
+    #:   consumes it outside every graph); such a name is reported as ignored, not checked
+    model_io_pipeline_tensors: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, cfg: DeployConfig) -> None:
         self.cfg = cfg

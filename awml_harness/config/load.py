@@ -324,6 +324,9 @@ def _load_deploy_config(
             _refuse_python_model_cfg(cfg.model_cfg, path)
         project_ref = resolve_project(cfg.project, roots)
         project_cls = load_project_class(project_ref)
+        model_io, io_notes = seed.model_io_onto_graphs(cfg.model_io, project_cls)
+        cfg = dataclasses.replace(cfg, model_io=model_io)
+        notes.extend(io_notes)
         settings = None
         if project_cls.settings_cls is not None:
             settings = project_cls.load_settings(cfg.model_cfg, path.parent)  # type: ignore[attr-defined]

@@ -27,7 +27,10 @@ key                                        here
 `evaluation.backends.tensorrt.engine_dir`  ignored: engines are built from the ONNX and
                                            cached under export.work_dir
 `model_io.additional_inputs/outputs`,      declared I/O names, checked by test_export
-`onnx_config.input_names/output_names`
+`onnx_config.input_names/output_names`     after the project's mapping of the model's
+                                           names onto its graphs (model_io_onto_graphs):
+                                           an alias is checked under the graph's name,
+                                           a pipeline tensor is ignored with the reason
 `onnx_config.batch_size`                   = model_io.batch_size
 `trt_config` (dict)                        = backend_config (common_config keys and
                                            model_inputs)
@@ -298,3 +301,73 @@ def _projects_with_codebase(codebase: str, task_type: Any, search_roots: Sequenc
 def warn_ignored(notes: Sequence[str], source: str) -> None:
     for note in notes:
         warnings.warn(IgnoredConfigKey(f"{source}: {note}"), stacklevel=3)
+
+
+# -- model_io: the PyTorch model's names -> the exported graphs' ------------------------------
+def model_io_onto_graphs(model_io: Any, adapter: type) -> tuple[Any, list[str]]:
+    """`model_io` as the graphs see it, and the notes on what changed.
+
+    The seed writes `model_io` for the PyTorch model; a project whose graphs see other
+    tensors declares the difference (`ProjectAdapter.model_io_aliases`,
+    `model_io_pipeline_tensors`). An aliased name is checked by test_export under the graph
+    tensor's name; a pipeline tensor is dropped (with the input shape and dtype or output
+    shape that describe it) and reported as ignored with the project's reason. Any other
+    name is left as written, so a typo still fails test_export by name."""
+    import dataclasses
+
+    aliases: Mapping[str, str] = getattr(adapter, "model_io_aliases", {}) or {}
+    pipeline: Mapping[str, str] = getattr(adapter, "model_io_pipeline_tensors", {}) or {}
+    if not aliases and not pipeline:
+        return model_io, []
+    project = getattr(adapter, "name", adapter.__name__)
+    notes: list[str] = []
+
+    def ignored(key: str, name: str, extra: str = "", value: Any = None) -> None:
+        _note(notes, key, name if value is None else value,
+              f"{name!r} is {project}'s pipeline tensor, not a graph input/output: {pipeline[name]}{extra}")
+
+    def renamed(key: str, name: str) -> str:
+        notes.append(f"{key}={name!r} is checked as graph tensor {aliases[name]!r} ({project}'s name for it)")
+        return aliases[name]
+
+    changes: dict[str, Any] = {}
+    io = model_io
+    if io.input_name in pipeline:
+        ignored("model_io.input_name", io.input_name,
+                "; its input_shape/input_dtype go with it" if io.input_shape is not None else "")
+        changes.update(input_name=None, input_shape=None, input_dtype="float32")
+    elif io.input_name in aliases:
+        changes["input_name"] = renamed("model_io.input_name", io.input_name)
+    if io.output_name in pipeline:
+        ignored("model_io.output_name", io.output_name,
+                "; its output_shape goes with it" if io.output_shape is not None else "")
+        changes.update(output_name=None, output_shape=None)
+    elif io.output_name in aliases:
+        changes["output_name"] = renamed("model_io.output_name", io.output_name)
+
+    inputs = []
+    for i, spec in enumerate(io.additional_inputs):
+        key = f"model_io.additional_inputs[{i}].name"
+        if spec.name in pipeline:
+            ignored(key, spec.name)
+        elif spec.name in aliases:
+            inputs.append(dataclasses.replace(spec, name=renamed(key, spec.name)))
+        else:
+            inputs.append(spec)
+    outputs = []
+    for i, name in enumerate(io.additional_outputs):
+        key = f"model_io.additional_outputs[{i}]"
+        if name in pipeline:
+            ignored(key, name)
+        elif name in aliases:
+            outputs.append(renamed(key, name))
+        else:
+            outputs.append(name)
+    axes = {}
+    for name, spec in io.dynamic_axes.items():
+        if name in pipeline:
+            ignored(f"model_io.dynamic_axes.{name}", name, value=dict(spec))
+        else:
+            axes[renamed(f"model_io.dynamic_axes.{name}", name) if name in aliases else name] = spec
+    changes.update(additional_inputs=tuple(inputs), additional_outputs=tuple(outputs), dynamic_axes=axes)
+    return dataclasses.replace(io, **changes), notes

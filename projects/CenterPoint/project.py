@@ -37,6 +37,19 @@ class Project(ProjectAdapter):
     codebase = "mmdet3d"  # an AWML deploy config's codebase_config.type
     settings_cls = CenterPointSettings
     settings: CenterPointSettings
+    # The seed's model_io names the PyTorch model's voxelized inputs and head outputs. Here
+    # the voxelizer (voxelize.py) makes those tensors in numpy and decorates them into
+    # `input_features` before pts_voxel_encoder; neither graph sees them. `hm` is the
+    # heatmap head output, exported as `heatmap` (the head's own key).
+    model_io_aliases = {"hm": "heatmap"}
+    model_io_pipeline_tensors = {
+        "voxels": f"the voxelizer's points per voxel (V, max_points, point_dim), made in numpy and "
+                  f"decorated into `input_features` before {VOXEL_ENCODER}; no exported graph takes it",
+        "num_points": "the voxelizer's point count per voxel (V,), used in numpy to decorate "
+                      "`input_features`; no exported graph takes it",
+        "coors": "the voxelizer's voxel indices (V, 4), used in numpy to decorate `input_features` and "
+                 "to scatter `pillar_features` into `spatial_features`; no exported graph takes it",
+    }
 
     # -- config -----------------------------------------------------------------------
     @classmethod

@@ -2,7 +2,7 @@
 seed's deploy-config format and command line, and a user's `projects` package.
 
 The configs under tests/compat/ have the structure of AWML's (T4 calibration model config,
-the deployment branch's deploy config), not their text.
+the deployment branch's calibration and CenterPoint deploy configs), not their text.
 """
 
 from __future__ import annotations
@@ -373,3 +373,84 @@ def test_an_unimplemented_module_variant_is_one_named_refusal():
     message = str(err.value)
     assert "ConvNeXt_PC" in message and "model.head.bogus" in message
     assert "depths" not in message and "drop_path_rate" not in message
+
+
+# -- the seed's model_io names the PyTorch model, not the graphs (CenterPoint) ------------------
+SEED_CP_DEPLOY = HERE / "projects" / "CenterPoint" / "deploy" / "configs" / "deploy_config.py"
+SMALL_CP_MODEL = REPO / "tests" / "openmmlab" / "configs" / "centerpoint" / "pillar_040_small.py"
+
+
+def run_suites(work: Path, *args: str) -> subprocess.CompletedProcess:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    return subprocess.run([sys.executable, "-m", "pytest", "suites", "-p", "no:cacheprovider", "-q",
+                           "--work-dir", str(work), "--device", "cpu", *args],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_the_seed_centerpoint_model_io_maps_onto_the_graphs():
+    """voxels / num_points / coors are the voxelizer's tensors (ignored, each with the
+    reason); `hm` is checked as the graph output `heatmap`; the rest stays as written."""
+    from awml_harness.config.seed import IgnoredConfigKey
+
+    with pytest.warns(IgnoredConfigKey) as notes:
+        cfg = load(SEED_CP_DEPLOY, model_cfg=str(SMALL_CP_MODEL))
+    io = cfg.model_io
+    assert (io.input_name, io.input_shape, io.additional_inputs) == (None, None, ())
+    assert io.output_name == "reg" and io.additional_outputs == ("height", "dim", "rot", "vel", "heatmap")
+    assert dict(io.dynamic_axes) == {}
+    text = "\n".join(str(n.message) for n in notes)
+    for key in ("model_io.input_name='voxels' is ignored", "model_io.additional_inputs[0].name='num_points' is ignored",
+                "model_io.additional_inputs[1].name='coors' is ignored", "model_io.dynamic_axes.voxels"):
+        assert key in text
+    assert "'hm' is checked as graph tensor 'heatmap'" in text
+    assert "pipeline tensor, not a graph input/output" in text
+
+
+def test_model_io_names_are_kept_where_a_project_declares_no_mapping():
+    """The default (nothing declared) rewrites nothing, so every name stays checked; a
+    declaring project only touches the names it declares."""
+    from awml_harness.config.schema import IOSpec, ModelIO
+    from awml_harness.config.seed import model_io_onto_graphs
+    from awml_harness.project import ProjectAdapter
+
+    io = ModelIO(input_name="voxels", input_shape=(20, 4), output_name="hm",
+                 additional_inputs=(IOSpec("coors"), IOSpec("extra")), additional_outputs=("hm", "reg"),
+                 dynamic_axes={"voxels": {0: "n"}, "hm": {0: "b"}})
+    assert model_io_onto_graphs(io, ProjectAdapter) == (io, [])
+
+    class Declaring:
+        name = "Demo"
+        model_io_aliases = {"hm": "heatmap"}
+        model_io_pipeline_tensors = {"voxels": "made in numpy", "coors": "made in numpy"}
+
+    mapped, notes = model_io_onto_graphs(io, Declaring)
+    assert (mapped.input_name, mapped.input_shape, mapped.output_name) == (None, None, "heatmap")
+    assert [s.name for s in mapped.additional_inputs] == ["extra"]
+    assert mapped.additional_outputs == ("heatmap", "reg")
+    assert dict(mapped.dynamic_axes) == {"heatmap": {0: "b"}}
+    assert len(notes) == 6 and all("Demo" in n for n in notes)
+
+
+def test_the_seed_centerpoint_deploy_config_exports_and_verifies(tmp_path):
+    """`main.py deploy_cfg model_cfg` with the seed's CenterPoint deploy config: both
+    graphs export, test_export checks the model_io names that are graph I/O, and PyTorch
+    vs ONNX verification passes (TensorRT skips without a GPU)."""
+    work = tmp_path / "wd"
+    result = run_suites(work, "--deploy-cfg", str(SEED_CP_DEPLOY.relative_to(REPO)),
+                        "--model-cfg", str(SMALL_CP_MODEL.relative_to(REPO)), "-k", "export or verification")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "4 passed, 4 skipped" in result.stdout, result.stdout[-3000:]
+    assert "'hm' is checked as graph tensor 'heatmap'" in result.stderr
+    doc = json.loads((work / "metrics.json").read_text())
+    assert doc["projects"]["CenterPoint"]["verification"]["passed"] == 2
+
+
+def test_a_wrong_model_io_name_still_fails_test_export_by_name(tmp_path):
+    result = run_suites(tmp_path / "wd", "--deploy-cfg", str(SEED_CP_DEPLOY.relative_to(REPO)),
+                        "--model-cfg", str(SMALL_CP_MODEL.relative_to(REPO)), "-k", "test_export and onnx",
+                        "--cfg-options", "model_io.input_name='voxelz'", "model_io.additional_outputs=['hmm']")
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "model_io.input_name='voxelz' is not an input of pts_voxel_encoder.onnx: ['input_features']" in result.stdout
+    assert "model_io.additional_outputs ['hmm'] are outputs of no exported graph" in result.stdout
