@@ -167,7 +167,7 @@ def shipped_frames() -> tuple[list[tuple[dict, dict]], tuple[str, ...]]:
     from awml_harness.config.load import read_file
     from awml_harness.config.typed import from_mapping
     from awml_harness.openmmlab import load_checkpoint
-    from projects.CenterPoint.data import InfoDataset
+    from projects.CenterPoint.data import InfoDataset, PointLoading
     from projects.CenterPoint.decode import decode
     from projects.CenterPoint.model import CenterPoint
     from projects.CenterPoint.openmmlab import KEY_MAP
@@ -179,7 +179,9 @@ def shipped_frames() -> tuple[list[tuple[dict, dict]], tuple[str, ...]]:
     model = CenterPoint(s)
     load_checkpoint(model, raw["checkpoint_path"], KEY_MAP, strict=True)
     model.eval()
-    data = InfoDataset(raw["runtime_io"]["info_file"], raw["runtime_io"]["data_root"], s.num_point_features)
+    # the project's own point loading (key frame + sweeps, use_dim columns)
+    loading = PointLoading(s.point_columns, s.load_dim, s.sweeps_num, s.remove_close, s.pad_empty_sweeps)
+    data = InfoDataset(raw["runtime_io"]["info_file"], raw["runtime_io"]["data_root"], loading)
     nx, ny, _ = s.grid_size
     frames = []
     with torch.no_grad():
