@@ -70,7 +70,8 @@ later GT is compared with it): NaN there, never matched.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -144,6 +145,12 @@ def t4_ap(scores: np.ndarray, tp_value: np.ndarray, is_tp: np.ndarray, num_gt: i
     return float(np.mean(kept)) / (1.0 - 0.1)
 
 
+def _pair_cost(fn: Callable[[np.ndarray, np.ndarray], np.ndarray], sign: float, pb: np.ndarray, gb: np.ndarray,
+               i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """sign * fn of the pairs (prediction i[k], GT j[k])."""
+    return sign * fn(pb[i], gb[j])
+
+
 def _mean(values: list[float]) -> float:
     """perception_eval's Map._mean: plain mean of the non-NaN values, NaN if none."""
     valid = [v for v in values if not np.isnan(v)]
@@ -175,6 +182,12 @@ def t4_metrics(
         raise ValueError(f"matching {matching!r}: thresholds {thresholds.tolist()} must lie in [0, 1] (IoU)")
     dims = MATCHING[matching]
     unit = "" if matching in IOU_MATCHING else "m"
+    # IoU / plane distance: a value per (prediction, GT) pair; match_groups takes the smallest
+    # cost below the threshold, so IoU goes in as -IoU against -t (IoU > t, largest wins)
+    pair_fn, sign = None, 1.0
+    if not dims:
+        pair_fn, higher = PAIR_MATCHERS[matching]
+        sign = -1.0 if higher else 1.0
     ranges = tuple(distance_ranges) if distance_ranges else DEFAULT_RANGES
     ok = ~np.isnan(p_boxes).any(axis=1) & ~np.isnan(p_scores)
     p_boxes, p_scores, p_lab, p_frame = p_boxes[ok], p_scores[ok], p_lab[ok], p_frame[ok]
@@ -192,17 +205,9 @@ def t4_metrics(
         gb, gl, gf = g_boxes[gk], g_lab[gk], g_frame[gk]
         # matching order inside each frame: descending score, equal scores in listed order
         order = np.argsort(-ps, kind="stable")
-        pair_cost, thr = None, thresholds
-        if not dims:  # IoU / plane distance: a value per (prediction, GT) pair; IoU: -IoU < -t
-            fn, higher = PAIR_MATCHERS[matching]
-            sign = -1.0 if higher else 1.0
-            thr = sign * thresholds
-
-            def pair_cost(i: np.ndarray, j: np.ndarray, pb: np.ndarray = pb, gb: np.ndarray = gb) -> np.ndarray:
-                return sign * fn(pb[i], gb[j])
-
+        pair_cost = partial(_pair_cost, pair_fn, sign, pb, gb) if pair_fn is not None else None
         matched = match_groups(pb[:, :max(dims, 2)], pl * n_frames + pf, order, gb[:, :max(dims, 2)],
-                               gl * n_frames + gf, thr, pair_cost=pair_cost)
+                               gl * n_frames + gf, sign * thresholds, pair_cost=pair_cost)
         rank = np.empty(len(ps), np.int64)
         rank[order] = np.arange(len(ps))
         num_gt = np.bincount(gl, minlength=num_classes)
