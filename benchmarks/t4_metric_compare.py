@@ -15,6 +15,9 @@ For every range of AWML's base.py ([0, 50), [50, 90), [90, 121), [0, 121) m) it 
 mAP / mAPH, every per-class mean and every per-class, per-threshold AP / APH from both,
 and the largest difference; exit status 1 when one exceeds --tol (default 1e-6).
 
+Matchers: every one of perception_eval's five 3D matchers by default (`--matching` picks),
+IoU at 0.1/0.3/0.5/0.7 (AWML sets no IoU thresholds), the distances at 0.5/1/2/4 m.
+
 Data: `--scenes N` seeded random scenes (scores on a coarse grid so that ties occur,
 positions up to 130 m so that every range is populated, empty frames, duplicated
 predictions, a class that never occurs); `--shipped` the shipped CenterPoint checkpoint
@@ -39,6 +42,12 @@ from projects.CenterPoint.metrics import CenterDistanceEvaluator
 from projects.CenterPoint.t4_metric import DEFAULT_RANGES, range_name
 
 THRESHOLDS = (0.5, 1.0, 2.0, 4.0)
+IOU_THRESHOLDS = (0.1, 0.3, 0.5, 0.7)  # AWML's config sets none for IoU
+MATCHERS = ("center_distance_bev", "center_distance", "plane_distance", "iou_2d", "iou_3d")
+
+
+def thresholds_of(matching: str) -> tuple[float, ...]:
+    return IOU_THRESHOLDS if matching.startswith("iou_") else THRESHOLDS
 CLASSES = ("car", "truck", "bus", "bicycle", "pedestrian")
 
 
@@ -73,19 +82,20 @@ def reference(frames: Sequence[tuple[dict, dict]], class_names: Sequence[str], m
             ))
         return out
 
-    key = {"center_distance_bev": "center_distance_bev_thresholds", "center_distance": "center_distance_thresholds"}
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for lo, hi in DEFAULT_RANGES:
+            config = {
+                "evaluation_task": "detection", "target_labels": list(class_names),
+                "center_distance_bev_thresholds": list(THRESHOLDS), "plane_distance_thresholds": [2.0, 4.0],
+                "iou_2d_thresholds": None, "iou_3d_thresholds": None, "label_prefix": "autoware",
+                "min_distance": lo, "max_distance": hi, "min_point_numbers": 0,
+                "matching_class_agnostic_fps": False,
+            }  # AWML's base.py, then the matcher under test with its thresholds
+            config[f"{matching}_thresholds"] = list(thresholds_of(matching))
             cfg = PerceptionEvaluationConfig(
                 dataset_paths=[tmp], frame_id="base_link", result_root_directory=tmp, load_raw_data=False,
-                evaluation_config_dict={
-                    "evaluation_task": "detection", "target_labels": list(class_names),
-                    key[matching]: list(THRESHOLDS), "plane_distance_thresholds": [2.0, 4.0],
-                    "iou_2d_thresholds": None, "iou_3d_thresholds": None, "label_prefix": "autoware",
-                    "min_distance": lo, "max_distance": hi, "min_point_numbers": 0,
-                    "matching_class_agnostic_fps": False,
-                },
+                evaluation_config_dict=config,
             )
             manager = PerceptionEvaluationManager(evaluation_config=cfg, load_ground_truth=False, metric_output_dir=None)
             pass_fail = PerceptionPassFailConfig(evaluator_config=cfg, target_labels=list(class_names),
@@ -104,19 +114,21 @@ def reference(frames: Sequence[tuple[dict, dict]], class_names: Sequence[str], m
                 entry["per_class_AP"][lab.value] = m.label_mean_to_ap[lab]
                 entry["per_class_APH"][lab.value] = m.label_mean_to_aph[lab]
                 for ap in aps:
-                    entry["AP_by_class_and_distance"][f"{lab.value}@{ap.matching_threshold:g}m"] = ap.ap
+                    unit = "" if matching.startswith("iou_") else "m"
+                    entry["AP_by_class_and_distance"][f"{lab.value}@{ap.matching_threshold:g}{unit}"] = ap.ap
             out[range_name(lo, hi)] = entry
     return out
 
 
 def ours(frames: Sequence[tuple[dict, dict]], class_names: Sequence[str], matching: str) -> dict[str, Any]:
-    ev = CenterDistanceEvaluator(class_names, THRESHOLDS, metric="t4", matching=matching)
+    ev = CenterDistanceEvaluator(class_names, thresholds_of(matching), metric="t4", matching=matching)
     for i, (pred, target) in enumerate(frames):
         ev.add(str(i), pred, target)
     return ev.compute()["by_range"]
 
 
-def random_scenes(n: int, seed: int) -> list[tuple[dict, dict]]:
+def random_scenes(n: int, seed: int, noise: float = 1.0) -> list[tuple[dict, dict]]:
+    """`noise` scales the predictions' errors (IoU matchers need boxes that overlap)."""
     rng = np.random.default_rng(seed)
     frames = []
     for f in range(n):
@@ -131,8 +143,8 @@ def random_scenes(n: int, seed: int) -> list[tuple[dict, dict]]:
                               rng.uniform(-np.pi, np.pi, m)])
         g_lab = rng.choice([0, 1, 3, 4], m)  # "bus" (2) never occurs
         hit = rng.random(m) < 0.7
-        noise = rng.normal(0, 0.8, (m, 7)) * [1, 1, 0.3, 0.1, 0.1, 0.1, 0.6]
-        pb = (gt + noise)[hit]
+        err = rng.normal(0, 0.8, (m, 7)) * [1, 1, 0.3, 0.1, 0.1, 0.1, 0.6] * noise
+        pb = (gt + err)[hit]
         pl = g_lab[hit].copy()
         k = int(rng.integers(0, 4))  # false positives anywhere
         r2, a2 = rng.uniform(0, 130, k), rng.uniform(-np.pi, np.pi, k)
@@ -155,7 +167,7 @@ def shipped_frames() -> tuple[list[tuple[dict, dict]], tuple[str, ...]]:
     from awml_harness.config.load import read_file
     from awml_harness.config.typed import from_mapping
     from awml_harness.openmmlab import load_checkpoint
-    from projects.CenterPoint.data import InfoDataset
+    from projects.CenterPoint.data import InfoDataset, PointLoading
     from projects.CenterPoint.decode import decode
     from projects.CenterPoint.model import CenterPoint
     from projects.CenterPoint.openmmlab import KEY_MAP
@@ -167,7 +179,9 @@ def shipped_frames() -> tuple[list[tuple[dict, dict]], tuple[str, ...]]:
     model = CenterPoint(s)
     load_checkpoint(model, raw["checkpoint_path"], KEY_MAP, strict=True)
     model.eval()
-    data = InfoDataset(raw["runtime_io"]["info_file"], raw["runtime_io"]["data_root"], s.num_point_features)
+    # the project's own point loading (key frame + sweeps, use_dim columns)
+    loading = PointLoading(s.point_columns, s.load_dim, s.sweeps_num, s.remove_close, s.pad_empty_sweeps)
+    data = InfoDataset(raw["runtime_io"]["info_file"], raw["runtime_io"]["data_root"], loading)
     nx, ny, _ = s.grid_size
     frames = []
     with torch.no_grad():
@@ -208,6 +222,7 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--shipped", action="store_true", help="also the shipped model on the shipped data")
     parser.add_argument("--tol", type=float, default=1e-6)
+    parser.add_argument("--matching", nargs="+", choices=MATCHERS, default=list(MATCHERS))
     args = parser.parse_args()
     try:
         import perception_eval  # noqa: F401
@@ -215,16 +230,17 @@ def main() -> int:
         print(f"perception_eval is not importable ({exc}); see this module's docstring", file=sys.stderr)
         return 2
     worst = 0.0
-    for matching in ("center_distance_bev", "center_distance"):
+    for matching in args.matching:
         if args.scenes:
             for seed in range(args.seeds):
-                frames = random_scenes(args.scenes, seed)
+                frames = random_scenes(args.scenes, seed, 0.3 if matching.startswith("iou_") else 1.0)
                 worst = max(worst, compare(f"random seed {seed} {matching}", ours(frames, CLASSES, matching),
                                            reference(frames, CLASSES, matching)))
     if args.shipped:
         frames, names = shipped_frames()
-        worst = max(worst, compare("shipped model", ours(frames, names, "center_distance_bev"),
-                                   reference(frames, names, "center_distance_bev")))
+        for matching in args.matching:
+            worst = max(worst, compare(f"shipped model {matching}", ours(frames, names, matching),
+                                       reference(frames, names, matching)))
     print(f"largest difference {worst:.2e} (tolerance {args.tol:g})")
     return 0 if worst <= args.tol else 1
 

@@ -47,7 +47,7 @@ addition (not in the devkit): AP with each TP weighted 1 - |dyaw| / pi (dyaw fol
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -84,6 +84,7 @@ def match_groups(
     gt_xy: np.ndarray,
     gt_group: np.ndarray,
     thresholds: np.ndarray,
+    pair_cost: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Greedy matching of many independent groups (one per class and sample) at once.
 
@@ -100,6 +101,10 @@ def match_groups(
     GT listed first; a NaN distance is never the smallest nor admitted. Work: one pass over the
     (prediction, GT) pairs of each group, then rounds -- round r handles the r-th
     prediction of every group that has any admissible pair -- over those pairs only.
+
+    pair_cost: instead of the centre distance, cost(pred_index, gt_index) of every pair
+    (arrays of equal length) with the same rule: smallest cost wins, admitted when
+    < the threshold (t4_metric passes -IoU with -thresholds for perception_eval's IoU > t).
     """
     thresholds = np.asarray(thresholds, np.float64)
     t, p = len(thresholds), len(pred_xy)
@@ -118,13 +123,16 @@ def match_groups(
     counts = gcount[pred_group]
     pos = _ranges(gstart[pred_group], counts)  # into gperm
     gt_of_pair = np.take(gperm, pos)
-    pred_cols = np.ascontiguousarray(pred_xy.T)  # (D, P): contiguous columns gather faster
-    gt_cols = np.ascontiguousarray(gt_xy.T)
-    sq = None
-    for c in range(pred_xy.shape[1]):  # 2 columns: BEV; 3: the 3D centre distance
-        d = np.repeat(pred_cols[c], counts) - np.take(gt_cols[c], gt_of_pair)
-        sq = d * d if sq is None else sq + d * d
-    dist = np.sqrt(sq)
+    if pair_cost is not None:
+        dist = np.asarray(pair_cost(np.repeat(np.arange(p), counts), gt_of_pair), np.float64)
+    else:
+        pred_cols = np.ascontiguousarray(pred_xy.T)  # (D, P): contiguous columns gather faster
+        gt_cols = np.ascontiguousarray(gt_xy.T)
+        sq = None
+        for c in range(pred_xy.shape[1]):  # 2 columns: BEV; 3: the 3D centre distance
+            d = np.repeat(pred_cols[c], counts) - np.take(gt_cols[c], gt_of_pair)
+            sq = d * d if sq is None else sq + d * d
+        dist = np.sqrt(sq)
     # pairs some threshold admits: strictly below it (a NaN distance admits nothing, as
     # `d < best` and `d < threshold` are both false for it)
     keep = dist < thresholds.max()

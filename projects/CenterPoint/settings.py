@@ -97,7 +97,9 @@ class CenterPointSettings:
     metric_class_range: dict[str, float] | None = None
     #: metric="t4": BEV distance buckets [lo, hi) m; the last one is the headline (None: AWML's)
     metric_distance_ranges: tuple[tuple[float, float], ...] | None = None
-    #: metric="t4": "center_distance_bev" or "center_distance" (3D)
+    #: metric="t4": perception_eval's matcher, "center_distance_bev", "center_distance" (3D),
+    #: "plane_distance" (distance_thresholds in m; AWML uses 2, 4), "iou_2d" or "iou_3d"
+    #: (distance_thresholds then are IoU ratios in [0, 1], matched when IoU > the ratio)
     metric_matching: str = "center_distance_bev"
     match_threshold: float = 0.5  # metres, BEV center distance between backends' boxes
     match_box_atol: float = 0.05
@@ -206,8 +208,14 @@ class CenterPointSettings:
                 raise ConfigError(f"{key}.num_voxels_profile", self.num_voxels_profile, "0 < min <= opt <= max")
         if self.metric not in ("nuscenes", "t4"):
             raise ConfigError(f"{key}.metric", self.metric, "'nuscenes' (nuScenes devkit) or 't4' (AWML T4MetricV2)")
-        if self.metric_matching not in ("center_distance_bev", "center_distance"):
-            raise ConfigError(f"{key}.metric_matching", self.metric_matching, "'center_distance_bev' or 'center_distance'")
+        matchers = ("center_distance_bev", "center_distance", "plane_distance", "iou_2d", "iou_3d")
+        if self.metric_matching not in matchers:
+            raise ConfigError(f"{key}.metric_matching", self.metric_matching, f"one of {', '.join(matchers)}")
+        if self.metric_matching.startswith("iou_") and not all(0 <= t <= 1 for t in self.distance_thresholds):
+            raise ConfigError(
+                f"{key}.distance_thresholds", self.distance_thresholds,
+                f"IoU ratios in [0, 1] with metric_matching={self.metric_matching!r} (e.g. [0.5, 0.7])",
+            )
         if self.metric_class_range is not None:
             if set(self.metric_class_range) != set(self.class_names) or min(self.metric_class_range.values()) <= 0:
                 raise ConfigError(
@@ -222,7 +230,7 @@ class CenterPointSettings:
                     f"{key}.metric_distance_ranges", self.metric_distance_ranges,
                     "a non-empty list of [min, max] metre pairs with 0 <= min < max",
                 )
-        if not self.distance_thresholds or min(self.distance_thresholds) <= 0:
+        if not self.distance_thresholds or (min(self.distance_thresholds) <= 0 and self.metric_matching[:4] != "iou_"):
             raise ConfigError(f"{key}.distance_thresholds", self.distance_thresholds, "positive distances in metres")
 
     # -- derived ----------------------------------------------------------------------

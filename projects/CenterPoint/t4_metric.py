@@ -8,8 +8,15 @@ t4dataset/base.py: centre-distance-BEV thresholds 0.5/1/2/4 m, ranges [0, 50), [
 Per range [lo, hi): predictions and GT are kept when lo <= hypot(x, y) < hi and their
 label is a target class (boxes with a NaN are dropped first, as AWML's parser does).
 Per frame, predictions in descending score order (equal scores: listed order) take the
-closest free GT of their class (centre distance in BEV, or in 3D with
-matching="center_distance"; ties: the GT listed first) when it is < the threshold.
+best free GT of their class (ties: the GT listed first) when it passes the threshold.
+Matchers (perception_eval's five 3D ones; `matching`): "center_distance_bev" (default)
+and "center_distance" (3D): smallest centre distance, admitted when < the threshold (m);
+"plane_distance": smallest distance of the near footprint edges, < the threshold (m);
+"iou_2d" (BEV footprint IoU) and "iou_3d": largest IoU, admitted when strictly > the
+threshold (thresholds in [0, 1]; perception_eval asserts it). The pair values, and the
+box conventions they inherit from AWML, are in t4_matching.py. AWML's config evaluates
+centre-distance-BEV at 0.5/1/2/4 m and plane distance at 2/4 m (for pass/fail); it sets
+no IoU thresholds (None), so IoU has no AWML default here either.
 Per class and threshold the object results of all frames are concatenated (in each
 frame: the matches in matching order, then the unmatched predictions) and sorted by
 descending score with perception_eval's own call, `np.argsort(scores)[::-1]`, on that
@@ -51,20 +58,30 @@ Conventions of perception_eval that look like bugs, reproduced here and document
    (LiDARInstance3DBoxes: z at the bottom face), so it compares bottom centres.
 6. The heading weight is rounded to 10 decimals (`round(w, 10)`); kept (np.round).
 
-Not reproduced: the IoU (2D/3D) and plane-distance matchers (a config asking for them
-is refused), point-count and confidence filters (AWML's config sets none).
+7. IoU and plane distance see each footprint turned by 90 degrees (AWML's (l, w, h) read
+   as (width, length, height)), and IoU 3D treats the bottom z as the centre
+   (t4_matching.py); kept.
+
+Not reproduced: point-count and confidence filters (AWML's config sets none), per-class
+thresholds (one list for every class here), perception_eval's crashes (ZeroDivisionError
+for two empty footprints, an assertion when float rounding puts an IoU above 1 and a
+later GT is compared with it): NaN there, never matched.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 #: AWML's T4MetricV2 ranges (min_distance / max_distance of base.py): [lo, hi) metres, BEV
 DEFAULT_RANGES = ((0.0, 50.0), (50.0, 90.0), (90.0, 121.0), (0.0, 121.0))
-MATCHING = {"center_distance_bev": 2, "center_distance": 3}
+#: perception_eval's 3D matchers: name -> centre coordinates compared (0: a pair value of t4_matching)
+MATCHING = {"center_distance_bev": 2, "center_distance": 3, "plane_distance": 0, "iou_2d": 0, "iou_3d": 0}
+#: matchers whose value is a ratio (higher is better, thresholds in [0, 1], admitted when > threshold)
+IOU_MATCHING = ("iou_2d", "iou_3d")
 RECALL_GRID = np.linspace(0.0, 1.0, 101)
 _FIRST_KEPT = int(round(100 * 0.1)) + 1
 
@@ -128,6 +145,12 @@ def t4_ap(scores: np.ndarray, tp_value: np.ndarray, is_tp: np.ndarray, num_gt: i
     return float(np.mean(kept)) / (1.0 - 0.1)
 
 
+def _pair_cost(fn: Callable[[np.ndarray, np.ndarray], np.ndarray], sign: float, pb: np.ndarray, gb: np.ndarray,
+               i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """sign * fn of the pairs (prediction i[k], GT j[k])."""
+    return sign * fn(pb[i], gb[j])
+
+
 def _mean(values: list[float]) -> float:
     """perception_eval's Map._mean: plain mean of the non-NaN values, NaN if none."""
     valid = [v for v in values if not np.isnan(v)]
@@ -150,10 +173,21 @@ def t4_metrics(
     """mAP / mAPH per range and per class; the headline mAP / mAPH are those of the last
     range, the one T4MetricV2 reports as its main evaluator (AWML's [0, 121))."""
     from .metrics import match_groups
+    from .t4_matching import PAIR_MATCHERS
 
     if matching not in MATCHING:
         raise ValueError(f"matching {matching!r}: expected one of {sorted(MATCHING)}")
+    thresholds = np.asarray(thresholds, np.float64)
+    if matching in IOU_MATCHING and not ((thresholds >= 0) & (thresholds <= 1)).all():
+        raise ValueError(f"matching {matching!r}: thresholds {thresholds.tolist()} must lie in [0, 1] (IoU)")
     dims = MATCHING[matching]
+    unit = "" if matching in IOU_MATCHING else "m"
+    # IoU / plane distance: a value per (prediction, GT) pair; match_groups takes the smallest
+    # cost below the threshold, so IoU goes in as -IoU against -t (IoU > t, largest wins)
+    pair_fn, sign = None, 1.0
+    if not dims:
+        pair_fn, higher = PAIR_MATCHERS[matching]
+        sign = -1.0 if higher else 1.0
     ranges = tuple(distance_ranges) if distance_ranges else DEFAULT_RANGES
     ok = ~np.isnan(p_boxes).any(axis=1) & ~np.isnan(p_scores)
     p_boxes, p_scores, p_lab, p_frame = p_boxes[ok], p_scores[ok], p_lab[ok], p_frame[ok]
@@ -171,7 +205,9 @@ def t4_metrics(
         gb, gl, gf = g_boxes[gk], g_lab[gk], g_frame[gk]
         # matching order inside each frame: descending score, equal scores in listed order
         order = np.argsort(-ps, kind="stable")
-        matched = match_groups(pb[:, :dims], pl * n_frames + pf, order, gb[:, :dims], gl * n_frames + gf, thresholds)
+        pair_cost = partial(_pair_cost, pair_fn, sign, pb, gb) if pair_fn is not None else None
+        matched = match_groups(pb[:, :max(dims, 2)], pl * n_frames + pf, order, gb[:, :max(dims, 2)],
+                               gl * n_frames + gf, sign * thresholds, pair_cost=pair_cost)
         rank = np.empty(len(ps), np.int64)
         rank[order] = np.arange(len(ps))
         num_gt = np.bincount(gl, minlength=num_classes)
@@ -194,7 +230,7 @@ def t4_metrics(
                 aph = t4_ap(ps[lst], w, is_tp, int(num_gt[label]))
                 aps.append(ap)
                 aphs.append(aph)
-                by_class_thr[f"{name}@{d:g}m"] = ap
+                by_class_thr[f"{name}@{d:g}{unit}"] = ap
             per_ap[name] = _mean(aps)
             per_aph[name] = _mean(aphs)
         by_range[range_name(lo, hi)] = {

@@ -275,7 +275,7 @@ def test_t4_center_distance_3d_counts_height() -> None:
     assert r["by_range"]["bev_center_0.0-121.0"]["AP_by_class_and_distance"] == pytest.approx({
         "car@0.5m": 0.0, "car@1m": 0.0, "car@2m": 1.0, "car@4m": 1.0})
     with pytest.raises(ValueError, match="matching"):
-        t4_of(preds, gts, matching="iou_3d")
+        t4_of(preds, gts, matching="iou_bev")
 
 
 def test_t4_equal_scores_put_the_frame_false_positives_first() -> None:
