@@ -248,30 +248,14 @@ def project_search_roots(config_path: Path | str, rootdir: Path | str | None = N
 
 
 def _base_files(path: Path, seen: set[Path]) -> list[Path]:
-    import ast
+    from awml_harness.config.bases import YAML_SUFFIXES, declared_bases
 
-    if path in seen or path.suffix not in (".py", ".yaml", ".yml") or not path.is_file():
+    if path in seen or path.suffix not in (".py", *YAML_SUFFIXES) or not path.is_file():
         return []
     seen.add(path)
-    bases: Any = None
-    try:
-        if path.suffix == ".py":
-            for node in ast.parse(path.read_text()).body:
-                if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "_base_"
-                                                        for t in node.targets):
-                    bases = ast.literal_eval(node.value)
-        else:
-            import yaml
-
-            data = yaml.safe_load(path.read_text())
-            bases = data.get("_base_") if isinstance(data, dict) else None
-    except Exception:  # an unreadable file is reported by the loader proper, not here
-        return []
-    if isinstance(bases, str):
-        bases = [bases]
     out: list[Path] = []
-    for base in bases if isinstance(bases, (list, tuple)) else []:
-        if not isinstance(base, str) or "::" in base:
+    for base in declared_bases(path):
+        if "::" in base:  # a package's config (`mmdet::...`): no project lives beside it
             continue
         target = (path.parent / base).resolve()
         out.append(target)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from awml_harness.config import seed
+from awml_harness.config.bases import YAML_SUFFIXES, declared_bases
 from awml_harness.config.errors import ConfigError
 from awml_harness.config.schema import DeployConfig
 from awml_harness.config.typed import from_mapping
@@ -86,7 +87,6 @@ def _apply_base(data: dict[str, Any], path: Path) -> dict[str, Any]:
 #: the command-line flag that lets YAML configs reach Python files
 PYTHON_IN_YAML_OPT_IN = "--awml-allow-python-in-yaml"
 _PYTHON_IN_YAML: ContextVar[bool] = ContextVar("awml_allow_python_in_yaml", default=False)
-_YAML_SUFFIXES = (".yaml", ".yml")
 
 
 @contextmanager
@@ -106,40 +106,13 @@ def refuse_python_from_yaml(key: str, target: Any, yaml_file: Path | str) -> Non
                                             f"runs Python (pass {PYTHON_IN_YAML_OPT_IN} to allow it)")
 
 
-def _declared_bases(path: Path) -> list[str]:
-    """The `_base_` entries of a config file, read without running it (literals only)."""
-    try:
-        if path.suffix == ".py":
-            for node in ast.parse(path.read_text()).body:
-                if (isinstance(node, ast.Assign) and len(node.targets) == 1
-                        and isinstance(node.targets[0], ast.Name) and node.targets[0].id == "_base_"):
-                    bases = ast.literal_eval(node.value)
-                    break
-            else:
-                return []
-        elif path.suffix in _YAML_SUFFIXES:
-            import yaml
-
-            data = yaml.safe_load(path.read_text())
-            bases = data.get("_base_") if isinstance(data, dict) else None
-        else:
-            return []
-    except Exception:  # unreadable, invalid or not a literal: the real read reports it
-        return []
-    if isinstance(bases, str):
-        return [bases]
-    if isinstance(bases, (list, tuple)):
-        return [b for b in bases if isinstance(b, str)]
-    return []
-
-
 def check_bases(path: Path | str) -> None:
     """Walk the `_base_` graph from `path` before reading it: a cycle, or a YAML file
     naming a `.py` base without the opt-in, is a ConfigError (not a RecursionError)."""
 
     def visit(node: Path, chain: tuple[Path, ...]) -> None:
-        for base in _declared_bases(node):
-            if node.suffix in _YAML_SUFFIXES:
+        for base in declared_bases(node):
+            if node.suffix in YAML_SUFFIXES:
                 refuse_python_from_yaml("_base_", base, node)
             target = (node.parent / base).resolve()
             if target in chain:
@@ -320,7 +293,7 @@ def _load_deploy_config(
         cfg = from_mapping(DeployConfig, user_keys)
         if device:
             cfg = _override_device(cfg, device)
-        if path.suffix in _YAML_SUFFIXES:
+        if path.suffix in YAML_SUFFIXES:
             _refuse_python_model_cfg(cfg.model_cfg, path)
         project_ref = resolve_project(cfg.project, roots)
         project_cls = load_project_class(project_ref)
