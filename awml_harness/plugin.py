@@ -230,9 +230,9 @@ class _BenchmarkHooks:
         machine_info["awml"] = {k: info[k] for k in ("gpu", "cuda", "driver", "torch", "onnxruntime", "tensorrt") if k in info}
         harness = config.stash.get(SESSION_KEY, None)
         if harness is not None:
-            from awml_harness.threads import torch_in_effect
+            from awml_harness.threads import thread_record
 
-            machine_info["awml"]["threads"] = {"policy": harness.thread_policies(), "torch": torch_in_effect()}
+            machine_info["awml"]["threads"] = thread_record(harness.thread_policies())
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -264,7 +264,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     harness = config.stash.get(SESSION_KEY, None)
     if sink is None or harness is None or _is_worker(config):
         return
-    sink.session = session
     if config.option.collectonly:
         return  # nothing ran: an existing metrics JSON describes the last real run, keep it
     if not sink.selected and not sink.records:

@@ -87,3 +87,9 @@ def torch_in_effect() -> dict[str, Any] | None:
     if _interop_note:
         out["note"] = _interop_note
     return out
+
+
+def thread_record(policy: Any) -> dict[str, Any]:
+    """What the reports record: the policy (one config's, or config id -> policy) beside the
+    threads this process's torch really has."""
+    return {"policy": policy, "torch": torch_in_effect()}

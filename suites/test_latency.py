@@ -20,7 +20,7 @@ def test_latency(awml, awml_latency_case, awml_record, guard_backend, benchmark,
         summarize,
     )
     from awml_harness.project import NullTimer
-    from awml_harness.threads import torch_in_effect
+    from awml_harness.threads import thread_record
 
     case = awml_latency_case
     if benchmark.disabled:
@@ -47,7 +47,7 @@ def test_latency(awml, awml_latency_case, awml_record, guard_backend, benchmark,
     stage_runs = [ctx.timed_run(case.spec, sample).stages for _ in range(min(ev.latency_rounds, 10))]
     stages = stage_medians(stage_runs)
     benchmark.extra_info.update({f"{k}": v for k, v in stats.items() if k.startswith("p") or k == "outlier_share"})
-    threads = {"policy": ctx.thread_policy.as_dict(), "torch": torch_in_effect()}
+    threads = thread_record(ctx.thread_policy.as_dict())
     benchmark.extra_info["threads"] = threads
     benchmark.extra_info["stages_median_ms"] = stages
     benchmark.extra_info["device"] = case.spec.device

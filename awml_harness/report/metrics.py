@@ -70,6 +70,7 @@ def verification_status(cfg: Any, results: list[dict[str, Any]]) -> tuple[str, s
 
 def build_document(harness: Any, sink: Any, *, exitstatus: int, argv: list[str], workers: int) -> dict[str, Any]:
     from awml_harness.report.machine import machine_info
+    from awml_harness.threads import thread_record
 
     projects: dict[str, dict[str, Any]] = {}
     artifacts: dict[str, dict[str, dict[str, Any]]] = {}
@@ -139,18 +140,12 @@ def build_document(harness: Any, sink: Any, *, exitstatus: int, argv: list[str],
             "unverified": unverified,
             # CPU thread policy per config (awml_harness/threads.py) and what this
             # process's torch really had; each latency entry records its own process's
-            "threads": _threads(harness),
+            "threads": thread_record(harness.thread_policies()),
         },
         "machine": machine_info(),
         "projects": projects,
     }
     return jsonable(doc)
-
-
-def _threads(harness: Any) -> dict[str, Any]:
-    from awml_harness.threads import torch_in_effect
-
-    return {"policy": harness.thread_policies(), "torch": torch_in_effect()}
 
 
 def metrics_path(harness: Any, option: str | None, rootdir: Path, doc_projects: Any = ()) -> Path:
