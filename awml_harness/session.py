@@ -139,7 +139,10 @@ class ProjectContext:
         from awml_harness.export.store import code_digest, source_files
 
         folder = Path(inspect.getfile(type(self.adapter))).resolve().parent
-        project = source_files(folder)
+        # a projects/<Name>/ folder the loader resolved is the project, subfolders included
+        # (project folders need no __init__.py); other adapters decide by their package
+        resolved = bool(self.cfg.project_dir) and Path(self.cfg.project_dir).resolve() == folder
+        project = source_files(folder, whole_tree=True if resolved else None)
         core = Path(__file__).resolve().parent
         harness = [*(core / "export").glob("*.py"), *(core / n for n in EXPORT_CODE)]
         return {"project": code_digest(project, folder), "harness": code_digest(harness, core)}

@@ -75,14 +75,19 @@ def code_digest(files: Iterable[Path], root: Path) -> str:
 _NOT_SOURCE = {"configs", "__pycache__", "node_modules", "site-packages"}
 
 
-def source_files(folder: Path) -> list[Path]:
+def source_files(folder: Path, whole_tree: bool | None = None) -> list[Path]:
     """The .py files of a project's folder, subfolders included, except `configs/`
     (deploy configs enter artifact keys as parsed settings, so editing a tolerance does
-    not re-export), caches, hidden folders and virtual environments. A folder that is
-    not a package (an adapter module at a repository's root) gives its own .py files
-    only, never the whole tree below it."""
+    not re-export), caches, hidden folders and virtual environments.
+
+    `whole_tree`: True for a folder the loader resolved as `projects/<Name>/` (imported by
+    path, with or without `__init__.py`); None decides by `__init__.py`, so an adapter
+    module at a repository's root (`pkg.module:Class` outside a package) gives its own
+    .py files only, never the whole tree below it."""
     folder = Path(folder)
-    if not (folder / "__init__.py").is_file():
+    if whole_tree is None:
+        whole_tree = (folder / "__init__.py").is_file()
+    if not whole_tree:
         return sorted(folder.glob("*.py"))
     out: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(folder):

@@ -63,3 +63,27 @@ def test_source_files_of_a_project_folder(tmp_path: Path):
         "__init__.py", "project.py", "layers/head.py"]
     (tmp_path / "adapter.py").write_text("#\n")  # a module at a repository root: not the whole tree
     assert source_files(tmp_path) == [tmp_path / "adapter.py"]
+    # a project folder the loader resolved needs no __init__.py: its subfolders count
+    (proj / "__init__.py").unlink()
+    assert [p.name for p in source_files(proj)] == ["project.py"]
+    assert [p.relative_to(proj).as_posix() for p in source_files(proj, whole_tree=True)] == [
+        "project.py", "layers/head.py"]
+
+
+def test_a_project_folder_without_init_is_hashed_whole(tmp_path: Path):
+    """Project folders need no __init__.py (shipped ones have none): the folder the loader
+    resolved is the project, so a module in a subfolder is part of the artifact key."""
+    import shutil
+
+    from awml_harness.config.load import load_deploy_config
+    from awml_harness.session import ProjectContext, RunOptions
+
+    toy = Path(__file__).resolve().parents[1] / "toy" / "projects" / "Toy"
+    proj = tmp_path / "projects" / "Toy"
+    shutil.copytree(toy, proj, ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))
+    (proj / "layers").mkdir()
+    (proj / "layers" / "head.py").write_text("SCALE = 1\n")
+    cfg = load_deploy_config(proj / "configs" / "deploy.yaml", base_dir=tmp_path)
+    before = ProjectContext(cfg, RunOptions()).code_digests["project"]
+    (proj / "layers" / "head.py").write_text("SCALE = 2\n")
+    assert ProjectContext(cfg, RunOptions()).code_digests["project"] != before
