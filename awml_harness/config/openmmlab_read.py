@@ -43,24 +43,10 @@ def package_dir(package: str) -> Path | None:
 
 def external_bases(path: Path) -> list[tuple[str, str]]:
     """`(package, relative path)` for each `pkg::` entry of the file's literal `_base_`."""
-    import ast
+    from awml_harness.config.bases import declared_bases
 
-    try:
-        tree = ast.parse(path.read_text())
-    except (OSError, SyntaxError):
-        return []
-    out = []
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "_base_" for t in node.targets):
-            try:
-                bases = ast.literal_eval(node.value)
-            except ValueError:
-                continue
-            for base in [bases] if isinstance(bases, str) else list(bases):
-                match = _EXTERNAL_BASE.match(str(base))
-                if match:
-                    out.append((match.group(1), match.group(2)))
-    return out
+    matches = (_EXTERNAL_BASE.match(base) for base in declared_bases(path))
+    return [(m.group(1), m.group(2)) for m in matches if m]
 
 
 def _check_external_bases(path: Path, key: str) -> None:
