@@ -454,3 +454,16 @@ def test_a_wrong_model_io_name_still_fails_test_export_by_name(tmp_path):
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-2000:]
     assert "model_io.input_name='voxelz' is not an input of pts_voxel_encoder.onnx: ['input_features']" in result.stdout
     assert "model_io.additional_outputs ['hmm'] are outputs of no exported graph" in result.stdout
+
+
+def test_a_pkg_base_of_a_missing_package_names_what_to_install(tmp_path: Path):
+    """`pkg::` bases are looked up without importing the package; every missing one is
+    named in one error with the pip command, before mmengine reads anything."""
+    from awml_harness.config.openmmlab_read import external_bases, read_model_config
+
+    cfg = tmp_path / "model.py"
+    cfg.write_text("_base_ = ['awmlnopkga::configs/a.py', './local.py', 'awmlnopkgb::b.py']\nmodel = dict()\n")
+    assert external_bases(cfg) == [("awmlnopkga", "configs/a.py"), ("awmlnopkgb", "b.py")]
+    with pytest.raises(ConfigError, match=r"pip install awmlnopkga awmlnopkgb") as info:
+        read_model_config(cfg)
+    assert info.value.key == "model_cfg"
