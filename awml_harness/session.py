@@ -71,6 +71,7 @@ class ProjectContext:
         self._prepared: dict[int, Prepared] = {}
         self._ref_results: dict[tuple[BackendSpec, int], RunResult] = {}
         self._evaluation: dict[str, Any] | None = None
+        self.auto_mixed: dict[str, Any] | None = None  # the auto_mixed search summary, once built
         self.store = ArtifactStore(Path(cfg.export.work_dir) / "artifacts")
         self.thread_policy = resolve(options.threads, cfg.evaluation.threads)
 
@@ -179,6 +180,8 @@ class ProjectContext:
                         lambda tmp, g=graph, f=file_name: export_graph(g, tmp, self.cfg.onnx_config, f),
                         rebuild_before=self.options.rebuild_before,
                     )
+        elif self.cfg.backend_config.common_config.precision_policy == "auto_mixed":
+            arts = self._auto_mixed_artifacts()
         else:
             from awml_harness.export.fp16 import convert_to_fp16, fp16_tool_versions
 
@@ -192,6 +195,30 @@ class ProjectContext:
                 )
         self._artifacts[precision] = arts
         return arts
+
+    def _auto_mixed_artifacts(self) -> dict[str, Artifact]:
+        """precision_policy="auto_mixed": one artifact holding every graph's mixed fp16 file
+        and the search summary, keyed by the fp32 sources, the tolerances and the
+        verification samples, so a warm run reuses the choice without searching again."""
+        from awml_harness.export import auto_mixed
+        from awml_harness.export.fp16 import fp16_tool_versions
+
+        base = self.onnx_artifacts("fp32")
+        scenario = auto_mixed.fp16_scenario(self.cfg)
+        indices = self.verification_indices()
+        key = {"kind": "onnx-fp16-auto-mixed", "format": ARTIFACT_FORMAT,
+               "sources": {n: a.key for n, a in base.items()}, "tools": fp16_tool_versions(),
+               "reference": scenario.ref.label, "tolerances": auto_mixed.tolerance_key(self.cfg, scenario),
+               "samples": auto_mixed.samples_digest(self, indices), "search": auto_mixed.code_version()}
+        whole = self.store.get_or_build(
+            "auto-mixed-fp16", key, lambda tmp: auto_mixed.build_auto_mixed(self, base, tmp, scenario, indices),
+            rebuild_before=self.options.rebuild_before,
+        )
+        summary = auto_mixed.read_summary(whole.folder)
+        self.auto_mixed = {**summary, "reused": whole.reused, "key": whole.key}
+        return {name: dataclasses.replace(whole, name=f"{name}-fp16", main=summary["files"][name],
+                                          files={f: whole.files[f] for f in (summary["files"][name], auto_mixed.SUMMARY_FILE)})
+                for name in base}
 
     def _external_onnx(self) -> dict[str, Artifact]:
         path = Path(self.cfg.export.onnx_path)  # type: ignore[arg-type]
@@ -223,7 +250,10 @@ class ProjectContext:
         out = []
         for precision, arts in self._artifacts.items():
             for art in arts.values():
-                out.append({**art.as_dict(), "variant": precision})
+                entry = {**art.as_dict(), "variant": precision}
+                if precision == "fp16" and self.auto_mixed is not None:
+                    entry["auto_mixed"] = self.auto_mixed  # the metrics JSON's project "auto_mixed" section
+                out.append(entry)
         return out
 
     # -- runners --------------------------------------------------------------------------
