@@ -138,3 +138,27 @@ def test_three_shards_merge_to_the_serial_metrics_exactly(tmp_path, capsys):
     capsys.readouterr()
     assert main(["merge", str(shards[0]), str(shards[2]), "-o", str(tmp_path / "partial.json")]) == 2
     assert "missing shard(s) 2/3" in capsys.readouterr().err and not (tmp_path / "partial.json").exists()
+
+
+def test_a_bad_shard_option_is_a_usage_error():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    env["PYTHONPATH"] = str(ROOT)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--co", "-q",
+                           "suites/test_evaluation.py", "--deploy-cfg", str(CONFIGS[0]), "--awml-shard", "4/3"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 4
+    assert "--awml-shard expects I/N with 1 <= I <= N (e.g. 2/3), got '4/3'" in proc.stderr
+
+
+def test_shard_runs_collect_one_split_case_per_config():
+    from awml_harness.cases import SplitCase
+    from awml_harness.config.load import load_deploy_config
+    from awml_harness.fixtures import generate_cases
+    from awml_harness.session import HarnessSession, RunOptions
+
+    configs = [load_deploy_config(c, base_dir=ROOT) for c in CONFIGS[:2]]
+    session = HarnessSession(configs, RunOptions(split=(1, 3)), shards=4)  # under -n 4 too
+    cases = generate_cases(session, "awml_eval_case")
+    assert [(type(c), c.config_id, c.index, c.count) for c in cases] == [
+        (SplitCase, cfg.id, 1, 3) for cfg in configs]
+    assert cases[0].id == "CalibrationStatusClassification-split2of3"
