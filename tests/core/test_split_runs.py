@@ -162,3 +162,60 @@ def test_shard_runs_collect_one_split_case_per_config():
     assert [(type(c), c.config_id, c.index, c.count) for c in cases] == [
         (SplitCase, cfg.id, 1, 3) for cfg in configs]
     assert cases[0].id == "CalibrationStatusClassification-split2of3"
+
+
+def _calibration_shards(tmp_path):
+    """Three shard files of the calibration config, made in-process as the suite makes them."""
+    from awml_harness.config.load import load_deploy_config
+    from awml_harness.session import HarnessSession, RunOptions
+    from awml_harness.split import config_digest, shard_document, write_shard
+
+    cfg = load_deploy_config(CONFIGS[0], base_dir=ROOT, work_dir=str(tmp_path / "wd"))
+    load = {"cfg_options": [], "work_dir": str(tmp_path / "wd"), "device": None, "unsafe_load": False,
+            "allow_python_in_yaml": False, "model_cfg": None, "checkpoint": None}
+    paths, ctx = [], None
+    for k in range(3):
+        harness = HarnessSession([cfg], RunOptions(split=(k, 3)))
+        if ctx is not None:
+            harness._contexts[cfg.id] = ctx  # one model for the three slices (they are independent)
+        ctx = harness.context(cfg.id)
+        rec = {"kind": "evaluation-split", "config": cfg.id, "config_digest": config_digest(ctx, ROOT),
+               "num_samples": ctx.num_eval_samples(), "backends": ctx.evaluate_shard(k, 3)}
+        paths.append(tmp_path / f"s{k + 1}.json")
+        write_shard(paths[-1], shard_document(harness, [rec], {}, load, ROOT))
+    return paths, ctx
+
+
+def test_merged_calibration_metrics_equal_the_serial_pass_and_tampering_is_caught(tmp_path):
+    from awml_harness.report.metrics import jsonable
+    from awml_harness.split import merge
+
+    paths, ctx = _calibration_shards(tmp_path)
+    doc, failures = merge(paths[::-1], ROOT)
+    assert not failures
+    serial = ctx.evaluate_all()
+    got = doc["projects"][ctx.cfg.id]["evaluation"]["backends"]
+    assert set(got) == set(serial) == {"pytorch", "onnx", "onnx-fp16"}
+    for name, entry in serial.items():
+        assert got[name]["metrics"] == jsonable(entry["metrics"]) and got[name]["num_samples"] == 40
+
+    original = [p.read_text() for p in paths]
+    data = json.loads(paths[1].read_text())
+    data["configs"][ctx.cfg.id]["backends"]["onnx"]["samples"].pop(3)  # one prediction lost
+    paths[1].write_text(json.dumps(data))
+    with pytest.raises(ShardError, match=r"s2.json: config CalibrationStatusClassification backend onnx holds samples"):
+        merge(paths, ROOT)
+
+    data["configs"][ctx.cfg.id]["backends"]["onnx"]["samples"] = json.loads(
+        paths[0].read_text())["configs"][ctx.cfg.id]["backends"]["onnx"]["samples"]  # shard 1's rows in shard 2
+    paths[1].write_text(json.dumps(data))
+    with pytest.raises(ShardError, match="holds samples"):
+        merge(paths, ROOT)
+
+    for p, text in zip(paths, original, strict=True):  # another checkpoint: the shards agree, this checkout not
+        d = json.loads(text)
+        d["configs"][ctx.cfg.id]["config_digest"] = "0" * 64
+        p.write_text(json.dumps(d))
+    with pytest.raises(ShardError, match=r"config CalibrationStatusClassification: the shards were made from another "
+                                         r"config, checkpoint or code than .*deploy_config.py"):
+        merge(paths, ROOT)
