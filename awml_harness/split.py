@@ -141,9 +141,9 @@ def check_shards(shards: Mapping[str, Mapping[str, Any]]) -> int:
     seen: dict[int, list[str]] = {}
     for name, s in shards.items():
         seen.setdefault(s["shard"]["index"], []).append(name)
-    for index, names in sorted(seen.items()):
-        if len(names) > 1:
-            problems.append(f"shard {index}/{count} given {len(names)} times: {', '.join(names)}")
+    for index, files in sorted(seen.items()):
+        if len(files) > 1:
+            problems.append(f"shard {index}/{count} given {len(files)} times: {', '.join(files)}")
     missing = [i for i in range(1, count + 1) if i not in seen]
     if missing:
         problems.append(f"missing shard(s) {', '.join(f'{i}/{count}' for i in missing)} "
@@ -224,7 +224,7 @@ def merge(paths: Sequence[Path], rootdir: Path, argv: Sequence[str] = ()) -> tup
             raise ShardError(f"config {cid}: the shards were made from another config, checkpoint or code than "
                              f"{root / entry0['config']} in {root} (digest {entry0['config_digest'][:12]}, here "
                              f"{here[:12]}); merge in the checkout the shard jobs ran")
-        recs = [{"backends": s["configs"][cid]["backends"]} for s in shards.values()]
+        recs: list[Mapping[str, Any]] = [{"backends": s["configs"][cid]["backends"]} for s in shards.values()]
         merged = merge_shards(ctx.adapter, recs, cfg.evaluation.reference, cfg.evaluation.tolerance_for)
         project = _project_entry(cfg)
         for name, entry in merged.items():

@@ -315,7 +315,7 @@ def verification_criterion(ctx: Any, scenario: Any, models: Mapping[str, bytes],
         if key not in sessions:
             if len(sessions) > 64:
                 sessions.clear()
-            model = convert_mixed(models[graph], blocked)
+            model = convert_mixed(models[graph], sorted(blocked))
             sessions[key] = ort.InferenceSession(model.SerializeToString(), sess_options=session_options(threads),
                                                  providers=["CPUExecutionProvider"])
         return sessions[key]
