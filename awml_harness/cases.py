@@ -59,6 +59,20 @@ class BackendCase:
 
 
 @dataclass(frozen=True)
+class SplitCase:
+    """--awml-shard I/N: every backend on this job's slice of samples; `awml merge` joins
+    the N jobs' shard files (awml_harness/split.py). Not an xdist shard."""
+
+    config_id: str
+    index: int  # zero-based
+    count: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.config_id}-split{self.index + 1}of{self.count}"
+
+
+@dataclass(frozen=True)
 class EvalShardCase:
     """Under pytest-xdist: every backend on samples i % of == shard; merged on the controller."""
 

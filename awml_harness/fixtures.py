@@ -43,6 +43,11 @@ def generate_cases(session: Any, kind: str) -> list[Any]:
         elif kind == "awml_eval_case":
             if not cfg.evaluation.enabled:
                 continue
+            if session.options.split is not None:  # --awml-shard: a user-level split across machines
+                from awml_harness.cases import SplitCase
+
+                cases.append(SplitCase(cid, *session.options.split))
+                continue
             shards = eval_shards(session, cid)
             if shards > 1:
                 cases += [EvalShardCase(cid, k, shards) for k in range(shards)]

@@ -76,6 +76,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="store each verification reference's outputs under DIR")
     group.addoption("--awml-golden", default=None, metavar="DIR",
                     help="add scenarios comparing test backends with golden outputs stored under DIR")
+    group.addoption("--awml-shard", default=None, metavar="I/N",
+                    help="evaluate only samples i with i %% N == I-1 (I = 1..N) and write their predictions to a "
+                         "shard file instead of metrics; `awml merge` computes the metrics from all N shards")
+    group.addoption("--awml-shard-json", default=None, metavar="PATH",
+                    help="where --awml-shard writes its shard file (default: shard-IofN.json beside the metrics JSON)")
     parser.addini("awml_deploy_configs", type="paths", default=[],
                   help="deploy configs run when no --deploy-cfg is given")
 
@@ -129,6 +134,14 @@ def pytest_configure(config: pytest.Config) -> None:
     if errors:
         raise pytest.UsageError("\n".join(errors))
     _check_overrides(config, configs)
+    split = None
+    if config.option.awml_shard is not None:
+        from awml_harness.split import parse_shard
+
+        try:
+            split = parse_shard(config.option.awml_shard)
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
     started = config.workerinput.get("awml_run_started") if _is_worker(config) else time.time()
     options = RunOptions(
         rebuild_before=float(started) if config.option.awml_rebuild else None,
@@ -137,6 +150,7 @@ def pytest_configure(config: pytest.Config) -> None:
         ort_spinning=config.option.awml_ort_spinning,
         save_golden=_abs(config.option.awml_save_golden, config.rootpath),
         golden=_abs(config.option.awml_golden, config.rootpath),
+        split=split,
     )
     if _is_worker(config):
         shards = int(config.workerinput.get("workercount", 1))
@@ -287,6 +301,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         _write_failed(sink, session, "the metrics JSON", path, exc,
                       "set --awml-metrics-json (or report.metrics_json) to a writable file, or fix export.work_dir")
         return
+    if harness.options.split is not None:
+        _write_shard(config, session, harness, sink, path, doc)
     if config.option.awml_suggest_tolerances is not None:
         from awml_harness.report.suggest import suggest_tolerances
 
@@ -308,6 +324,29 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             _write_failed(sink, session, "the HTML report", target, exc, "pass a writable PATH to --awml-report")
         else:
             sink.extra_output.append((f"awml report: {target}", ""))
+
+
+def _write_shard(config: pytest.Config, session: pytest.Session, harness: Any, sink: Any, metrics: Path,
+                 doc: dict) -> None:
+    """--awml-shard: this job's predictions, for `awml merge` (awml_harness/split.py)."""
+    from awml_harness.split import load_options, shard_document, shard_file_name, write_shard
+
+    index, count = harness.options.split
+    target = (_abs(config.option.awml_shard_json, config.invocation_params.dir)
+              or metrics.with_name(shard_file_name(index, count)))
+    data = shard_document(harness, sink.records, doc, load_options(config.option, config.rootpath), config.rootpath)
+    if not data["configs"]:
+        sink.gate_failures.append(f"awml --awml-shard {index + 1}/{count}: no evaluation ran, so there is no shard "
+                                  "to write (select suites/test_evaluation.py)")
+        if session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        return
+    try:
+        write_shard(target, data)
+    except OSError as exc:
+        _write_failed(sink, session, "the shard file", target, exc, "pass a writable PATH to --awml-shard-json")
+        return
+    sink.extra_output.append((f"awml shard {index + 1}/{count}: {target}", ""))
 
 
 def _write_failed(sink: Any, session: pytest.Session, what: str, path: Path, exc: OSError, fix: str) -> None:

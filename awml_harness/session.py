@@ -52,6 +52,11 @@ class ProjectContext(ModelData):
     def onnx_artifacts(self, precision: str = "fp32") -> dict[str, Artifact]:
         return self.artifacts.onnx_artifacts(precision)
 
+    @property
+    def auto_mixed(self) -> dict[str, Any] | None:
+        """precision_policy="auto_mixed": the search's summary once the fp16 graphs exist."""
+        return self.artifacts.auto_mixed
+
     def engine_artifacts(self, spec: BackendSpec) -> dict[str, Artifact]:
         return self.artifacts.engine_artifacts(spec)
 

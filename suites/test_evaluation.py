@@ -3,7 +3,9 @@
 
 Serial runs: one test per backend. Under pytest-xdist: one test per shard of samples,
 every backend inside it; the controller merges the shards, computes the metrics once
-and applies the same tolerance gate (see awml_harness.evaluation)."""
+and applies the same tolerance gate (see awml_harness.evaluation). With --awml-shard I/N:
+one test per config on this job's slice; the run writes a shard file for `awml merge`
+(awml_harness/split.py) and no metrics."""
 
 from __future__ import annotations
 
@@ -12,13 +14,26 @@ import warnings
 import pytest
 
 
-def test_evaluation(awml, awml_eval_case, awml_record, awml_unavailable, guard_backend):
-    from awml_harness.cases import EvalShardCase
+def test_evaluation(awml, awml_eval_case, awml_record, awml_unavailable, guard_backend, pytestconfig):
+    from awml_harness.cases import EvalShardCase, SplitCase
     from awml_harness.evaluation import delta_failures, scalar_metrics
 
     case = awml_eval_case
     ctx = awml.context(case.config_id)
     ev = ctx.cfg.evaluation
+    if isinstance(case, SplitCase):
+        from awml_harness.split import config_digest
+
+        with guard_backend():
+            backends = ctx.evaluate_shard(case.index, case.count)
+            digest = config_digest(ctx, pytestconfig.rootpath)
+        awml_record({"kind": "evaluation-split", "config": case.config_id, "index": case.index, "count": case.count,
+                     "config_digest": digest, "num_samples": ctx.num_eval_samples(), "backends": backends,
+                     "artifacts": ctx.all_artifacts()})
+        errors = [f"{name}: {b['error']}" for name, b in backends.items() if "error" in b]
+        if errors:
+            pytest.fail(f"{case.id}: evaluation failed:\n" + "\n".join(errors), pytrace=False)
+        return
     if isinstance(case, EvalShardCase):
         with guard_backend():
             backends = ctx.evaluate_shard(case.shard, case.of)

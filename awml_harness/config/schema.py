@@ -30,7 +30,8 @@ class Backend(str, enum.Enum):
 
 
 ExportMode = Literal["onnx", "trt", "both", "none"]
-PrecisionPolicy = Literal["auto", "fp16", "fp32_tf32", "strongly_typed"]
+# auto_mixed: fp16 with the fewest nodes kept in fp32 that pass verification (export/auto_mixed.py)
+PrecisionPolicy = Literal["auto", "fp16", "fp32_tf32", "strongly_typed", "auto_mixed"]
 Precision = Literal["fp32", "fp16"]
 _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 

@@ -25,6 +25,7 @@ class Artifacts(ContextPart):
     def __init__(self, data: ModelData) -> None:
         super().__init__(data)
         self._artifacts: dict[str, dict[str, Artifact]] = {}
+        self.auto_mixed: dict[str, Any] | None = None  # the auto_mixed search summary, once built
         self.store = ArtifactStore(Path(data.cfg.export.work_dir) / "artifacts")
 
     @functools.cached_property
@@ -84,6 +85,8 @@ class Artifacts(ContextPart):
                         lambda tmp, g=graph, f=file_name: export_graph(g, tmp, self.cfg.onnx_config, f),
                         rebuild_before=self.options.rebuild_before,
                     )
+        elif self.cfg.backend_config.common_config.precision_policy == "auto_mixed":
+            arts = self._auto_mixed_artifacts()
         else:
             from awml_harness.export.fp16 import convert_to_fp16, fp16_tool_versions
 
@@ -97,6 +100,35 @@ class Artifacts(ContextPart):
                 )
         self._artifacts[precision] = arts
         return arts
+
+    def _auto_mixed_artifacts(self) -> dict[str, Artifact]:
+        """precision_policy="auto_mixed": one artifact holding every graph's mixed fp16 file
+        and the search summary, keyed by the fp32 sources, the tolerances and the
+        verification samples, so a warm run reuses the choice without searching again.
+        The search runs the reference backend, so it is handed the whole context (the
+        facade, `self.data`: prepared samples, reference results, adapter)."""
+        import dataclasses
+
+        from awml_harness.export import auto_mixed
+        from awml_harness.export.fp16 import fp16_tool_versions
+
+        base = self.onnx_artifacts("fp32")
+        ctx = self.data
+        scenario = auto_mixed.fp16_scenario(self.cfg)
+        indices = ctx.verification_indices()
+        key = {"kind": "onnx-fp16-auto-mixed", "format": ARTIFACT_FORMAT,
+               "sources": {n: a.key for n, a in base.items()}, "tools": fp16_tool_versions(),
+               "reference": scenario.ref.label, "tolerances": auto_mixed.tolerance_key(self.cfg, scenario),
+               "samples": auto_mixed.samples_digest(ctx, indices), "search": auto_mixed.code_version()}
+        whole = self.store.get_or_build(
+            "auto-mixed-fp16", key, lambda tmp: auto_mixed.build_auto_mixed(ctx, base, tmp, scenario, indices),
+            rebuild_before=self.options.rebuild_before,
+        )
+        summary = auto_mixed.read_summary(whole.folder)
+        self.auto_mixed = {**summary, "reused": whole.reused, "key": whole.key}
+        return {name: dataclasses.replace(whole, name=f"{name}-fp16", main=summary["files"][name],
+                                          files={f: whole.files[f] for f in (summary["files"][name], auto_mixed.SUMMARY_FILE)})
+                for name in base}
 
     def _external_onnx(self) -> dict[str, Artifact]:
         path = Path(self.cfg.export.onnx_path)  # type: ignore[arg-type]
@@ -128,5 +160,8 @@ class Artifacts(ContextPart):
         out = []
         for precision, arts in self._artifacts.items():
             for art in arts.values():
-                out.append({**art.as_dict(), "variant": precision})
+                entry = {**art.as_dict(), "variant": precision}
+                if precision == "fp16" and self.auto_mixed is not None:
+                    entry["auto_mixed"] = self.auto_mixed  # the metrics JSON's project "auto_mixed" section
+                out.append(entry)
         return out

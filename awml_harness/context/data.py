@@ -19,6 +19,7 @@ class RunOptions:
     ort_spinning: bool = False  # ONNX Runtime thread spinning (off: fair to the other backends)
     save_golden: Path | None = None
     golden: Path | None = None
+    split: tuple[int, int] | None = None  # --awml-shard I/N as (I - 1, N): this job's slice (awml_harness/split.py)
 
 
 class ModelData:

@@ -30,11 +30,15 @@ TensorRT Python API used here (present in the 10.x and 11.x references):
     IBuilderConfig.builder_optimization_level, IBuilderConfig.add_optimization_profile,
     IOptimizationProfile.set_shape, IBuilderConfig.create_timing_cache,
     IBuilderConfig.set_timing_cache, ITimingCache.combine, ITimingCache.serialize,
-    IHostMemory (buffer protocol).
+    IHostMemory (buffer protocol); for auto_mixed on 10.x: INetworkDefinition.num_layers,
+    INetworkDefinition.get_layer, ILayer.name, ILayer.metadata, ILayer.num_outputs,
+    ILayer.get_output, ITensor.dtype, ILayer.precision, ILayer.set_output_type,
+    tensorrt.float32 / float16, BuilderFlag.OBEY_PRECISION_CONSTRAINTS.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from pathlib import Path
@@ -76,6 +80,12 @@ def build_engines(ctx: Any, spec: Any) -> dict[str, Artifact]:
     cache = timing_cache_path(ctx.store.root, version, gpu)
     index = cuda_index(spec.device)
     out: dict[str, Artifact] = {}
+    if policy == "auto_mixed" and any(not p.convert_fp16 for p in plans.values()):
+        ctx.onnx_artifacts("fp16")  # runs (or reuses) the search; its choice pins layers to fp32
+        chosen = ctx.auto_mixed
+        plans = {n: dataclasses.replace(p, fp32_layers=tuple(chosen["fp32_nodes"].get(n, ()))
+                                        + tuple(chosen.get("always_fp32", {}).get(n, ())))
+                 for n, p in plans.items()}
     for name, plan in plans.items():
         onnx_art = ctx.onnx_artifacts(plan.onnx_precision)[name]
         key = {"kind": "trt-engine", "format": ENGINE_FORMAT, "onnx": onnx_art.key, "plan": plan.as_dict(),
@@ -143,6 +153,8 @@ def build_engine(trt: Any, onnx_path: Path, plan: BuildPlan, folder: Path, file_
         if not hasattr(trt.BuilderFlag, flag):
             raise EngineBuildError(f"TensorRT {version} has no BuilderFlag.{flag} (policy {plan.policy!r})")
         config.set_flag(getattr(trt.BuilderFlag, flag))
+    if plan.fp32_layers:
+        pin_fp32_layers(trt, network, plan.fp32_layers, onnx_path)
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, plan.workspace_bytes)
     config.builder_optimization_level = plan.optimization_level
 
@@ -173,6 +185,38 @@ def build_engine(trt: Any, onnx_path: Path, plan: BuildPlan, folder: Path, file_
     if cache_path is not None:
         _merge_cache(config, timing, cache_path)
     return file_name
+
+
+def pin_fp32_layers(trt: Any, network: Any, nodes: tuple[str, ...], onnx_path: Path) -> int:
+    """auto_mixed on a weakly typed (TensorRT 10) fp16 build: every layer the ONNX parser
+    made from one of `nodes` computes in fp32 (`ILayer.precision`) and writes fp32 float
+    outputs (`ILayer.set_output_type`); BuilderFlag.OBEY_PRECISION_CONSTRAINTS in the plan
+    makes TensorRT honour both instead of treating them as hints. A layer is the node's
+    when its name is the node name or its `metadata` (TensorRT 10 parsers record
+    "[ONNX Layer: <node>]") names it. Returns how many layers were pinned."""
+    wanted = set(nodes)
+    pinned, seen = 0, set()
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        meta = str(getattr(layer, "metadata", "") or "")
+        owner = layer.name if layer.name in wanted else next(
+            (n for n in re.findall(r"\[ONNX Layer: ([^\]]+)\]", meta) if n in wanted), None)
+        if owner is None:
+            continue
+        seen.add(owner)
+        floats = [j for j in range(layer.num_outputs)
+                  if layer.get_output(j).dtype in (trt.float32, trt.float16)]
+        if not floats:
+            continue  # shape/index layers: nothing to pin
+        layer.precision = trt.float32
+        for j in floats:
+            layer.set_output_type(j, trt.float32)
+        pinned += 1
+    missing = sorted(wanted - seen)
+    if missing:
+        print(f"[awml] auto_mixed: {len(missing)} fp32 node(s) of {onnx_path.name} have no TensorRT layer of that "
+              f"name (folded by the parser?): {missing[:5]}", flush=True)
+    return pinned
 
 
 def _read_cache(path: Path | None) -> bytes:

@@ -52,7 +52,7 @@ from awml_harness.backends.trt_version import check_major as check_major
 from awml_harness.backends.trt_version import trt_major as trt_major
 from awml_harness.config.errors import ConfigError
 
-POLICIES = ("auto", "fp16", "fp32_tf32", "strongly_typed")
+POLICIES = ("auto", "fp16", "fp32_tf32", "strongly_typed", "auto_mixed")
 
 Shape = tuple[int, ...]
 ShapeTriple = tuple[Shape, Shape, Shape]
@@ -72,6 +72,9 @@ class BuildPlan:
     optimization_level: int  # IBuilderConfig.builder_optimization_level
     # one mapping per optimization profile: input name -> (min, opt, max)
     profiles: tuple[Mapping[str, ShapeTriple], ...] = field(default=())
+    # auto_mixed on a weakly typed build: ONNX node names whose layers must run in fp32
+    # (export/auto_mixed.py's choice plus the always-fp32 operators); filled by build_engines
+    fp32_layers: tuple[str, ...] = ()
 
     @property
     def onnx_precision(self) -> str:
@@ -85,6 +88,7 @@ class BuildPlan:
             "strongly_typed": self.strongly_typed, "convert_fp16": self.convert_fp16,
             "workspace_bytes": self.workspace_bytes, "optimization_level": self.optimization_level,
             "profiles": [{n: [list(s) for s in triple] for n, triple in p.items()} for p in self.profiles],
+            "fp32_layers": list(self.fp32_layers),
         }
 
 
@@ -95,7 +99,7 @@ def _precision_settings(policy: str, major: int, precision: str) -> tuple[str, t
     if precision not in ("fp32", "fp16"):
         raise ValueError(f"backend precision must be 'fp32' or 'fp16', got {precision!r}")
     check_major(major)
-    if precision == "fp16":
+    if precision == "fp16" and policy != "auto_mixed":  # auto_mixed is fp16 already, with its fp32 nodes
         if policy == "strongly_typed":
             return "strongly_typed", (), True, True
         policy = "fp16"
@@ -105,6 +109,7 @@ def _precision_settings(policy: str, major: int, precision: str) -> tuple[str, t
             "fp16": (("FP16",), False, False),
             "fp32_tf32": (("TF32",), False, False),
             "strongly_typed": ((), True, False),
+            "auto_mixed": (("FP16", "OBEY_PRECISION_CONSTRAINTS"), False, False),
         }
     else:  # 11: no weak typing left; every network is strongly typed
         table = {
@@ -112,6 +117,7 @@ def _precision_settings(policy: str, major: int, precision: str) -> tuple[str, t
             "fp16": ((), True, True),
             "fp32_tf32": (("TF32",), True, False),
             "strongly_typed": ((), True, False),
+            "auto_mixed": ((), True, True),
         }
     flags, strongly_typed, convert = table[policy]
     return policy, flags, strongly_typed, convert

@@ -115,7 +115,10 @@ def build_document(harness: Any, sink: Any, *, exitstatus: int, argv: list[str],
                 sink.gate_failures.append(f"awml {cid} ({name}): evaluation failed on {entry['error']}")
             projects[cid]["evaluation"]["backends"][name] = entry
     for cid, arts in artifacts.items():
+        found = [a.pop("auto_mixed") for a in arts.values() if "auto_mixed" in a]
         projects[cid]["artifacts"] = sorted(arts.values(), key=lambda a: (a["name"], a.get("variant", "")))
+        if found:
+            projects[cid]["auto_mixed"] = auto_mixed_entry(found[0], projects[cid]["evaluation"]["backends"])
     unverified = []
     for cid, entry in projects.items():
         ver = entry["verification"]
@@ -146,6 +149,16 @@ def build_document(harness: Any, sink: Any, *, exitstatus: int, argv: list[str],
         "projects": projects,
     }
     return jsonable(doc)
+
+
+def auto_mixed_entry(summary: dict[str, Any], backends: dict[str, Any]) -> dict[str, Any]:
+    """precision_policy="auto_mixed": the nodes the search kept in fp32 and what that cost,
+    with the metric deltas (vs the reference backend) of every evaluated fp16 ONNX backend."""
+    keys = ("fp32_nodes", "fp32_node_count", "candidates", "evaluations", "search_seconds", "plain_fp16_passed",
+            "criterion", "verify_samples", "tolerances", "reused")
+    deltas = {name: b["deltas"] for name, b in backends.items()
+              if b.get("precision") == "fp16" and name.startswith("onnx") and "deltas" in b}
+    return {**{k: summary[k] for k in keys if k in summary}, "metric_deltas": deltas}
 
 
 def metrics_path(harness: Any, option: str | None, rootdir: Path, doc_projects: Any = ()) -> Path:
