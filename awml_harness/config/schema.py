@@ -441,6 +441,10 @@ class EvaluationConfig:
         return out
 
 
+#: what a task type name looks like; which names exist is up to the projects
+TASK_TYPE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+
+
 @dataclass(frozen=True)
 class ReportConfig:
     metrics_json: Path | None = None  # default: <work_dir>/metrics.json
@@ -451,7 +455,10 @@ class DeployConfig:
     """A whole deploy config. `model_settings` is the project's typed `model_cfg`."""
 
     project: str
-    task_type: Literal["classification", "detection2d", "detection3d"]
+    #: the project's own name for its task ("classification", "segmentation2d", ...): the
+    #: core keeps no list of task types; the loader checks it equals the project's
+    #: declared `ProjectAdapter.task_type` (`config/load.py`)
+    task_type: str
     checkpoint_path: Path | None = None
     model_cfg: Any = None  # project-specific mapping (validated by the project's settings_cls)
     export: ExportConfig = field(default_factory=ExportConfig)
@@ -474,9 +481,13 @@ class DeployConfig:
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     def validate(self, key: str) -> None:
-        """Shapes the config declares are bounded by `limits.max_elements`."""
+        """A task type is a name; shapes the config declares are bounded by `limits.max_elements`."""
         limit = self.limits.max_elements
         prefix = f"{key}." if key else ""
+        if not TASK_TYPE_RE.fullmatch(self.task_type):
+            raise ConfigError(f"{prefix}task_type", self.task_type,
+                              "a task type name: letters, digits, '_' or '-', starting with a letter "
+                              "(the one the project declares)")
         batch = self.model_io.batch_size or 1
         for name in ("input_shape", "output_shape"):
             shape = getattr(self.model_io, name)
