@@ -196,10 +196,21 @@ class BackendConfig:
 class Tolerance:
     atol: float = 1e-3
     rtol: float = 1e-3
+    #: share (0..1) of an output's elements allowed beyond atol/rtol; for discrete outputs
+    #: such as an argmax mask, whose near-tied elements flip between backends
+    #: (awml_harness/compare.py). 0: every element must be within tolerance.
+    max_mismatch_share: float = 0.0
 
     def validate(self, key: str) -> None:
         if self.atol < 0 or self.rtol < 0:
             raise ConfigError(key, {"atol": self.atol, "rtol": self.rtol}, "non-negative atol and rtol")
+        if not 0.0 <= self.max_mismatch_share <= 1.0:
+            raise ConfigError(f"{key}.max_mismatch_share", self.max_mismatch_share,
+                              "a share between 0 and 1 (0.01 = at most 1 % of the elements may differ)")
+
+    def as_tuple(self) -> tuple[float, float, float]:
+        """(atol, rtol, max_mismatch_share): what `compare()` takes per output path."""
+        return self.atol, self.rtol, self.max_mismatch_share
 
 
 #: the least an fp16 side is held to when no rule names the fp16 pair explicitly
@@ -339,7 +350,8 @@ class VerificationConfig:
         """fp16 carries ~3 significant digits: never hold it to an fp32 tolerance."""
         if not fp16:
             return tol
-        return Tolerance(atol=max(tol.atol, FP16_TOLERANCE.atol), rtol=max(tol.rtol, FP16_TOLERANCE.rtol))
+        return Tolerance(atol=max(tol.atol, FP16_TOLERANCE.atol), rtol=max(tol.rtol, FP16_TOLERANCE.rtol),
+                         max_mismatch_share=tol.max_mismatch_share)
 
 
 @dataclass(frozen=True)
