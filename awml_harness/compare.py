@@ -11,7 +11,7 @@ A leaf's path joins mapping keys with `/` and writes sequence items as `[i]`
 
 `max_mismatch_share` (per output, default 0) lets a leaf pass while at most that share
 of its elements is out of tolerance. It exists for discrete outputs that legitimately
-flip where the reference is ambiguous: an argmax mask of a segmentation model changes
+flip where the reference is ambiguous: a per-pixel argmax class map changes
 class at pixels whose two best logits are nearly tied, so a tiny logit drift (fp16) moves
 a few pixels to the other class, while a broken export moves many. Non-finite values are
 never covered by it: a leaf with a NaN, or an infinity on one side only, fails whatever

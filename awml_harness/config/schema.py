@@ -467,7 +467,7 @@ class DeployConfig:
     """A whole deploy config. `model_settings` is the project's typed `model_cfg`."""
 
     project: str
-    #: the project's own name for its task ("classification", "segmentation2d", ...): the
+    #: the project's own name for its task (any name it chooses): the
     #: core keeps no list of task types; the loader checks it equals the project's
     #: declared `ProjectAdapter.task_type` (`config/load.py`)
     task_type: str
