@@ -115,3 +115,43 @@ def test_the_pipeline_gives_logits_and_their_argmax_mask():
     label = project.target(project.dataset()[0])
     keep = label != 255
     assert pred.dtype == np.uint8 and (pred[keep] == label[keep]).mean() > 0.8  # the trained checkpoint
+
+
+@pytest.mark.parametrize("size", [(8, 8), (36, 52), (64, 128), (96, 40)])
+def test_the_pipeline_takes_any_size_the_unet_can_halve(tmp_path, size):
+    """Fully convolutional: images of another size than the shipped ones give a mask of
+    their own size with class indices only (the PyTorch graph, any content)."""
+    import torch
+    from PIL import Image
+
+    from awml_harness.project import NullTimer, load_project_class
+    from projects.SemanticSegmentation.data import SegSample
+
+    cfg = load_deploy_config(CONFIG, base_dir=ROOT)
+    project = load_project_class(cfg.project_dir)(cfg)
+    model = project.build_model()
+    rng = np.random.default_rng(sum(size))
+    img = tmp_path / "x.png"
+    Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(img)
+    prepared = project.preprocess(SegSample("x", img, img))
+
+    def run_graph(name, feeds):
+        with torch.no_grad():
+            return {"logits": model(torch.from_numpy(feeds["input"])).numpy()}
+
+    pred = project.postprocess(project.forward(prepared, run_graph, NullTimer()), prepared)
+    assert pred.shape == size and pred.dtype == np.uint8 and pred.max() < len(CLASS_NAMES)
+
+
+def test_an_image_the_unet_cannot_halve_is_a_data_error_naming_it(tmp_path):
+    from PIL import Image
+
+    from awml_harness.project import load_project_class
+    from projects.SemanticSegmentation.data import SegSample
+
+    cfg = load_deploy_config(CONFIG, base_dir=ROOT)
+    project = load_project_class(cfg.project_dir)(cfg)
+    img = tmp_path / "odd.png"
+    Image.fromarray(np.zeros((30, 50, 3), np.uint8)).save(img)
+    with pytest.raises(DataError, match=r"odd.png: image is 30x50.*multiples of 4"):
+        project.preprocess(SegSample("odd", img, img))
