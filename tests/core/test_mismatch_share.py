@@ -95,3 +95,21 @@ def test_a_share_outside_zero_to_one_is_a_config_error(share):
         cfg(outputs={"mask": dict(atol=0, rtol=0, max_mismatch_share=share)})
     assert info.value.key == "verification.outputs.mask.max_mismatch_share"
     assert "between 0 and 1" in info.value.allowed
+
+
+def test_a_failing_share_governed_output_gets_a_share_suggestion_that_passes():
+    """The hint for a mask names the share that would pass, not an atol (which means
+    nothing for class indices); pasted back, it passes."""
+    from awml_harness.config.load import parse_override
+    from awml_harness.report.suggest import verification_hint
+
+    ref, test = masks(1000, 20)
+    result = compare({"mask": ref}, {"mask": test}, (0.0, 0.0, 0.01))
+    hint = verification_hint(result, "pytorch->onnx")
+    assert "'mask': dict(atol=0.0, rtol=0.0, max_mismatch_share=0.03)" in hint
+    import shlex
+
+    option = shlex.split(hint.split("--cfg-options ", 1)[1].splitlines()[0])[0]
+    key, value = parse_override(option)
+    assert key == "verification.pair_outputs.pytorch->onnx.mask"
+    assert compare({"mask": ref}, {"mask": test}, (value["atol"], value["rtol"], value["max_mismatch_share"])).passed
