@@ -23,7 +23,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from projects.SemanticSegmentation.data import CLASS_NAMES, IGNORE_INDEX, MEAN, STD, SegDataset, normalize, read_image, read_label
+from projects.SemanticSegmentation.data import (
+    CLASS_NAMES,
+    IGNORE_INDEX,
+    MEAN,
+    STD,
+    SegDataset,
+    normalize,
+    read_image,
+    read_label,
+)
 from projects.SemanticSegmentation.generate import DATA_ROOT, TRAIN_SEED, make_scene
 from projects.SemanticSegmentation.metrics import SegmentationEvaluator
 from projects.SemanticSegmentation.model import UNet
@@ -79,8 +88,8 @@ def main() -> None:
             ch, cw = args.crop
             top = rng.integers(0, images.shape[2] - ch + 1, len(idx))
             left = rng.integers(0, images.shape[3] - cw + 1, len(idx))
-            x = np.stack([images[i, :, t:t + ch, l:l + cw] for i, t, l in zip(idx, top, left, strict=True)])
-            y = np.stack([labels[i, t:t + ch, l:l + cw] for i, t, l in zip(idx, top, left, strict=True)])
+            x = np.stack([images[i, :, t:t + ch, c:c + cw] for i, t, c in zip(idx, top, left, strict=True)])
+            y = np.stack([labels[i, t:t + ch, c:c + cw] for i, t, c in zip(idx, top, left, strict=True)])
             flip = rng.random(len(idx)) < 0.5
             x = np.where(flip[:, None, None, None], x[..., ::-1], x)
             y = np.where(flip[:, None, None], y[..., ::-1], y)
