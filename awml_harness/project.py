@@ -98,7 +98,9 @@ class ProjectAdapter(ABC):
     `model_cfg` section and is validated with the same rules as the core schema."""
 
     name: ClassVar[str]
-    task_type: ClassVar[str]  # "classification" | "detection2d" | "detection3d"
+    #: the project's task, any name the project chooses:
+    #: the core keeps no list; a deploy config's `task_type` must equal it (config error)
+    task_type: ClassVar[str]
     #: the OpenMMLab codebase its models come from (`codebase_config.type` of an AWML deploy
     #: config: "mmdet", "mmdet3d", "mmpretrain"); lets a config without `project` find it
     codebase: ClassVar[str | None] = None

@@ -40,7 +40,7 @@ def test_shape_sweep(awml, awml_shape_case, awml_record, guard_backend):
                 test = ctx.runners(sc.test)[name].infer(feeds)
                 shapes = {k: list(v.shape) for k, v in feeds.items() if k in ranges}
                 label = f"{name}{shapes}"
-            result = compare(ref, test, lambda p: (ver.tolerance_for(sc, p).atol, ver.tolerance_for(sc, p).rtol))
+            result = compare(ref, test, lambda p: ver.tolerance_for(sc, p).as_tuple())
             checked.append({"graph": name, "label": label, "passed": result.passed,
                             "leaves": [leaf.as_dict() for leaf in result.leaves]})
             if not result.passed:

@@ -41,9 +41,8 @@ def test_verification(awml, awml_verify_case, awml_record, guard_backend):
                             ctx.prepared(index).sample_id)
     ver = ctx.cfg.verification
 
-    def tolerance(path: str) -> tuple[float, float]:
-        tol = ver.tolerance_for(sc, path)
-        return tol.atol, tol.rtol
+    def tolerance(path: str) -> tuple[float, float, float]:
+        return ver.tolerance_for(sc, path).as_tuple()
 
     result = compare(ref_outputs, test_outputs, tolerance)
     messages = []

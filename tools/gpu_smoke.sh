@@ -34,7 +34,7 @@ PY="${PYTHON:-python3}"
 DEV="${AWML_SMOKE_DEVICE:-cuda:0}"
 WORK_DIR="${AWML_SMOKE_WORK_DIR:-$OUT_DIR/work}"
 CUDA_TOL="${AWML_SMOKE_CUDA_TOL:-1e-3}"
-read -r -a CONFIGS <<< "${AWML_SMOKE_CONFIGS:-projects/CalibrationStatusClassification/configs/deploy_config.py projects/YOLOX_opt_elan/configs/deploy_config.py projects/CenterPoint/configs/deploy_config.py}"
+read -r -a CONFIGS <<< "${AWML_SMOKE_CONFIGS:-projects/CalibrationStatusClassification/configs/deploy_config.py projects/YOLOX_opt_elan/configs/deploy_config.py projects/CenterPoint/configs/deploy_config.py projects/SemanticSegmentation/configs/deploy_config.py}"
 read -r -a EXTRA <<< "${AWML_SMOKE_PYTEST_ARGS:-}"
 
 if [ ! -f pytest.ini ] || [ ! -d suites ]; then

@@ -196,6 +196,7 @@ def _load_deploy_config(
             _refuse_python_model_cfg(cfg.model_cfg, path)
         project_ref = resolve_project(cfg.project, roots)
         project_cls = load_project_class(project_ref)
+        check_task_type(cfg.task_type, project_cls)
         model_io, io_notes = seed.model_io_onto_graphs(cfg.model_io, project_cls)
         cfg = dataclasses.replace(cfg, model_io=model_io)
         notes.extend(io_notes)
@@ -223,6 +224,19 @@ def _load_deploy_config(
         raise exc.with_source(source) from None
     seed.warn_ignored(notes, source)
     return cfg
+
+
+def check_task_type(task_type: str, project_cls: type) -> None:
+    """The config's `task_type` must be the one its project declares: a config copied from
+    another project, or a task name mistyped, is caught before anything runs."""
+    declared = getattr(project_cls, "task_type", None)
+    name = getattr(project_cls, "name", project_cls.__name__)
+    if not isinstance(declared, str) or not declared:
+        raise ConfigError("project", name, f"a project class that declares `task_type` (a task type name); "
+                                           f"{project_cls.__module__}.{project_cls.__qualname__} "
+                                           "declares none")
+    if task_type != declared:
+        raise ConfigError("task_type", task_type, f"{declared!r}, the task type project {name} declares")
 
 
 def _override_device(cfg: DeployConfig, device: str) -> DeployConfig:

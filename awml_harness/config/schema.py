@@ -197,10 +197,21 @@ class BackendConfig:
 class Tolerance:
     atol: float = 1e-3
     rtol: float = 1e-3
+    #: share (0..1) of an output's elements allowed beyond atol/rtol; for discrete outputs
+    #: such as an argmax mask, whose near-tied elements flip between backends
+    #: (awml_harness/compare.py). 0: every element must be within tolerance.
+    max_mismatch_share: float = 0.0
 
     def validate(self, key: str) -> None:
         if self.atol < 0 or self.rtol < 0:
             raise ConfigError(key, {"atol": self.atol, "rtol": self.rtol}, "non-negative atol and rtol")
+        if not 0.0 <= self.max_mismatch_share <= 1.0:
+            raise ConfigError(f"{key}.max_mismatch_share", self.max_mismatch_share,
+                              "a share between 0 and 1 (0.01 = at most 1 % of the elements may differ)")
+
+    def as_tuple(self) -> tuple[float, float, float]:
+        """(atol, rtol, max_mismatch_share): what `compare()` takes per output path."""
+        return self.atol, self.rtol, self.max_mismatch_share
 
 
 #: the least an fp16 side is held to when no rule names the fp16 pair explicitly
@@ -340,7 +351,8 @@ class VerificationConfig:
         """fp16 carries ~3 significant digits: never hold it to an fp32 tolerance."""
         if not fp16:
             return tol
-        return Tolerance(atol=max(tol.atol, FP16_TOLERANCE.atol), rtol=max(tol.rtol, FP16_TOLERANCE.rtol))
+        return Tolerance(atol=max(tol.atol, FP16_TOLERANCE.atol), rtol=max(tol.rtol, FP16_TOLERANCE.rtol),
+                         max_mismatch_share=tol.max_mismatch_share)
 
 
 @dataclass(frozen=True)
@@ -442,6 +454,10 @@ class EvaluationConfig:
         return out
 
 
+#: what a task type name looks like; which names exist is up to the projects
+TASK_TYPE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+
+
 @dataclass(frozen=True)
 class ReportConfig:
     metrics_json: Path | None = None  # default: <work_dir>/metrics.json
@@ -452,7 +468,10 @@ class DeployConfig:
     """A whole deploy config. `model_settings` is the project's typed `model_cfg`."""
 
     project: str
-    task_type: Literal["classification", "detection2d", "detection3d"]
+    #: the project's own name for its task (any name it chooses): the
+    #: core keeps no list of task types; the loader checks it equals the project's
+    #: declared `ProjectAdapter.task_type` (`config/load.py`)
+    task_type: str
     checkpoint_path: Path | None = None
     model_cfg: Any = None  # project-specific mapping (validated by the project's settings_cls)
     export: ExportConfig = field(default_factory=ExportConfig)
@@ -475,9 +494,13 @@ class DeployConfig:
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     def validate(self, key: str) -> None:
-        """Shapes the config declares are bounded by `limits.max_elements`."""
+        """A task type is a name; shapes the config declares are bounded by `limits.max_elements`."""
         limit = self.limits.max_elements
         prefix = f"{key}." if key else ""
+        if not TASK_TYPE_RE.fullmatch(self.task_type):
+            raise ConfigError(f"{prefix}task_type", self.task_type,
+                              "a task type name: letters, digits, '_' or '-', starting with a letter "
+                              "(the one the project declares)")
         batch = self.model_io.batch_size or 1
         for name in ("input_shape", "output_shape"):
             shape = getattr(self.model_io, name)

@@ -21,11 +21,16 @@ from typing import Any
 HINT_HEADROOM = 1.5
 
 
-def cfg_option(pair: str, name: str, atol: float, rtol: float, scope: str = "") -> str:
+def _rule(atol: float, rtol: float, share: float | None = None) -> str:
+    tail = "" if share is None else f", max_mismatch_share={share!r}"
+    return f"dict(atol={atol!r}, rtol={rtol!r}{tail})"
+
+
+def cfg_option(pair: str, name: str, atol: float, rtol: float, scope: str = "", share: float | None = None) -> str:
     """One `--cfg-options` item that sets a pair+output tolerance, shell-quoted. A name
     with a dot cannot be a key path segment; the pair's whole table is set instead.
     `scope` (a config file stem) limits it to one config of a multi-config run."""
-    rule = f"dict(atol={atol!r}, rtol={rtol!r})"
+    rule = _rule(atol, rtol, share)
     head = f"{scope}:" if scope else ""
     if "." in name or "." in pair:
         return shlex.quote(f"{head}verification.pair_outputs.{pair}={{{name!r}: {rule}}}")
@@ -43,19 +48,27 @@ def hint_pair(ref_label: str, test_label: str, ref_precision: str = "fp32") -> s
 def verification_hint(result: Any, pair: str) -> str:
     """The rules that would have passed this comparison, as a config line and as
     `--cfg-options`, and where a value pooled over every sample comes from."""
-    rules: dict[str, tuple[float, float]] = {}
+    rules: dict[str, tuple[float, float, float | None]] = {}
     for leaf in result.failures:
         if leaf.problem or leaf.min_atol == float("inf"):
             continue
         name = leaf.path.rsplit("/", 1)[-1]
+        if leaf.max_mismatch_share > 0:
+            # a discrete output governed by a share: a wider atol means nothing there, the
+            # share that would have passed does (capped at 1)
+            share = min(1.0, float(f"{leaf.mismatch_share * HINT_HEADROOM:.3g}"))
+            if name in rules and rules[name][2] is not None:
+                share = max(share, rules[name][2])  # type: ignore[type-var]
+            rules[name] = (float(leaf.atol), float(leaf.rtol), share)
+            continue
         atol = float(f"{leaf.min_atol * HINT_HEADROOM:.3g}")
         if name in rules:
             atol = max(atol, rules[name][0])
-        rules[name] = (atol, float(leaf.rtol))
+        rules[name] = (atol, float(leaf.rtol), None)
     if not rules:
         return "  -> structure/shape/dtype or NaN/Inf differences: no tolerance fixes these"
-    table = ", ".join(f"{name!r}: dict(atol={atol!r}, rtol={rtol!r})" for name, (atol, rtol) in rules.items())
-    options = " ".join(cfg_option(pair, name, atol, rtol) for name, (atol, rtol) in rules.items())
+    table = ", ".join(f"{name!r}: {_rule(*rule)}" for name, rule in rules.items())
+    options = " ".join(cfg_option(pair, name, rule[0], rule[1], share=rule[2]) for name, rule in rules.items())
     return (f"  -> if this difference is acceptable, in the deploy config: "
             f"verification = dict(pair_outputs={{{pair!r}: {{{table}}}}})\n"
             f"     or on the command line: --cfg-options {options}\n"

@@ -28,7 +28,7 @@ def error_of(data) -> ConfigError:
     [
         (minimal(export={"mode": "tflite"}), "export.mode", "'onnx', 'trt', 'both', 'none'"),
         (minimal(evalution={}), "evalution", "known keys"),
-        (minimal(task_type="segmentation"), "task_type", "'classification'"),
+        (minimal(task_type="segmentation 2d"), "task_type", "a task type name"),
         (minimal(evaluation={"backends": {"onnx": {"device": "gpu0"}}}), "evaluation.backends.onnx.device", "cuda:N"),
         (minimal(evaluation={"backends": {"tflite": {}}}), "evaluation.backends.tflite", "a backend among"),
         (minimal(evaluation={"reference": "tensorrt"}), "evaluation.reference", "one of the configured backends"),

@@ -14,7 +14,7 @@ from awml_harness.project import load_project_class
 torch = pytest.importorskip("torch")
 
 ROOT = Path(__file__).resolve().parents[2]
-PROJECTS = ["CenterPoint", "YOLOX_opt_elan", "CalibrationStatusClassification"]
+PROJECTS = ["CenterPoint", "YOLOX_opt_elan", "CalibrationStatusClassification", "SemanticSegmentation"]
 
 
 def _adapter(project: str, checkpoint: Path, unsafe: bool):
@@ -25,8 +25,8 @@ def _adapter(project: str, checkpoint: Path, unsafe: bool):
 
 @pytest.mark.parametrize("project", PROJECTS)
 def test_a_checkpoint_needing_full_unpickling_loads_only_with_the_opt_in(tmp_path, project):
-    shipped = _adapter(project, ROOT / "fixtures" / _fixture(project) / "checkpoint.pth", False).build_model()
-    state = torch.load(ROOT / "fixtures" / _fixture(project) / "checkpoint.pth", map_location="cpu", weights_only=True)
+    shipped = _adapter(project, _checkpoint(project), False).build_model()
+    state = torch.load(_checkpoint(project), map_location="cpu", weights_only=True)
     state = state.get("state_dict", state)
     pickled = tmp_path / "epoch_3.pth"
     # an OpenMMLab-style checkpoint whose meta holds a non-tensor object, as training tools write
@@ -40,6 +40,9 @@ def test_a_checkpoint_needing_full_unpickling_loads_only_with_the_opt_in(tmp_pat
     assert all(torch.equal(got[k], want[k]) for k in want)
 
 
-def _fixture(project: str) -> str:
-    return {"CenterPoint": "centerpoint", "YOLOX_opt_elan": "yolox",
-            "CalibrationStatusClassification": "calibration"}[project]
+def _checkpoint(project: str) -> Path:
+    """The shipped checkpoint: under fixtures/ for the first three, in its own folder for
+    a project added by files under projects/ alone."""
+    fixture = {"CenterPoint": "centerpoint", "YOLOX_opt_elan": "yolox",
+               "CalibrationStatusClassification": "calibration"}.get(project)
+    return ROOT / "fixtures" / fixture / "checkpoint.pth" if fixture else ROOT / "projects" / project / "checkpoint.pth"
