@@ -47,12 +47,18 @@ class ResultSink:
         elif report.failed:  # setup/teardown errors
             self.outcomes["error"] += 1
         if report.failed or (report.skipped and report.when == "setup"):
-            self.problems.append({
+            problem = {
                 "nodeid": report.nodeid,
                 "when": report.when,
                 "outcome": "error" if report.when != "call" and report.failed else report.outcome,
                 "message": _short(report),
-            })
+            }
+            # the test function's file and line (1-based), for CI annotations
+            path, line, _ = report.location
+            problem["file"] = str(path)
+            if line is not None:
+                problem["line"] = int(line) + 1
+            self.problems.append(problem)
 
 
 def _short(report: pytest.TestReport) -> str:
