@@ -56,6 +56,8 @@ def metric(value: Any) -> str:
         return MISSING if value is None else str(value)
     if isinstance(value, int):  # a count (num_samples): floats keep their decimals, 1.0 reads 1.0000
         return str(value)
+    if v == 0:
+        return "0.0000"
     return f"{v:.4f}" if 1e-3 <= abs(v) < 1e4 else f"{v:.4g}"
 
 
@@ -77,6 +79,8 @@ def diff(value: Any) -> str:
 
 
 def short_commit(git: Any) -> str:
+    if git is None:
+        return "none (not a git checkout)"
     if not isinstance(git, dict) or not git.get("commit"):
         return MISSING
     text = str(git["commit"])[:12]

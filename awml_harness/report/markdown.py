@@ -45,10 +45,11 @@ def _project_rows(entry: dict[str, Any]) -> tuple[str, list[list[str]]]:
         d = (e.get("deltas") or {}).get(headline)
         tol = tols.get(name, {}).get(headline)
         delta_text = "-" if d is None else fmt.delta(d) + (f" (±{fmt.metric(tol)})" if tol is not None else "")
-        if name == entry["evaluation"].get("reference") and e:
-            delta_text = "reference"
-        if e.get("passed") is False:
-            delta_text += " ❌"
+        over = _metrics_over(e, tols.get(name, {}))
+        if name == entry["evaluation"].get("reference") or not e or e.get("status") != "ok":
+            gate = "-"
+        else:
+            gate = "✅" if e.get("passed", not over) and not over else "❌ " + ", ".join(over or ["failed"])
         label = f"{name.split('-')[0]}{'' if precision in ('fp32', '-') else '-' + precision}:{device}"
         mine = [r for r in results if r["test"] == label]
         verified = "-" if not mine else f"{sum(r['passed'] for r in mine)}/{len(mine)}" + (
@@ -56,9 +57,17 @@ def _project_rows(entry: dict[str, Any]) -> tuple[str, list[list[str]]]:
         p95 = fmt.ms(lt.get("p95")) if lt else "-"
         if lt.get("budget_violations"):
             p95 += " ❌"
-        rows.append([name, f"{precision}:{device}", value, delta_text, fmt.ms(lt.get("p50")) if lt else "-", p95,
+        if name == entry["evaluation"].get("reference") and e:
+            delta_text = "reference"
+        rows.append([name, f"{precision}:{device}", value, delta_text, gate, fmt.ms(lt.get("p50")) if lt else "-", p95,
                      verified])
     return headline, rows
+
+
+def _metrics_over(e: dict[str, Any], tols: dict[str, Any]) -> list[str]:
+    """The metrics whose |delta| exceeds the allowed one."""
+    return [m for m, d in (e.get("deltas") or {}).items()
+            if isinstance(d, (int, float)) and tols.get(m) is not None and abs(d) > tols[m] + 1e-12]
 
 
 def render_markdown(doc: dict[str, Any], *, report_url: str | None = None) -> str:
@@ -95,7 +104,8 @@ def render_markdown(doc: dict[str, Any], *, report_url: str | None = None) -> st
                      "samples passed")
         lines.append("")
         if rows:
-            header = ["backend", "precision:device", headline, "delta (allowed)", "p50", "p95", "verified"]
+            header = ["backend", "precision:device", headline, "delta (allowed)", "metric gate", "p50", "p95",
+                      "verified"]
             lines.append("| " + " | ".join(header) + " |")
             lines.append("|" + "|".join("---" for _ in header) + "|")
             lines += ["| " + " | ".join(_cell(c) for c in r) + " |" for r in rows]
