@@ -363,14 +363,28 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if final is None or int(final) == doc["run"]["exitstatus"]:
         return
     doc["run"]["exitstatus"] = int(final)
+    if int(final) != 0 and not doc["run"].get("failures"):
+        # the reports must not read PASSED for a run that failed after the tests
+        doc["run"]["failures"] = [{
+            "nodeid": None, "when": "sessionfinish", "kind": "gate",
+            "message": f"pytest ended with exit status {int(final)} after the tests had passed: a plugin failed the "
+                       "run at the end (e.g. pytest-benchmark --benchmark-compare-fail); see the CI log"}]
     from awml_harness.report.metrics import write_json_atomic
 
     try:
         write_json_atomic(path, doc)
+        if config.option.awml_report:
+            from awml_harness.report.html import write_report
+
+            write_report(_abs(config.option.awml_report, config.rootpath), doc)
+        if config.option.awml_markdown:
+            from awml_harness.report.markdown import render_markdown, write_markdown
+
+            write_markdown(_abs(config.option.awml_markdown, config.rootpath), render_markdown(doc))
     except OSError as exc:
         import sys
 
-        sys.stderr.write(f"awml: could not update run.exitstatus in {path}: {exc.strerror or exc}\n")
+        sys.stderr.write(f"awml: could not update run.exitstatus in {path} and the reports: {exc.strerror or exc}\n")
 
 
 def _write_text_atomic(path: Path, text: str) -> None:

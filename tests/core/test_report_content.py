@@ -259,3 +259,23 @@ def test_chromium_shows_the_failed_verdict_above_the_fold(failing_run, tmp_path)
     img = Image.open(png).convert("RGB")
     assert img.size == (1280, 900)
     assert img.getpixel((5, 5)) == (0xCF, 0x22, 0x2E)  # the FAILED banner's colour, first thing on screen
+
+
+def test_a_run_failed_after_the_tests_is_reported_failed(toy_repo):
+    """A plugin fails the run after our sessionfinish wrote the reports (as
+    --benchmark-compare-fail does): the JSON, HTML and markdown are rewritten to FAILED."""
+    toy_repo.makeconftest("""
+        import pytest
+
+        @pytest.hookimpl(trylast=True)
+        def pytest_sessionfinish(session):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    """)
+    result = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "export",
+                                           "--awml-report=r.html", "--awml-markdown=r.md")
+    assert result.ret == 1
+    doc = json.loads((toy_repo.path / "work_dirs" / "toy" / "metrics.json").read_text())
+    validate_document(doc)
+    assert doc["run"]["exitstatus"] == 1 and "after the tests had passed" in doc["run"]["failures"][0]["message"]
+    assert '<div class="verdict fail"' in (toy_repo.path / "r.html").read_text()
+    assert "FAILED" in (toy_repo.path / "r.md").read_text()
