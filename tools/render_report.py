@@ -56,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--html", type=Path, default=None, help="where to keep the rendered HTML (JSON input)")
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=900)
-    parser.add_argument("--chromium", default=None, help="Chromium binary (default: first of %s on PATH)"
-                        % ", ".join(CANDIDATES))
+    parser.add_argument("--chromium", default=None,
+                        help=f"Chromium binary (default: first of {', '.join(CANDIDATES)} on PATH)")
     args = parser.parse_args(argv)
     chromium = find_chromium(args.chromium)
     if chromium is None:

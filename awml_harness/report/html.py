@@ -121,7 +121,7 @@ def _verdict_section(doc: dict[str, Any]) -> str:
 def _run_section(doc: dict[str, Any]) -> str:
     run = doc.get("run", {})
     command = run.get("command") or (("pytest " + " ".join(run["argv"])) if run.get("argv") else fmt.MISSING)
-    rows = [
+    rows: list[list[Any]] = [
         ["command line", _Cell(f"<code>{_e(command)}</code>", raw=True)],
         ["git commit", fmt.short_commit(run.get("git")) if "git" in run else fmt.MISSING],
         ["started", run.get("started", fmt.MISSING)],
@@ -443,7 +443,7 @@ def _shapes_section(entry: dict[str, Any]) -> str:
     rows = []
     for s in entry["shapes"]:
         for c in s["checked"]:
-            worst = max((leaf for leaf in c["leaves"]), key=lambda leaf: _leaf_num(leaf.get("max_abs_diff")),
+            worst: dict[str, Any] = max((leaf for leaf in c["leaves"]), key=lambda leaf: _leaf_num(leaf.get("max_abs_diff")),
                         default={})
             rows.append([s["which"], s["scenario"], c["label"], _status(c["passed"]),
                          _n(fmt.diff(worst.get("max_abs_diff"))), _n(fmt.diff(worst.get("atol")))])

@@ -47,7 +47,7 @@ class ResultSink:
         elif report.failed:  # setup/teardown errors
             self.outcomes["error"] += 1
         if report.failed or (report.skipped and report.when == "setup"):
-            problem = {
+            problem: dict[str, Any] = {
                 "nodeid": report.nodeid,
                 "when": report.when,
                 "outcome": "error" if report.when != "call" and report.failed else report.outcome,
