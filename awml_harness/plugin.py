@@ -319,17 +319,21 @@ def _write_markdown(config: pytest.Config, sink: Any, session: pytest.Session, d
     """--awml-markdown PATH, and $GITHUB_STEP_SUMMARY when GitHub Actions sets it."""
     import os
 
-    if not config.option.awml_markdown and not os.environ.get("GITHUB_STEP_SUMMARY"):
+    from awml_harness.report.metrics import markdown_path
+
+    target = markdown_path(config.stash[SESSION_KEY], config.option.awml_markdown, config.rootpath, doc["projects"])
+    sink.markdown_path = target
+    if target is None and not os.environ.get("GITHUB_STEP_SUMMARY"):
         return
     from awml_harness.report.markdown import append_step_summary, render_markdown, write_markdown
 
     text = render_markdown(doc)
-    if config.option.awml_markdown:
-        target = _abs(config.option.awml_markdown, config.rootpath)
+    if target is not None:
         try:
             write_markdown(target, text)
         except OSError as exc:
-            _write_failed(sink, session, "the markdown summary", target, exc, "pass a writable PATH to --awml-markdown")
+            _write_failed(sink, session, "the markdown summary", target, exc,
+                          "pass a writable PATH to --awml-markdown (or report.markdown)")
         else:
             sink.extra_output.append((f"awml markdown summary: {target}", ""))
     try:
@@ -377,10 +381,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
             from awml_harness.report.html import write_report
 
             write_report(_abs(config.option.awml_report, config.rootpath), doc)
-        if config.option.awml_markdown:
+        if getattr(sink, "markdown_path", None) is not None:
             from awml_harness.report.markdown import render_markdown, write_markdown
 
-            write_markdown(_abs(config.option.awml_markdown, config.rootpath), render_markdown(doc))
+            write_markdown(sink.markdown_path, render_markdown(doc))
     except OSError as exc:
         import sys
 

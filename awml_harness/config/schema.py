@@ -444,6 +444,7 @@ class EvaluationConfig:
 @dataclass(frozen=True)
 class ReportConfig:
     metrics_json: Path | None = None  # default: <work_dir>/metrics.json
+    markdown: Path | None = None  # PR-comment summary; --awml-markdown overrides; default: none
 
 
 @dataclass(frozen=True)

@@ -209,6 +209,15 @@ def metrics_path(harness: Any, option: str | None, rootdir: Path, doc_projects: 
     return Path(ordered[0].export.work_dir) / "metrics.json"
 
 
+def markdown_path(harness: Any, option: str | None, rootdir: Path, doc_projects: Any = ()) -> Path | None:
+    """--awml-markdown, else the first report.markdown among the configs that ran, else none."""
+    if option:
+        p = Path(option)
+        return p if p.is_absolute() else rootdir / p
+    ran = [harness.configs[c] for c in doc_projects if c in harness.configs]
+    return next((Path(c.report.markdown) for c in ran if c.report.markdown is not None), None)
+
+
 def write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
     """Readers (CI steps, dashboards) never see half a file."""
     from awml_harness.atomic import atomic_open

@@ -31,6 +31,7 @@ class ResultSink:
     final_status: int | None = None
     write_error: str | None = None
     summary_printed: bool = False
+    markdown_path: Any = None  # where the markdown summary went (rewritten if the exit status changes)
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:

@@ -271,11 +271,12 @@ def test_a_run_failed_after_the_tests_is_reported_failed(toy_repo):
         def pytest_sessionfinish(session):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
     """)
+    # the markdown path from the config key report.markdown (relative to the rootdir)
     result = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "export",
-                                           "--awml-report=r.html", "--awml-markdown=r.md")
+                                           "--awml-report=r.html", "--cfg-options", "report.markdown=md/r.md")
     assert result.ret == 1
     doc = json.loads((toy_repo.path / "work_dirs" / "toy" / "metrics.json").read_text())
     validate_document(doc)
     assert doc["run"]["exitstatus"] == 1 and "after the tests had passed" in doc["run"]["failures"][0]["message"]
     assert '<div class="verdict fail"' in (toy_repo.path / "r.html").read_text()
-    assert "FAILED" in (toy_repo.path / "r.md").read_text()
+    assert "FAILED" in (toy_repo.path / "md" / "r.md").read_text()
