@@ -239,20 +239,27 @@ def _per_class_section(backends: dict[str, Any]) -> str:
     keys = list(series)
     classes = list(dict.fromkeys(c for per in series.values() for vals in per.values() for c in vals))
     names = list(dict.fromkeys(n for per in series.values() for n in per))
-    fig, axes = plt.subplots(1, len(keys), figsize=(min(4.2 * len(keys), 13), 2.8), squeeze=False)
+    panel = max(3.2, 0.35 * len(classes) * max(1.0, len(names) / 2) + 1.0)  # room for every bar and label
+    ncols = max(1, min(len(keys), int(14 // panel)))
+    nrows = -(-len(keys) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(panel * ncols, 2.9 * nrows), squeeze=False)
     width = 0.8 / len(names)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     top = max(v for per in series.values() for vals in per.values() for v in vals.values())
-    for ax, key in zip(axes[0], keys, strict=True):
+    for idx, key in enumerate(keys):
+        ax = axes[idx // ncols][idx % ncols]
         for i, name in enumerate(names):
             vals = series[key].get(name, {})
             ax.bar(np.arange(len(classes)) + (i - (len(names) - 1) / 2) * width,
                    [vals.get(c, 0) for c in classes], width, label=name, color=colors[i % len(colors)])
-        ax.set_xticks(np.arange(len(classes)), classes, rotation=30 if len(classes) > 3 else 0, ha="right"
-                      if len(classes) > 3 else "center", fontsize=8)
+        ax.set_xticks(np.arange(len(classes)), classes, rotation=40 if len(classes) > 3 else 0,
+                      ha="right" if len(classes) > 3 else "center", fontsize=8)
         ax.set_title(key.removeprefix("per_class_").replace("_", " "), fontsize=10)
-        ax.set_ylim(0, 1.0 if 0 <= top <= 1 else top * 1.1)
+        ax.set_ylim(0, 1.05 if 0 <= top <= 1 else top * 1.1)
         ax.grid(axis="y", alpha=.3)
+    for idx in range(len(keys), nrows * ncols):
+        axes[idx // ncols][idx % ncols].axis("off")
+    fig.tight_layout()
     handles, labels = axes[0][0].get_legend_handles_labels()
     # legend below the plots, never over a bar
     fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(names), fontsize=8,
