@@ -389,10 +389,42 @@ def _verification_section(entry: dict[str, Any]) -> str:
     out += _table(["scenario", "output", "samples passed", "worst sample", "max abs diff", "max rel diff",
                    "mismatched (worst)", "atol", "rtol", "atol that would pass", "problem"], rows)
     out += _diff_hist_plot(results)
-    loc = ver.get("localization")
-    if loc:
-        out += "<h4>Mismatch localisation</h4>" + _generic(loc)
+    out += _localization_table(results)
     return out
+
+
+def _localization_table(results: list[dict[str, Any]]) -> str:
+    """--awml-localize: per localised sample, the first nodes whose outputs diverge."""
+    rows = []
+    for res in results:
+        loc = res.get("localization")
+        if not loc:
+            continue
+        for i, d in enumerate(loc.get("first") or [], 1):
+            rows.append([res["scenario"], res.get("sample_id", ""), _n(i), d.get("graph", ""), d.get("node", ""),
+                         d.get("op_type", ""), d.get("tensor", ""), _n(fmt.diff(d.get("max_abs_diff"))),
+                         _n(f"atol {fmt.diff(d.get('atol'))}, rtol {fmt.diff(d.get('rtol'))}")])
+        if not loc.get("first"):
+            rows.append([res["scenario"], res.get("sample_id", ""), "-", "",
+                         "; ".join(loc.get("notes") or []) or "no intermediate tensor differs", "", "", "", ""])
+    if not rows:
+        return ""
+    return "<h4>Localisation: first diverging nodes</h4>" + _table(
+        ["scenario", "sample", "#", "graph", "node", "op", "tensor", "max abs diff", "tolerance"], rows)
+
+
+def _memory_section(entry: dict[str, Any]) -> str:
+    """Peak memory per backend, when the run recorded it (evaluation.backends.<name>.memory)."""
+    rows = []
+    for name, e in entry["evaluation"].get("backends", {}).items():
+        mem = e.get("memory")
+        if isinstance(mem, dict):
+            rows.append([name, _n(fmt.mb(mem.get("peak_rss_bytes"))), _n(fmt.mb(mem.get("peak_rss_increase_bytes"))),
+                         _n(fmt.mb(mem["cuda_peak_allocated_bytes"]) if "cuda_peak_allocated_bytes" in mem else "-"),
+                         mem.get("method", "")])
+    if not rows:
+        return ""
+    return "<h3>Memory</h3>" + _table(["backend", "peak RSS", "RSS increase", "CUDA peak allocated", "method"], rows)
 
 
 def _diff_hist_plot(results: list[dict[str, Any]]) -> str:
@@ -514,6 +546,7 @@ def _project_section(cid: str, entry: dict[str, Any]) -> str:
              _metrics_section(entry),
              _per_class_section(entry["evaluation"].get("backends", {})),
              _latency_section(entry),
+             _memory_section(entry),
              _verification_section(entry),
              _shapes_section(entry),
              _artifacts_section(entry),

@@ -59,8 +59,12 @@ def _project_rows(entry: dict[str, Any]) -> tuple[str, list[list[str]]]:
             p95 += " ❌"
         if name == entry["evaluation"].get("reference") and e:
             delta_text = "reference"
-        rows.append([name, f"{precision}:{device}", value, delta_text, gate, fmt.ms(lt.get("p50")) if lt else "-", p95,
-                     verified])
+        row = [name, f"{precision}:{device}", value, delta_text, gate, fmt.ms(lt.get("p50")) if lt else "-", p95,
+               verified]
+        if any(isinstance(b.get("memory"), dict) for b in ev.values()):
+            mem = e.get("memory")
+            row.append(fmt.mb(mem.get("peak_rss_bytes")) if isinstance(mem, dict) else "-")
+        rows.append(row)
     return headline, rows
 
 
@@ -105,7 +109,7 @@ def render_markdown(doc: dict[str, Any], *, report_url: str | None = None) -> st
         lines.append("")
         if rows:
             header = ["backend", "precision:device", headline, "delta (allowed)", "metric gate", "p50", "p95",
-                      "verified"]
+                      "verified", "peak RSS"][:len(rows[0])]
             lines.append("| " + " | ".join(header) + " |")
             lines.append("|" + "|".join("---" for _ in header) + "|")
             lines += ["| " + " | ".join(_cell(c) for c in r) + " |" for r in rows]

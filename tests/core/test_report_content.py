@@ -280,3 +280,27 @@ def test_a_run_failed_after_the_tests_is_reported_failed(toy_repo):
     assert doc["run"]["exitstatus"] == 1 and "after the tests had passed" in doc["run"]["failures"][0]["message"]
     assert '<div class="verdict fail"' in (toy_repo.path / "r.html").read_text()
     assert "FAILED" in (toy_repo.path / "md" / "r.md").read_text()
+
+
+def test_localisation_and_memory_figures_are_shown_when_recorded(failing_run):
+    """Keys other features add to the document (--awml-localize's per-sample
+    `localization`, per-backend `memory`) get their own tables in the HTML and markdown."""
+    from awml_harness.report.html import render_report
+    from awml_harness.report.markdown import render_markdown
+
+    doc = json.loads(json.dumps(failing_run.doc))
+    toy = doc["projects"]["Toy"]
+    toy["verification"]["results"][0]["localization"] = {
+        "ref": "pytorch:cpu", "test": "onnx:cpu", "method": "onnx: every tensor marked", "compared": 7,
+        "candidates": 7, "notes": [],
+        "first": [{"graph": "model", "node": "/head/Gemm", "op_type": "Gemm", "tensor": "logits",
+                   "max_abs_diff": 0.5, "atol": 1e-4, "rtol": 1e-4}]}
+    toy["evaluation"]["backends"]["onnx"]["memory"] = {"method": "sampled", "peak_rss_bytes": 612_000_000,
+                                                      "peak_rss_increase_bytes": 12_500_000}
+    text = render_report(doc)
+    loc = text[text.index("first diverging nodes"):]
+    assert "<td>/head/Gemm</td><td>Gemm</td><td>logits</td>" in loc and ">atol 1.00e-04, rtol 1.00e-04<" in loc
+    mem = text[text.index("<h3>Memory</h3>"):]
+    assert ">612.00 MB<" in mem and ">12.50 MB<" in mem
+    row = next(line for line in render_markdown(doc).splitlines() if line.startswith("| onnx |"))
+    assert row.endswith("| 612.00 MB |")
