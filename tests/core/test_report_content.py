@@ -304,3 +304,12 @@ def test_localisation_and_memory_figures_are_shown_when_recorded(failing_run):
     assert ">612.00 MB<" in mem and ">12.50 MB<" in mem
     row = next(line for line in render_markdown(doc).splitlines() if line.startswith("| onnx |"))
     assert row.endswith("| 612.00 MB |")
+
+
+def test_report_modules_import_no_matplotlib_numpy_or_torch():
+    """The plugin imports the writers at the end of every run: plotting stays lazy."""
+    code = ("import sys, awml_harness.report.html, awml_harness.report.markdown, awml_harness.report.verdict; "
+            "print(sorted(m for m in ('matplotlib', 'numpy', 'torch', 'onnxruntime') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}).stdout.strip()
+    assert out == "[]"
