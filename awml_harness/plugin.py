@@ -64,6 +64,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "but it slows the other backends in the same process). Off unless given")
     group.addoption("--awml-report", default=None, metavar="PATH",
                     help="write a self-contained HTML report (summary, latency, per-class metrics, errors)")
+    group.addoption("--awml-markdown", default=None, metavar="PATH",
+                    help="write a compact markdown summary (verdict, failures, key metrics, latency, verification) "
+                         "for a PR comment; under GitHub Actions it is also appended to $GITHUB_STEP_SUMMARY")
     group.addoption("--awml-suggest-tolerances", nargs="?", const="", default=None, metavar="PATH",
                     help="print (and write to PATH, default <work_dir>/suggested_tolerances.py) the per-output "
                          "tolerances observed in verification, in deploy-config syntax")
@@ -282,10 +285,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return  # nothing ran: an existing metrics JSON describes the last real run, keep it
     if not sink.selected and not sink.records:
         return  # no harness test in this run (e.g. only the unit tests): nothing to report
-    from awml_harness.report.metrics import build_document, metrics_path, write_json_atomic
+    from awml_harness.report.metrics import build_document, metrics_path, record_failures, write_json_atomic
 
     doc = build_document(harness, sink, exitstatus=int(exitstatus), argv=list(config.invocation_params.args),
-                         workers=_worker_count(config))
+                         workers=_worker_count(config), rootdir=config.rootpath)
     if config.option.awml_strict:
         for cid in doc["run"].get("unverified", []):
             why = doc["projects"][cid]["verification"].get("reason", "")
@@ -293,6 +296,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if sink.gate_failures and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     doc["run"]["exitstatus"] = int(session.exitstatus)
+    record_failures(doc, sink)
     path = metrics_path(harness, config.option.awml_metrics_json, config.rootpath, doc["projects"])
     sink.written = (path, doc)
     try:
@@ -324,6 +328,35 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             _write_failed(sink, session, "the HTML report", target, exc, "pass a writable PATH to --awml-report")
         else:
             sink.extra_output.append((f"awml report: {target}", ""))
+    _write_markdown(config, sink, session, doc)
+
+
+def _write_markdown(config: pytest.Config, sink: Any, session: pytest.Session, doc: dict[str, Any]) -> None:
+    """--awml-markdown PATH, and $GITHUB_STEP_SUMMARY when GitHub Actions sets it."""
+    import os
+
+    from awml_harness.report.metrics import markdown_path
+
+    target = markdown_path(config.stash[SESSION_KEY], config.option.awml_markdown, config.rootpath, doc["projects"])
+    sink.markdown_path = target
+    if target is None and not os.environ.get("GITHUB_STEP_SUMMARY"):
+        return
+    from awml_harness.report.markdown import append_step_summary, render_markdown, write_markdown
+
+    text = render_markdown(doc)
+    if target is not None:
+        try:
+            write_markdown(target, text)
+        except OSError as exc:
+            _write_failed(sink, session, "the markdown summary", target, exc,
+                          "pass a writable PATH to --awml-markdown (or report.markdown)")
+        else:
+            sink.extra_output.append((f"awml markdown summary: {target}", ""))
+    try:
+        append_step_summary(text)
+    except OSError as exc:
+        _write_failed(sink, session, "the GitHub step summary", Path(os.environ["GITHUB_STEP_SUMMARY"]), exc,
+                      "check $GITHUB_STEP_SUMMARY")
 
 
 def _write_shard(config: pytest.Config, session: pytest.Session, harness: Any, sink: Any, metrics: Path,
@@ -373,14 +406,28 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if final is None or int(final) == doc["run"]["exitstatus"]:
         return
     doc["run"]["exitstatus"] = int(final)
+    if int(final) != 0 and not doc["run"].get("failures"):
+        # the reports must not read PASSED for a run that failed after the tests
+        doc["run"]["failures"] = [{
+            "nodeid": None, "when": "sessionfinish", "kind": "gate",
+            "message": f"pytest ended with exit status {int(final)} after the tests had passed: a plugin failed the "
+                       "run at the end (e.g. pytest-benchmark --benchmark-compare-fail); see the CI log"}]
     from awml_harness.report.metrics import write_json_atomic
 
     try:
         write_json_atomic(path, doc)
+        if config.option.awml_report:
+            from awml_harness.report.html import write_report
+
+            write_report(_abs(config.option.awml_report, config.rootpath), doc)
+        if getattr(sink, "markdown_path", None) is not None:
+            from awml_harness.report.markdown import render_markdown, write_markdown
+
+            write_markdown(sink.markdown_path, render_markdown(doc))
     except OSError as exc:
         import sys
 
-        sys.stderr.write(f"awml: could not update run.exitstatus in {path}: {exc.strerror or exc}\n")
+        sys.stderr.write(f"awml: could not update run.exitstatus in {path} and the reports: {exc.strerror or exc}\n")
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
@@ -412,6 +459,13 @@ def _print_summary(terminalreporter: Any, sink: Any) -> None:
         terminalreporter.write_line(line)
     for line in sink.gate_failures:
         terminalreporter.write_line(line, red=True)
+    import os
+
+    if os.environ.get("GITHUB_ACTIONS") == "true":  # failures as annotations on the PR
+        from awml_harness.report.markdown import github_annotations
+
+        for line in github_annotations(doc):
+            terminalreporter.write_line(line)
     for title, text in sink.extra_output:
         terminalreporter.write_line(title)
         for line in text.splitlines():

@@ -17,6 +17,9 @@ def toy_repo(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pyte
     # when this suite itself runs under xdist, the inner runs must not think they are workers
     for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
         monkeypatch.delenv(var, raising=False)
+    # nor write into this CI job's step summary or annotate it with their deliberate failures
+    for var in ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY"):
+        monkeypatch.delenv(var, raising=False)
     shutil.copytree(HERE / "toy" / "projects", pytester.path / "projects")
     shutil.copytree(REPO / "suites", pytester.path / "suites", ignore=shutil.ignore_patterns("__pycache__"))
     pytester.makeini("[pytest]\nawml_deploy_configs = projects/Toy/configs/deploy.yaml\n")

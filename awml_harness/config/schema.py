@@ -461,6 +461,7 @@ TASK_TYPE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 @dataclass(frozen=True)
 class ReportConfig:
     metrics_json: Path | None = None  # default: <work_dir>/metrics.json
+    markdown: Path | None = None  # PR-comment summary; --awml-markdown overrides; default: none
 
 
 @dataclass(frozen=True)

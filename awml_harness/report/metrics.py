@@ -43,7 +43,38 @@ def _project_entry(cfg: Any) -> dict[str, Any]:
         "verification": {"passed": 0, "failed": 0, "results": []},
         "evaluation": {"reference": cfg.evaluation.reference, "backends": {}},
         "latency": {},
+        "shapes": [],
     }
+
+
+def _resolved_config(cfg: Any) -> Any:
+    """The deploy config after _base_, --cfg-options and the loader's defaults, as data."""
+    import dataclasses
+
+    try:
+        data = dataclasses.asdict(cfg)
+    except Exception as exc:  # an odd model_cfg object: say so instead of failing the run
+        return {"error": f"could not serialise the config: {type(exc).__name__}: {exc}"}
+    for key in ("raw", "model_settings"):
+        data.pop(key, None)
+    return data
+
+
+def _tolerances(cfg: Any, entry: dict[str, Any]) -> dict[str, Any]:
+    """The tolerances in force, resolved: per verification scenario and output (atol, rtol
+    as the comparison used them) and per evaluation backend and metric (allowed |delta|)."""
+    ver: dict[str, dict[str, dict[str, float]]] = {}
+    for res in entry["verification"]["results"]:
+        for leaf in res["leaves"]:
+            ver.setdefault(res["scenario"], {})[leaf["path"]] = {"atol": leaf["atol"], "rtol": leaf["rtol"]}
+    metrics: dict[str, dict[str, float | None]] = {}
+    for name, be in entry["evaluation"]["backends"].items():
+        if name == cfg.evaluation.reference:
+            continue
+        table = cfg.evaluation.tolerance_for(name) if name in cfg.evaluation.backends else {}
+        names = [*(be.get("deltas") or {}), *(k for k in table if k != "*")]
+        metrics[name] = {m: table.get(m, table.get("*")) for m in dict.fromkeys(names)}
+    return {"verification": ver, "metrics": metrics}
 
 
 def verification_status(cfg: Any, results: list[dict[str, Any]]) -> tuple[str, str | None]:
@@ -68,8 +99,10 @@ def verification_status(cfg: Any, results: list[dict[str, Any]]) -> tuple[str, s
     return "unverified", "no verification test of a deployed backend ran (skipped, deselected, or failed before comparing)"
 
 
-def build_document(harness: Any, sink: Any, *, exitstatus: int, argv: list[str], workers: int) -> dict[str, Any]:
+def build_document(harness: Any, sink: Any, *, exitstatus: int, argv: list[str], workers: int,
+                   rootdir: Path | None = None) -> dict[str, Any]:
     from awml_harness.report.machine import machine_info
+    from awml_harness.report.provenance import command_line, git_info
     from awml_harness.threads import thread_record
 
     projects: dict[str, dict[str, Any]] = {}
@@ -96,6 +129,9 @@ def build_document(harness: Any, sink: Any, *, exitstatus: int, argv: list[str],
                 k: v for k, v in rec.items() if k not in ("kind", "config", "artifacts", "backend")}
         elif kind == "latency":
             entry["latency"][rec["backend"]] = {k: v for k, v in rec.items() if k not in ("kind", "config", "artifacts", "backend")}
+        elif kind == "shapes":
+            entry["shapes"].append({"which": rec["which"], "scenario": rec["scenario"],
+                                    "passed": all(c["passed"] for c in rec["checked"]), "checked": rec["checked"]})
     shards: dict[str, list[dict[str, Any]]] = {}
     for rec in sink.records:
         if rec.get("kind") == "evaluation-shard" and rec.get("config") in projects:
@@ -107,10 +143,9 @@ def build_document(harness: Any, sink: Any, *, exitstatus: int, argv: list[str],
         merged = merge_shards(harness.adapter(cid), recs, cfg.evaluation.reference, cfg.evaluation.tolerance_for)
         for name, entry in merged.items():
             failures = entry.pop("failures", [])
-            if failures:
-                sink.gate_failures.append(f"awml {cid}-{entry['precision']}:{entry['device']} ({name}): "
-                                          f"metrics differ from {cfg.evaluation.reference}:")
-                sink.gate_failures.extend(failures)
+            if failures:  # one entry per backend: its headline and one line per metric
+                sink.gate_failures.append("\n".join([f"awml {cid}-{entry['precision']}:{entry['device']} ({name}): "
+                                                     f"metrics differ from {cfg.evaluation.reference}:", *failures]))
             if entry.get("status") == "error":
                 sink.gate_failures.append(f"awml {cid} ({name}): evaluation failed on {entry['error']}")
             projects[cid]["evaluation"]["backends"][name] = entry
@@ -128,6 +163,9 @@ def build_document(harness: Any, sink: Any, *, exitstatus: int, argv: list[str],
             ver["reason"] = reason
         if ver["status"] == "unverified":
             unverified.append(cid)
+        entry["shapes"].sort(key=lambda s: (s["scenario"], s["which"]))
+        entry["tolerances"] = _tolerances(harness.configs[cid], entry)
+        entry["resolved_config"] = _resolved_config(harness.configs[cid])
     now = time.time()
     doc = {
         "schema_version": SCHEMA_VERSION,
@@ -137,6 +175,8 @@ def build_document(harness: Any, sink: Any, *, exitstatus: int, argv: list[str],
             "duration_s": round(now - sink.started, 3),
             "exitstatus": exitstatus,
             "argv": argv,
+            "command": command_line(argv),
+            "git": git_info(rootdir) if rootdir is not None else None,
             "xdist_workers": workers,
             "tests": dict(sink.outcomes),
             "problems": sink.problems,
@@ -161,6 +201,14 @@ def auto_mixed_entry(summary: dict[str, Any], backends: dict[str, Any]) -> dict[
     return {**{k: summary[k] for k in keys if k in summary}, "metric_deltas": deltas}
 
 
+def record_failures(doc: dict[str, Any], sink: Any) -> None:
+    """run.failures: every failing test's node id and one-line message, then the end-of-run
+    gate failures; called once the gates have run (they may add to sink.gate_failures)."""
+    from awml_harness.report.verdict import collect_failures
+
+    doc["run"]["failures"] = jsonable(collect_failures(sink.problems, sink.gate_failures))
+
+
 def metrics_path(harness: Any, option: str | None, rootdir: Path, doc_projects: Any = ()) -> Path:
     if option:
         p = Path(option)
@@ -172,6 +220,15 @@ def metrics_path(harness: Any, option: str | None, rootdir: Path, doc_projects: 
         if cfg.report.metrics_json is not None:
             return Path(cfg.report.metrics_json)
     return Path(ordered[0].export.work_dir) / "metrics.json"
+
+
+def markdown_path(harness: Any, option: str | None, rootdir: Path, doc_projects: Any = ()) -> Path | None:
+    """--awml-markdown, else the first report.markdown among the configs that ran, else none."""
+    if option:
+        p = Path(option)
+        return p if p.is_absolute() else rootdir / p
+    ran = [harness.configs[c] for c in doc_projects if c in harness.configs]
+    return next((Path(c.report.markdown) for c in ran if c.report.markdown is not None), None)
 
 
 def write_json_atomic(path: Path, doc: dict[str, Any]) -> None:

@@ -31,6 +31,7 @@ class ResultSink:
     final_status: int | None = None
     write_error: str | None = None
     summary_printed: bool = False
+    markdown_path: Any = None  # where the markdown summary went (rewritten if the exit status changes)
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -47,12 +48,18 @@ class ResultSink:
         elif report.failed:  # setup/teardown errors
             self.outcomes["error"] += 1
         if report.failed or (report.skipped and report.when == "setup"):
-            self.problems.append({
+            problem: dict[str, Any] = {
                 "nodeid": report.nodeid,
                 "when": report.when,
                 "outcome": "error" if report.when != "call" and report.failed else report.outcome,
                 "message": _short(report),
-            })
+            }
+            # the test function's file and line (1-based), for CI annotations
+            path, line, _ = report.location
+            problem["file"] = str(path)
+            if line is not None:
+                problem["line"] = int(line) + 1
+            self.problems.append(problem)
 
 
 def _short(report: pytest.TestReport) -> str:

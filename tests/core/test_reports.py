@@ -20,10 +20,13 @@ def test_report_suggestions_and_golden_round_trip(toy_repo, tmp_path):
     validate_document(doc)
     text = report.read_text()
     toy = doc["projects"]["Toy"]
-    # the report shows the JSON's numbers
-    assert str(toy["evaluation"]["backends"]["onnx"]["metrics"]["accuracy"]) in text
-    assert str(toy["latency"]["onnx"]["p95"]) in text
-    assert str(toy["artifacts"][0]["size_bytes"]) in text
+    # the report shows the JSON's numbers, formatted with their units
+    from awml_harness.report import format as fmt
+
+    assert f'{toy["evaluation"]["backends"]["onnx"]["metrics"]["accuracy"]:.4f}' in text
+    assert fmt.ms(toy["latency"]["onnx"]["p95"]) in text
+    assert fmt.mb(toy["artifacts"][0]["size_bytes"]) in text
+    assert 'class="verdict pass"' in text and "Failures (" not in text
     assert text.count("data:image/png;base64,") >= 2  # latency and error plots
     # the suggestion is a loadable config fragment whose tolerances are 3x the observed max
     ns = runpy.run_path(str(suggest))

@@ -1,0 +1,91 @@
+"""Numbers as a reader wants them: units attached, sensible digits, "not recorded" for a
+value an older document lacks. Shared by the HTML report and the markdown summary."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+MISSING = "not recorded"
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def ms(value: Any) -> str:
+    """Milliseconds with three significant digits (12.3 ms, 1.48 ms, 0.0521 ms)."""
+    v = _num(value)
+    if v is None:
+        return MISSING if value is None else str(value)
+    if v == 0:
+        return "0 ms"
+    if abs(v) >= 100:
+        return f"{v:.0f} ms"
+    return f"{v:.3g} ms" if abs(v) >= 1e-3 else f"{v:.2e} ms"
+
+
+def seconds(value: Any) -> str:
+    v = _num(value)
+    if v is None:
+        return MISSING
+    return f"{v:.1f} s" if v >= 10 else f"{v:.2f} s"
+
+
+def mb(size_bytes: Any) -> str:
+    """Sizes in MB (10^6 bytes), two decimals; small files keep three significant digits."""
+    v = _num(size_bytes)
+    if v is None:
+        return MISSING
+    m = v / 1e6
+    return f"{m:.2f} MB" if m >= 0.01 or m == 0 else f"{m:.3g} MB"
+
+
+def pct(share: Any, digits: int = 1) -> str:
+    """A share in [0, 1] as a percentage."""
+    v = _num(share)
+    return MISSING if v is None else f"{100 * v:.{digits}f} %"
+
+
+def metric(value: Any) -> str:
+    """A task metric: four decimals for values of order one, else four significant digits."""
+    v = _num(value)
+    if v is None:
+        return MISSING if value is None else str(value)
+    if isinstance(value, int):  # a count (num_samples): floats keep their decimals, 1.0 reads 1.0000
+        return str(value)
+    if v == 0:
+        return "0.0000"
+    return f"{v:.4f}" if 1e-3 <= abs(v) < 1e4 else f"{v:.4g}"
+
+
+def delta(value: Any) -> str:
+    v = _num(value)
+    if v is None:
+        return MISSING if value is None else str(value)
+    return f"{v:+.4f}" if v == 0 or 1e-3 <= abs(v) < 1e4 else f"{v:+.3g}"
+
+
+def diff(value: Any) -> str:
+    """An element difference or tolerance: three significant digits, scientific when small."""
+    v = _num(value)
+    if v is None:
+        return "-" if value is None else str(value)
+    if v == 0:
+        return "0"
+    return f"{v:.3g}" if 1e-3 <= abs(v) < 1e4 else f"{v:.2e}"
+
+
+def short_commit(git: Any) -> str:
+    if git is None:
+        return "none (not a git checkout)"
+    if not isinstance(git, dict) or not git.get("commit"):
+        return MISSING
+    text = str(git["commit"])[:12]
+    if git.get("branch"):
+        text += f" ({git['branch']})"
+    if git.get("dirty"):
+        text += ", uncommitted changes"
+    return text
