@@ -76,6 +76,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="store each verification reference's outputs under DIR")
     group.addoption("--awml-golden", default=None, metavar="DIR",
                     help="add scenarios comparing test backends with golden outputs stored under DIR")
+    group.addoption("--awml-localize", action="store_true", default=False,
+                    help="when a verification fails, run both backends with every intermediate tensor marked "
+                         "as an output and name the first diverging nodes (ONNX, fp16, TensorRT; PyTorch at "
+                         "module boundaries). Slow: opt-in")
     parser.addini("awml_deploy_configs", type="paths", default=[],
                   help="deploy configs run when no --deploy-cfg is given")
 
@@ -137,6 +141,7 @@ def pytest_configure(config: pytest.Config) -> None:
         ort_spinning=config.option.awml_ort_spinning,
         save_golden=_abs(config.option.awml_save_golden, config.rootpath),
         golden=_abs(config.option.awml_golden, config.rootpath),
+        localize=config.option.awml_localize,
     )
     if _is_worker(config):
         shards = int(config.workerinput.get("workercount", 1))

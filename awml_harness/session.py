@@ -42,6 +42,7 @@ class RunOptions:
     ort_spinning: bool = False  # ONNX Runtime thread spinning (off: fair to the other backends)
     save_golden: Path | None = None
     golden: Path | None = None
+    localize: bool = False  # --awml-localize: failing verifications name the first diverging nodes
 
 
 @dataclass

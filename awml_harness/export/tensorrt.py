@@ -30,7 +30,9 @@ TensorRT Python API used here (present in the 10.x and 11.x references):
     IBuilderConfig.builder_optimization_level, IBuilderConfig.add_optimization_profile,
     IOptimizationProfile.set_shape, IBuilderConfig.create_timing_cache,
     IBuilderConfig.set_timing_cache, ITimingCache.combine, ITimingCache.serialize,
-    IHostMemory (buffer protocol).
+    IHostMemory (buffer protocol); for localisation builds (mark_all): INetworkDefinition.num_layers,
+    INetworkDefinition.get_layer, ILayer.num_outputs, ILayer.get_output,
+    ITensor.is_network_output, ITensor.is_shape_tensor, INetworkDefinition.mark_output.
 """
 
 from __future__ import annotations
@@ -122,8 +124,10 @@ def parser_errors(parser: Any, onnx_path: Path, version: str) -> str:
 
 
 def build_engine(trt: Any, onnx_path: Path, plan: BuildPlan, folder: Path, file_name: str,
-                 cache_path: Path | None, device_index: int = 0) -> str:
-    """Parse `onnx_path`, apply `plan`, write the serialized engine to `folder/file_name`."""
+                 cache_path: Path | None, device_index: int = 0, *, mark_all: bool = False) -> str:
+    """Parse `onnx_path`, apply `plan`, write the serialized engine to `folder/file_name`.
+    `mark_all`: every layer output becomes an engine output (mismatch localisation,
+    awml_harness/localize.py; Polygraphy's `--trt-outputs mark all`)."""
     import torch
 
     version = str(trt.__version__)
@@ -137,6 +141,8 @@ def build_engine(trt: Any, onnx_path: Path, plan: BuildPlan, folder: Path, file_
     # from a file, not bytes: external weight files next to the ONNX resolve relative to it
     if not parser.parse_from_file(str(onnx_path)):
         raise EngineBuildError(parser_errors(parser, onnx_path, version))
+    if mark_all:
+        mark_all_layer_outputs(network)
 
     config = builder.create_builder_config()
     for flag in plan.flags:
@@ -173,6 +179,21 @@ def build_engine(trt: Any, onnx_path: Path, plan: BuildPlan, folder: Path, file_
     if cache_path is not None:
         _merge_cache(config, timing, cache_path)
     return file_name
+
+
+def mark_all_layer_outputs(network: Any) -> int:
+    """Mark every layer's output tensor as a network output; shape tensors (host values,
+    which the runner does not feed or fetch) are left alone. Returns how many were marked."""
+    marked = 0
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        for j in range(layer.num_outputs):
+            tensor = layer.get_output(j)
+            if tensor is None or tensor.is_network_output or tensor.is_shape_tensor:
+                continue
+            network.mark_output(tensor)
+            marked += 1
+    return marked
 
 
 def _read_cache(path: Path | None) -> bytes:
