@@ -163,6 +163,8 @@ class ProjectContext:
         if precision in self._artifacts:
             return self._artifacts[precision]
         mode = self.cfg.export.mode
+        from awml_harness.progress import step
+
         if precision == "fp32":
             if self.cfg.export.onnx_path is not None:
                 arts = self._external_onnx()
@@ -177,7 +179,8 @@ class ProjectContext:
                     file_name = self.cfg.onnx_config.save_file if single else None
                     arts[name] = self.store.get_or_build(
                         name, self._onnx_key(graph),
-                        lambda tmp, g=graph, f=file_name: export_graph(g, tmp, self.cfg.onnx_config, f),
+                        step(f"export {self.cfg.id} {name} onnx fp32",
+                             lambda tmp, g=graph, f=file_name: export_graph(g, tmp, self.cfg.onnx_config, f)),
                         rebuild_before=self.options.rebuild_before,
                     )
         else:
@@ -188,7 +191,8 @@ class ProjectContext:
             for name, art in base.items():
                 key = {"kind": "onnx-fp16", "format": ARTIFACT_FORMAT, "source": art.key, "tools": fp16_tool_versions()}
                 arts[name] = self.store.get_or_build(
-                    f"{name}-fp16", key, lambda tmp, a=art: convert_to_fp16(a.path, tmp),
+                    f"{name}-fp16", key,
+                    step(f"export {self.cfg.id} {name} onnx fp16", lambda tmp, a=art: convert_to_fp16(a.path, tmp)),
                     rebuild_before=self.options.rebuild_before,
                 )
         self._artifacts[precision] = arts
@@ -299,7 +303,7 @@ class ProjectContext:
         n = self.cfg.evaluation.num_samples
         return len(self.dataset) if n == -1 else min(n, len(self.dataset))
 
-    def _evaluation_pass(self, indices: Any, sink: Any) -> dict[str, Any]:
+    def _evaluation_pass(self, indices: Any, sink: Any, label: str = "") -> dict[str, Any]:
         """Preprocess each sample once, run every available backend on it, hand the
         compact prediction to `sink(name, index, sample_id, prediction, target)`.
         Returns per backend: spec, seconds, and "unavailable"/"error" when it could not run."""
@@ -314,7 +318,11 @@ class ProjectContext:
                 status[name]["unavailable"] = str(exc)
             except Exception as exc:  # a failed build (fp16 conversion, engine) fails this backend only
                 status[name]["error"] = f"setting up {spec.label}: {type(exc).__name__}: {exc}"
-        for i in indices:
+        from awml_harness.progress import Ticker
+
+        indices = list(indices)
+        ticker = Ticker(f"evaluate {self.cfg.id} [{', '.join(active)}]{label}", len(indices))
+        for done, i in enumerate(indices, 1):
             sample = self.dataset[i]
             prepared = self.adapter.preprocess(sample)
             target = self.adapter.target(sample)
@@ -332,6 +340,8 @@ class ProjectContext:
                 if det is not None and len(det) == 0:
                     status[name]["empty"] = status[name].get("empty", 0) + 1
                 sink(name, i, prepared.sample_id, res.prediction, target)
+            ticker.update(done)
+        ticker.finish()
         return status
 
     def evaluate_all(self) -> dict[str, Any]:
@@ -366,7 +376,8 @@ class ProjectContext:
             rows[name].append({"index": index, "sample_id": sample_id,
                                "prediction": encode(prediction), "target": encode(target)})
 
-        status = self._evaluation_pass(range(shard, self.num_eval_samples(), of), sink)
+        status = self._evaluation_pass(range(shard, self.num_eval_samples(), of), sink,
+                                       label=f" shard {shard + 1}/{of}")
         out = {}
         for name, entry in status.items():
             spec = entry["spec"]

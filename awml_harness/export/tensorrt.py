@@ -68,6 +68,7 @@ def timing_cache_path(root: Path, version: str, gpu: str) -> Path:
 def build_engines(ctx: Any, spec: Any) -> dict[str, Artifact]:
     """Engines for every graph of `ctx` under backend spec `spec` (device, precision)."""
     from awml_harness.backends.tensorrt import cuda_index, require_tensorrt
+    from awml_harness.progress import step
 
     trt = require_tensorrt(spec.device)
     version = str(trt.__version__)
@@ -84,7 +85,8 @@ def build_engines(ctx: Any, spec: Any) -> dict[str, Artifact]:
                "tensorrt": version, "gpu": gpu}
         out[name] = ctx.store.get_or_build(
             f"{name}-trt-{plan.policy}", key,
-            lambda tmp, a=onnx_art, p=plan: build_engine(trt, a.path, p, tmp, f"{p.graph}.engine", cache, index),
+            step(f"export {ctx.cfg.id} {name} tensorrt {plan.policy} {spec.device}",
+                 lambda tmp, a=onnx_art, p=plan: build_engine(trt, a.path, p, tmp, f"{p.graph}.engine", cache, index)),
             rebuild_before=ctx.options.rebuild_before,
         )
     return out
