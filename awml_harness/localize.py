@@ -106,6 +106,25 @@ class Localization:
                 "candidates": self.candidates, "first": [d.as_dict() for d in self.first], "notes": list(self.notes)}
 
 
+LOCALIZATION_HEADER = ["scenario", "sample", "#", "graph", "node", "op", "tensor", "max abs diff", "tolerance"]
+
+
+def localization_rows(results: list[dict[str, Any]]) -> list[list[Any]]:
+    """Table rows (report): each localised verification result's first diverging nodes."""
+    rows = []
+    for res in results:
+        loc = res.get("localization")
+        if not loc:
+            continue
+        for i, d in enumerate(loc["first"], 1):
+            rows.append([res["scenario"], res["sample_id"], i, d["graph"], d["node"], d["op_type"], d["tensor"],
+                         d["max_abs_diff"], f"atol={d['atol']:g} rtol={d['rtol']:g}"])
+        if not loc["first"]:
+            rows.append([res["scenario"], res["sample_id"], "-", "", "; ".join(loc["notes"]) or "no tensor differs",
+                         "", "", "", ""])
+    return rows
+
+
 # -- ONNX: mark every tensor ------------------------------------------------------------
 def graph_nodes(model: Any) -> list[tuple[str, str, str]]:
     """(node name, op type, output tensor) for every node output, in the file's order

@@ -133,6 +133,11 @@ def render_report(doc: dict[str, Any]) -> str:
             parts.append("<h3>Verification</h3>" + _table(
                 ["scenario", "sample", "result", "output", "max abs diff", "max rel diff", "min atol"], ver_rows))
             parts.append(_error_plot(results))
+            from awml_harness.localize import LOCALIZATION_HEADER, localization_rows
+
+            located = localization_rows(results)  # --awml-localize
+            if located:
+                parts.append("<h3>Localisation: first diverging nodes</h3>" + _table(LOCALIZATION_HEADER, located))
         if entry["artifacts"]:
             parts.append("<h3>Artifacts</h3>" + _table(
                 ["name", "variant", "size (bytes)", "build (s)", "reused", "path"],

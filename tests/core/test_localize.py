@@ -98,10 +98,14 @@ FRAGILE = "{channels: 4, size: 16, num_samples: 5, fp16_fragile: 1000000.0}"
 
 def test_localize_names_the_layer_that_breaks_in_fp16(toy_repo):
     repo = _configure(toy_repo, FRAGILE, FP16)
-    result = repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "verification", "--awml-localize")
+    result = repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "verification", "--awml-localize",
+                                       "--awml-report", "report.html")
     result.assert_outcomes(failed=2)
     out = result.stdout.str()
     assert "localisation (onnx-mark-all" in out, out
+    page = (repo.path / "report.html").read_text()
+    section = page.split("<h3>Localisation: first diverging nodes</h3>", 1)[1].split("</table>", 1)[0]
+    assert section.count("<td>/fp16_fragile/Mul</td><td>Mul</td>") == 2  # one row per failing sample
     # the first diverging nodes are the fragile layer's: its gain constant (clipped by the
     # converter) and the multiply reading it; not the conv before it (fp16 rounding stays
     # within tolerance) nor the head after it (which only inherits the damage)
@@ -156,3 +160,61 @@ def test_localize_pytorch_vs_onnx_at_module_boundaries(toy_repo):
                                  "*note: model: 6 of 6 PyTorch modules map to an ONNX tensor*"])
     loc = _results(repo)[0]["localization"]
     assert [d["module"] for d in loc["first"]] == ["5"]
+
+
+# -- TensorRT ----------------------------------------------------------------------------------
+
+class _Tensor:
+    def __init__(self, name, output=False, shape=False):
+        self.name, self.is_network_output, self.is_shape_tensor = name, output, shape
+
+
+class _Layer:
+    def __init__(self, *outputs):
+        self.outputs = outputs
+        self.num_outputs = len(outputs)
+
+    def get_output(self, j):
+        return self.outputs[j]
+
+
+class _Network:
+    """The slice of INetworkDefinition that mark_all_layer_outputs uses (TensorRT cannot run here)."""
+
+    def __init__(self, *layers):
+        self.layers = layers
+        self.num_layers = len(layers)
+        self.marked = []
+
+    def get_layer(self, i):
+        return self.layers[i]
+
+    def mark_output(self, tensor):
+        self.marked.append(tensor.name)
+
+
+def test_mark_all_layer_outputs_skips_outputs_and_shape_tensors():
+    from awml_harness.export.tensorrt import mark_all_layer_outputs
+
+    net = _Network(_Layer(_Tensor("a"), _Tensor("shape", shape=True)), _Layer(_Tensor("b")),
+                   _Layer(_Tensor("out", output=True)))
+    assert mark_all_layer_outputs(net) == 2
+    assert net.marked == ["a", "b"]
+
+
+def test_localize_onnx_vs_tensorrt_names_the_fragile_layer(toy_repo):
+    """On a CUDA machine with TensorRT: the fp16 engine (strongly typed, from the fp16 ONNX)
+    breaks in the same layer, found through an engine with every layer output marked."""
+    pytest.importorskip("tensorrt", reason="TensorRT is not installed (GPU machines only)")
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("TensorRT localisation needs a CUDA device; torch sees none")
+    scenario = ("{ref_backend: onnx, ref_device: cpu, test_backend: tensorrt, test_device: 'cuda:0', "
+                "test_precision: fp16}")
+    repo = _configure(toy_repo, FRAGILE, scenario)
+    cfg = repo.path / "projects" / "Toy" / "configs" / "deploy.yaml"
+    cfg.write_text(cfg.read_text().replace("mode: onnx,", "mode: both,").replace(
+        "    both:\n", "    both:\n      - " + scenario + "\n"))
+    result = repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "verification and tensorrt",
+                                       "--awml-localize")
+    result.stdout.fnmatch_lines(["*localisation (onnx-mark-all+tensorrt-mark-all*", "*1. model: node '/fp16_fragile/*"])
