@@ -112,7 +112,6 @@ class ExportStage:
             self.run(cid, self.plan[cid])
 
     def run(self, cid: str, variants: list[tuple[str, Any]]) -> None:
-        from awml_harness.backends.base import BackendUnavailable
 
         def label(v: tuple[str, Any]) -> str:
             return f"onnx {v[1]}" if v[0] == "onnx" else f"tensorrt {v[1].label}"
