@@ -118,9 +118,11 @@ class ExportStage:
 
         emit(f"awml export stage {cid}: {', '.join(label(v) for v in variants)} "
              "(no selected export test builds them; built here, outside any test)")
-        from awml_harness.progress import outside_tests
+        from awml_harness.progress import gathered_warnings, outside_tests
 
-        with outside_tests():
+        # the stage's own warnings (building the model, reading the checkpoint) are the
+        # stage's lines too, not pinned on the test that happens to come next
+        with outside_tests(), gathered_warnings(f"export stage {cid}"):
             self._build(cid, variants, label)
 
     def _build(self, cid: str, variants: list[tuple[str, Any]], label: Any) -> None:

@@ -131,3 +131,26 @@ def test_step_reports_failure_with_its_time(capsys):
         progress.step("export Y", boom)("tmp")
     lines = capsys.readouterr().err.splitlines()
     assert lines[0] == "awml export Y ..." and re.fullmatch(r"awml export Y FAILED in \d+\.\d s", lines[1])
+
+
+def test_export_stage_turns_its_own_warnings_into_lines(capsys):
+    """Warnings the stage raises outside any artifact build (building the model, e.g. a
+    missing checkpoint) are the stage's lines, not entries pinned on the next test."""
+    from awml_harness.stage import ExportStage
+
+    class Context:
+        def onnx_artifacts(self, precision):
+            warnings.warn("checkpoint_path is None; using a seeded random initialization", UserWarning, stacklevel=1)
+
+    class Harness:
+        def context(self, cid):
+            return Context()
+
+    progress.configure(None)
+    with warnings.catch_warnings(record=True) as outer:
+        warnings.simplefilter("always")
+        ExportStage(Harness()).run("X", [("onnx", "fp32")])
+    assert outer == []
+    assert capsys.readouterr().err.splitlines() == [
+        "awml export stage X: onnx fp32 (no selected export test builds them; built here, outside any test)",
+        "awml export stage X: warning: UserWarning: checkpoint_path is None; using a seeded random initialization"]
