@@ -90,7 +90,8 @@ class Localization:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def message(self) -> str:
-        head = (f"localisation ({self.method}, {self.compared} of {self.candidates} tensors compared, "
+        unit = "modules" if "torch-module-hooks" in self.method else "tensors"
+        head = (f"localisation ({self.method}, {self.compared} of {self.candidates} {unit} compared, "
                 f"{self.ref} vs {self.test}):")
         if not self.first:
             lines = [head, "  no intermediate tensor differs beyond tolerance; the difference arises in the "
@@ -200,22 +201,57 @@ def module_scopes(module: Any) -> list[str]:
     return [name for name, _ in module.named_modules() if name]
 
 
-def module_tensor_map(model: Any, paths: list[str]) -> dict[str, tuple[str, str, str]]:
-    """module path -> (node, op type, tensor) of the last ONNX node in its name scope.
+def _resolve_scope(parts: list[str], paths: list[str]) -> str | None:
+    """A node's name scope (`["backbone", "blocks.0", "blocks.0.0"]`) -> the module path
+    (`backbone.blocks.0.0`). The TorchScript exporter names a scope level after the module
+    as its nearest non-container ancestor knows it (`blocks.0.0`, or `a` for
+    `head["a"]`), so each level is the shortest descendant of the previous one whose path
+    ends with it; an ambiguous or unknown level (a wrapper such as `inner`) stops there."""
+    cur = ""
+    for part in parts:
+        found = [p for p in paths if (not cur or p.startswith(cur + ".")) and (p == part or p.endswith("." + part))]
+        if not found:
+            if not cur:
+                continue  # a wrapper around the module (export/onnx.py's `inner`)
+            return cur
+        best = min(len(p) for p in found)
+        shortest = [p for p in found if len(p) == best]
+        if len(shortest) > 1:
+            return cur or None
+        cur = shortest[0]
+    return cur or None
 
-    The TorchScript exporter names nodes `/<module path with />/<Op>`; a wrapper the
-    harness adds for dict outputs shows as a leading `/inner`. The dynamo exporter
-    names nodes differently; its modules simply do not map (the share says so)."""
+
+def module_tensor_map(model: Any, module: Any) -> dict[str, tuple[str, str, str]]:
+    """module path -> (node, op type, tensor) of the last ONNX node inside its name scope.
+
+    Scopes come from the TorchScript exporter's node names; the dynamo exporter names nodes
+    differently and its modules simply do not map (the reported share says so). A module
+    with parameters and no node of its own (a BatchNorm the exporter folded into the
+    preceding Conv) makes the module before it unmappable: that node's output is no longer
+    the earlier module's alone."""
+    named = list(module.named_modules())
+    paths = [p for p, _ in named if p]
     nodes = graph_nodes(model)
-    out = {}
-    for path in paths:
-        scope = "/" + path.replace(".", "/") + "/"
-        last = None
-        for node, op, tensor in nodes:
-            if node.startswith(scope) or node.startswith("/inner" + scope):
-                last = (node, op, tensor)
-        if last is not None and last[1] != "Constant":
-            out[path] = last
+    owner: dict[str, str | None] = {}
+    for node, _, _ in nodes:
+        scope = node.split("/")[1:-1] if node.startswith("/") else []
+        key = "/".join(scope)
+        if key not in owner:
+            owner[key] = _resolve_scope(scope, paths) if scope else None
+    out: dict[str, tuple[str, str, str]] = {}
+    for node, op, tensor in nodes:
+        if op == "Constant":
+            continue
+        path = owner["/".join(node.split("/")[1:-1])] if node.startswith("/") else None
+        while path:
+            out[path] = (node, op, tensor)  # later nodes overwrite: the last one is the output
+            path = path.rpartition(".")[0]
+    leaves = [(p, m) for p, m in named if p and not any(True for _ in m.children())]
+    for i, (path, mod) in enumerate(leaves):
+        has_params = any(True for _ in mod.parameters(recurse=False))
+        if path not in out and has_params and i > 0:
+            out.pop(leaves[i - 1][0], None)
     return out
 
 
@@ -330,7 +366,7 @@ def localize(ctx: Any, scenario: Any, prepared: Any, tolerance: ToleranceFn, lim
             else:
                 graph = ctx.graphs[graph_name]
                 paths = module_scopes(graph.module)
-                mapping = module_tensor_map(model, paths)
+                mapping = module_tensor_map(model, graph.module)
                 outputs = torch_module_outputs(graph.module, graph.input_names, feeds, list(mapping))
                 keyed = {}
                 for path, value in outputs.items():

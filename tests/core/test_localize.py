@@ -5,6 +5,7 @@ module boundaries."""
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -64,15 +65,34 @@ def test_first_divergences_walks_in_graph_order_and_names_node_and_op(tmp_path):
     assert none == []
 
 
-def test_module_scopes_map_to_the_last_node_of_their_name_scope():
-    graph = helper.make_graph(
-        [helper.make_node("Constant", [], ["k"], name="/blk/Constant", value=numpy_helper.from_array(np.ones(1, np.float32))),
-         helper.make_node("Add", ["x", "k"], ["t1"], name="/blk/Add"),
-         helper.make_node("Sub", ["t1", "k"], ["t2"], name="/blk/Sub"),
-         helper.make_node("Relu", ["t2"], ["y"], name="/inner/head/Relu")], "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
-    mapping = module_tensor_map(helper.make_model(graph), ["blk", "head", "missing"])
-    assert mapping == {"blk": ("/blk/Sub", "Sub", "t2"), "head": ("/inner/head/Relu", "Relu", "y")}
+def test_module_scopes_map_to_the_last_node_of_their_name_scope(tmp_path):
+    """Real TorchScript-exporter names: `/backbone/blocks.0/blocks.0.0/Conv` for a module in
+    a ModuleList'ed Sequential, `/backbone/a/Conv` for `head["a"]` of a ModuleDict; a
+    BatchNorm folded into its Conv makes that Conv's module unmappable."""
+    torch = pytest.importorskip("torch")
+
+    class Backbone(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = torch.nn.ModuleList([torch.nn.Sequential(
+                torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU())])
+            self.head = torch.nn.ModuleDict({"a": torch.nn.Conv2d(4, 4, 1)})
+
+        def forward(self, x):
+            return self.head["a"](self.blocks[0](x))
+
+    model = torch.nn.Sequential()
+    model.add_module("backbone", Backbone())
+    model.eval()
+    path = tmp_path / "nested.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.randn(1, 3, 8, 8),), str(path), dynamo=False)
+    mapping = {k: v[0] for k, v in module_tensor_map(onnx.load(str(path)), model).items()}
+    assert mapping == {
+        "backbone": "/backbone/a/Conv", "backbone.head": "/backbone/a/Conv", "backbone.head.a": "/backbone/a/Conv",
+        "backbone.blocks": "/backbone/blocks.0/blocks.0.2/Relu", "backbone.blocks.0": "/backbone/blocks.0/blocks.0.2/Relu",
+        "backbone.blocks.0.2": "/backbone/blocks.0/blocks.0.2/Relu"}  # blocks.0.0: its Conv carries the BatchNorm
 
 
 # -- end to end: the Toy project --------------------------------------------------------------
