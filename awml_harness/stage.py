@@ -4,8 +4,8 @@ Artifacts are built lazily by whichever test needs one first. Without care that 
 evaluation test (pytest collects `suites/test_evaluation.py` before `test_export.py`),
 which then carries the export's ~50 s and its warnings. Two rules fix it:
 
-- Export tests run first: `pytest_collection_modifyitems` moves them to the front (a
-  stable sort, so everything else keeps its order; under pytest-xdist the workers'
+- Export tests run first: `pytest_collection_modifyitems` moves them up to the first
+  harness test, everything else keeps its order (under pytest-xdist the workers'
   collection order is what the config-scope scheduler hands out, so it holds there too).
 - When the export tests that would build an artifact are deselected (`-k evaluation`),
   the artifact is built in an *export stage*: just before the first test of that
@@ -95,7 +95,14 @@ class ExportStage:
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        items.sort(key=lambda item: 0 if is_export_test(item) else 1)
+        """Export tests move up to where the first harness test stands; every other test
+        keeps its place and order (the harness's own unit tests are left alone)."""
+        first = next((i for i, item in enumerate(items) if _case(item) is not None), None)
+        if first is None:
+            return
+        exports = [item for item in items if is_export_test(item)]
+        rest = [item for item in items if not is_export_test(item)]
+        items[:] = rest[:first] + exports + rest[first:]
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: Any) -> None:

@@ -154,3 +154,16 @@ def test_export_stage_turns_its_own_warnings_into_lines(capsys):
     assert capsys.readouterr().err.splitlines() == [
         "awml export stage X: onnx fp32 (no selected export test builds them; built here, outside any test)",
         "awml export stage X: warning: UserWarning: checkpoint_path is None; using a seeded random initialization"]
+
+
+def test_export_tests_move_up_to_the_first_harness_test_only(toy_repo):
+    """A user's own tests before the suites keep their place; export tests go before the
+    first harness test, the other harness tests keep their relative order."""
+    toy_repo.makepyfile(test_aaa_user="def test_mine():\n    pass\n")
+    result = toy_repo.runpytest_subprocess("test_aaa_user.py", "suites", "-p", "no:cacheprovider", "--collect-only", "-q")
+    ids = [line for line in result.stdout.lines if "::" in line]
+    assert ids[0] == "test_aaa_user.py::test_mine"
+    names = [i.split("::")[1].split("[")[0] for i in ids[1:]]
+    assert names[0] == "test_export" and "test_export" not in names[1:]
+    assert names[1:] == sorted(names[1:], key=["test_evaluation", "test_latency", "test_shape_sweep",
+                                                "test_verification"].index), names
