@@ -29,11 +29,21 @@ _interval_s = DEFAULT_INTERVAL_S
 _outside_tests = 0  # > 0 inside the export stage (stage.py): no test to attribute a warning to
 
 
+_stack: list[tuple[Any, float]] = []  # an in-process pytest run inside another restores the outer one
+
+
 def configure(config: Any, interval_s: float | None = None) -> None:
-    """Called by the plugin at pytest_configure; `config=None` detaches (unconfigure)."""
+    """Called by the plugin at pytest_configure; `config=None` detaches (unconfigure) and
+    goes back to the run that was configured before, if any."""
     global _config, _interval_s
+    if config is None:
+        if _stack:
+            _stack.pop()
+        _config, _interval_s = _stack[-1] if _stack else (None, DEFAULT_INTERVAL_S)
+        return
     _config = config
     _interval_s = DEFAULT_INTERVAL_S if interval_s is None else max(0.0, float(interval_s))
+    _stack.append((_config, _interval_s))
 
 
 def interval_s() -> float:

@@ -98,8 +98,16 @@ def _warn_twice_and_once() -> None:
     warnings.warn("a deprecation", DeprecationWarning, stacklevel=1)
 
 
+@pytest.fixture(autouse=True)
+def _detached(monkeypatch):
+    """progress.py's module state belongs to the pytest run executing these tests: the
+    unit tests below write to stderr instead, and leave that state as it was."""
+    monkeypatch.setattr(progress, "_config", None)
+    monkeypatch.setattr(progress, "_stack", [])
+    monkeypatch.setattr(progress, "_interval_s", progress.DEFAULT_INTERVAL_S)
+
+
 def test_gathered_warnings_one_line_per_repeating_site_singles_reissued(capsys):
-    progress.configure(None)
     with warnings.catch_warnings(record=True) as outer:
         warnings.simplefilter("always")
         with progress.gathered_warnings("export X"):
@@ -110,7 +118,6 @@ def test_gathered_warnings_one_line_per_repeating_site_singles_reissued(capsys):
 
 
 def test_outside_tests_every_warning_becomes_a_line(capsys):
-    progress.configure(None)
     with warnings.catch_warnings(record=True) as outer:
         warnings.simplefilter("always")
         with progress.outside_tests(), progress.gathered_warnings("export X"):
@@ -122,7 +129,6 @@ def test_outside_tests_every_warning_becomes_a_line(capsys):
 
 
 def test_step_reports_failure_with_its_time(capsys):
-    progress.configure(None)
 
     def boom(folder):
         raise RuntimeError("no")
@@ -146,7 +152,6 @@ def test_export_stage_turns_its_own_warnings_into_lines(capsys):
         def context(self, cid):
             return Context()
 
-    progress.configure(None)
     with warnings.catch_warnings(record=True) as outer:
         warnings.simplefilter("always")
         ExportStage(Harness()).run("X", [("onnx", "fp32")])
@@ -167,3 +172,14 @@ def test_export_tests_move_up_to_the_first_harness_test_only(toy_repo):
     assert names[0] == "test_export" and "test_export" not in names[1:]
     assert names[1:] == sorted(names[1:], key=["test_evaluation", "test_latency", "test_shape_sweep",
                                                 "test_verification"].index), names
+
+
+def test_configure_nests_and_detaching_restores_the_outer_run():
+    outer, inner = object(), object()
+    progress.configure(outer, 3.0)
+    progress.configure(inner, 0.0)
+    assert (progress._config, progress.interval_s()) == (inner, 0.0)
+    progress.configure(None)
+    assert (progress._config, progress.interval_s()) == (outer, 3.0)
+    progress.configure(None)
+    assert progress._config is None and progress.interval_s() == progress.DEFAULT_INTERVAL_S
