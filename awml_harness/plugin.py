@@ -84,6 +84,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "shard file instead of metrics; `awml merge` computes the metrics from all N shards")
     group.addoption("--awml-shard-json", default=None, metavar="PATH",
                     help="where --awml-shard writes its shard file (default: shard-IofN.json beside the metrics JSON)")
+    group.addoption("--awml-localize", action="store_true", default=False,
+                    help="when a verification fails, run both backends with every intermediate tensor marked "
+                         "as an output and name the first diverging nodes (ONNX, fp16, TensorRT; PyTorch at "
+                         "module boundaries). Slow: opt-in")
+    group.addoption("--awml-progress-interval", type=float, default=10.0, metavar="SECONDS",
+                    help="seconds between progress lines of an evaluation pass (default 10; 0: every sample). "
+                         "Exports and engine builds print a line when they start and end")
     parser.addini("awml_deploy_configs", type="paths", default=[],
                   help="deploy configs run when no --deploy-cfg is given")
 
@@ -154,6 +161,7 @@ def pytest_configure(config: pytest.Config) -> None:
         save_golden=_abs(config.option.awml_save_golden, config.rootpath),
         golden=_abs(config.option.awml_golden, config.rootpath),
         split=split,
+        localize=config.option.awml_localize,
     )
     if _is_worker(config):
         shards = int(config.workerinput.get("workercount", 1))
@@ -170,6 +178,11 @@ def pytest_configure(config: pytest.Config) -> None:
     from awml_harness import fixtures
 
     config.pluginmanager.register(fixtures, "awml-fixtures")
+    from awml_harness import progress
+    from awml_harness.stage import ExportStage
+
+    progress.configure(config, config.option.awml_progress_interval)
+    config.pluginmanager.register(ExportStage(config.stash[SESSION_KEY]), "awml-export-stage")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(), "awml-xdist")
     if not _is_worker(config):
@@ -398,6 +411,10 @@ def _write_failed(sink: Any, session: pytest.Session, what: str, path: Path, exc
 def pytest_unconfigure(config: pytest.Config) -> None:
     """The last hook of the run: the session's exit status is final here, whatever plugin
     changed it after the metrics JSON was written; make the JSON say the same."""
+    if config.stash.get(SESSION_KEY, None) is not None:
+        from awml_harness import progress
+
+        progress.configure(None)
     sink = config.stash.get(SINK_KEY, None)
     if sink is None or sink.written is None or sink.write_error is not None or _is_worker(config):
         return

@@ -72,10 +72,25 @@ def test_verification(awml, awml_verify_case, awml_record, guard_backend):
         if not match.passed:
             messages.append(f"{case.id}: " + match.message()
                             + "\n  -> if the difference is acceptable, raise verification.detection.score_atol / box_atol")
+    if messages and opts.localize and not case.golden:
+        found = _localize(ctx, sc, ctx.prepared(index), tolerance)
+        record["localization"] = found.as_dict()
+        messages.append(found.message())
     record["passed"] = not messages
     awml_record(record)
     if messages:
         pytest.fail("\n".join(messages), pytrace=False)
+
+
+def _localize(ctx, sc, prepared, tolerance):
+    """--awml-localize: the first diverging nodes between the two sides (awml_harness/localize.py)."""
+    from awml_harness.localize import Localization, localize
+
+    try:
+        return localize(ctx, sc, prepared, tolerance)
+    except Exception as exc:  # the verification failure stays the verdict; say why there is no more
+        return Localization(sc.ref.label, sc.test.label, "none", 0, 0,
+                            notes=(f"localisation could not run: {type(exc).__name__}: {exc}",))
 
 
 def _hint(result, sc) -> str:

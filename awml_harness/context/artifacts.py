@@ -68,6 +68,8 @@ class Artifacts(ContextPart):
         if precision in self._artifacts:
             return self._artifacts[precision]
         mode = self.cfg.export.mode
+        from awml_harness.progress import step
+
         if precision == "fp32":
             if self.cfg.export.onnx_path is not None:
                 arts = self._external_onnx()
@@ -82,7 +84,8 @@ class Artifacts(ContextPart):
                     file_name = self.cfg.onnx_config.save_file if single else None
                     arts[name] = self.store.get_or_build(
                         name, self._onnx_key(graph),
-                        lambda tmp, g=graph, f=file_name: export_graph(g, tmp, self.cfg.onnx_config, f),
+                        step(f"export {self.cfg.id} {name} onnx fp32",
+                             lambda tmp, g=graph, f=file_name: export_graph(g, tmp, self.cfg.onnx_config, f)),
                         rebuild_before=self.options.rebuild_before,
                     )
         elif self.cfg.backend_config.common_config.precision_policy == "auto_mixed":
@@ -95,7 +98,8 @@ class Artifacts(ContextPart):
             for name, art in base.items():
                 key = {"kind": "onnx-fp16", "format": ARTIFACT_FORMAT, "source": art.key, "tools": fp16_tool_versions()}
                 arts[name] = self.store.get_or_build(
-                    f"{name}-fp16", key, lambda tmp, a=art: convert_to_fp16(a.path, tmp),
+                    f"{name}-fp16", key,
+                    step(f"export {self.cfg.id} {name} onnx fp16", lambda tmp, a=art: convert_to_fp16(a.path, tmp)),
                     rebuild_before=self.options.rebuild_before,
                 )
         self._artifacts[precision] = arts

@@ -20,6 +20,7 @@ class RunOptions:
     save_golden: Path | None = None
     golden: Path | None = None
     split: tuple[int, int] | None = None  # --awml-shard I/N as (I - 1, N): this job's slice (awml_harness/split.py)
+    localize: bool = False  # --awml-localize: failing verifications name the first diverging nodes
 
 
 class ModelData:

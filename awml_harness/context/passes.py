@@ -26,7 +26,7 @@ class EvaluationPasses(ContextPart):
         n = self.cfg.evaluation.num_samples
         return len(self.dataset) if n == -1 else min(n, len(self.dataset))
 
-    def _evaluation_pass(self, indices: Any, sink: Any) -> dict[str, Any]:
+    def _evaluation_pass(self, indices: Any, sink: Any, label: str = "") -> dict[str, Any]:
         """Preprocess each sample once, run every available backend on it, hand the
         compact prediction to `sink(name, index, sample_id, prediction, target)`.
         Returns per backend: spec, seconds, and "unavailable"/"error" when it could not run."""
@@ -41,7 +41,11 @@ class EvaluationPasses(ContextPart):
                 status[name]["unavailable"] = str(exc)
             except Exception as exc:  # a failed build (fp16 conversion, engine) fails this backend only
                 status[name]["error"] = f"setting up {spec.label}: {type(exc).__name__}: {exc}"
-        for i in indices:
+        from awml_harness.progress import Ticker
+
+        indices = list(indices)
+        ticker = Ticker(f"evaluate {self.cfg.id} [{', '.join(active)}]{label}", len(indices))
+        for done, i in enumerate(indices, 1):
             sample = self.dataset[i]
             prepared = self.adapter.preprocess(sample)
             target = self.adapter.target(sample)
@@ -59,6 +63,8 @@ class EvaluationPasses(ContextPart):
                 if det is not None and len(det) == 0:
                     status[name]["empty"] = status[name].get("empty", 0) + 1
                 sink(name, i, prepared.sample_id, res.prediction, target)
+            ticker.update(done)
+        ticker.finish()
         return status
 
     def evaluate_all(self) -> dict[str, Any]:
@@ -93,7 +99,8 @@ class EvaluationPasses(ContextPart):
             rows[name].append({"index": index, "sample_id": sample_id,
                                "prediction": encode(prediction), "target": encode(target)})
 
-        status = self._evaluation_pass(range(shard, self.num_eval_samples(), of), sink)
+        status = self._evaluation_pass(range(shard, self.num_eval_samples(), of), sink,
+                                       label=f" shard {shard + 1}/{of}")
         out = {}
         for name, entry in status.items():
             spec = entry["spec"]

@@ -33,7 +33,8 @@ TensorRT Python API used here (present in the 10.x and 11.x references):
     IHostMemory (buffer protocol); for auto_mixed on 10.x: INetworkDefinition.num_layers,
     INetworkDefinition.get_layer, ILayer.name, ILayer.metadata, ILayer.num_outputs,
     ILayer.get_output, ITensor.dtype, ILayer.precision, ILayer.set_output_type,
-    tensorrt.float32 / float16, BuilderFlag.OBEY_PRECISION_CONSTRAINTS.
+    tensorrt.float32 / float16, BuilderFlag.OBEY_PRECISION_CONSTRAINTS; for localisation
+    builds (mark_all) also ITensor.is_network_output, ITensor.is_shape_tensor, INetworkDefinition.mark_output.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ def timing_cache_path(root: Path, version: str, gpu: str) -> Path:
 def build_engines(ctx: Any, spec: Any) -> dict[str, Artifact]:
     """Engines for every graph of `ctx` under backend spec `spec` (device, precision)."""
     from awml_harness.backends.tensorrt import cuda_index, require_tensorrt
+    from awml_harness.progress import step
 
     trt = require_tensorrt(spec.device)
     version = str(trt.__version__)
@@ -92,7 +94,8 @@ def build_engines(ctx: Any, spec: Any) -> dict[str, Artifact]:
                "tensorrt": version, "gpu": gpu}
         out[name] = ctx.store.get_or_build(
             f"{name}-trt-{plan.policy}", key,
-            lambda tmp, a=onnx_art, p=plan: build_engine(trt, a.path, p, tmp, f"{p.graph}.engine", cache, index),
+            step(f"export {ctx.cfg.id} {name} tensorrt {plan.policy} {spec.device}",
+                 lambda tmp, a=onnx_art, p=plan: build_engine(trt, a.path, p, tmp, f"{p.graph}.engine", cache, index)),
             rebuild_before=ctx.options.rebuild_before,
         )
     return out
@@ -132,8 +135,10 @@ def parser_errors(parser: Any, onnx_path: Path, version: str) -> str:
 
 
 def build_engine(trt: Any, onnx_path: Path, plan: BuildPlan, folder: Path, file_name: str,
-                 cache_path: Path | None, device_index: int = 0) -> str:
-    """Parse `onnx_path`, apply `plan`, write the serialized engine to `folder/file_name`."""
+                 cache_path: Path | None, device_index: int = 0, *, mark_all: bool = False) -> str:
+    """Parse `onnx_path`, apply `plan`, write the serialized engine to `folder/file_name`.
+    `mark_all`: every layer output becomes an engine output (mismatch localisation,
+    awml_harness/localize.py; Polygraphy's `--trt-outputs mark all`)."""
     import torch
 
     version = str(trt.__version__)
@@ -147,6 +152,8 @@ def build_engine(trt: Any, onnx_path: Path, plan: BuildPlan, folder: Path, file_
     # from a file, not bytes: external weight files next to the ONNX resolve relative to it
     if not parser.parse_from_file(str(onnx_path)):
         raise EngineBuildError(parser_errors(parser, onnx_path, version))
+    if mark_all:
+        mark_all_layer_outputs(network)
 
     config = builder.create_builder_config()
     for flag in plan.flags:
@@ -217,6 +224,21 @@ def pin_fp32_layers(trt: Any, network: Any, nodes: tuple[str, ...], onnx_path: P
         print(f"[awml] auto_mixed: {len(missing)} fp32 node(s) of {onnx_path.name} have no TensorRT layer of that "
               f"name (folded by the parser?): {missing[:5]}", flush=True)
     return pinned
+
+
+def mark_all_layer_outputs(network: Any) -> int:
+    """Mark every layer's output tensor as a network output; shape tensors (host values,
+    which the runner does not feed or fetch) are left alone. Returns how many were marked."""
+    marked = 0
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        for j in range(layer.num_outputs):
+            tensor = layer.get_output(j)
+            if tensor is None or tensor.is_network_output or tensor.is_shape_tensor:
+                continue
+            network.mark_output(tensor)
+            marked += 1
+    return marked
 
 
 def _read_cache(path: Path | None) -> bytes:

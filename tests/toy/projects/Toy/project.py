@@ -28,6 +28,11 @@ class ToySettings:
     scale: float = 1.0
     export_skew: float = 0.0
     export_nan: bool = False  # the exported graph writes NaN into logit 1
+    # > 0: a layer `fp16_fragile` computing (x * gain) * (1 / gain) before the head: the
+    # identity in fp32; past fp16's range (65504) the converter clips the gain, so only
+    # the fp16 variant breaks there (whatever precision the runtime computes in), for
+    # mismatch localisation tests
+    fp16_fragile: float = 0.0
 
     def validate(self, key: str) -> None:
         if self.size < 4:
@@ -63,15 +68,25 @@ def _build_module(settings: ToySettings) -> Any:
                 x = x + torch.tensor([0.0, float("nan")])
             return x
 
+    class Fragile(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return (x * settings.fp16_fragile) * (1.0 / settings.fp16_fragile)
+
     torch.manual_seed(settings.seed)
-    return torch.nn.Sequential(
+    layers = [
         torch.nn.Conv2d(3, settings.channels, 3, padding=1),
         torch.nn.ReLU(),
         torch.nn.AdaptiveAvgPool2d(1),
         torch.nn.Flatten(),
         torch.nn.Linear(settings.channels, 2),
         Skew(),
-    ).eval()
+    ]
+    named = [(str(i), m) for i, m in enumerate(layers)]  # parameter names as without the fragile layer
+    if settings.fp16_fragile:
+        named.insert(4, ("fp16_fragile", Fragile()))
+    from collections import OrderedDict
+
+    return torch.nn.Sequential(OrderedDict(named)).eval()
 
 
 class Project(ProjectAdapter):
