@@ -124,7 +124,7 @@ def test_localize_names_the_layer_that_breaks_in_fp16(toy_repo):
     out = result.stdout.str()
     assert "localisation (onnx-mark-all" in out, out
     page = (repo.path / "report.html").read_text()
-    section = page.split("<h3>Localisation: first diverging nodes</h3>", 1)[1].split("</table>", 1)[0]
+    section = page.split("<h4>Localisation: first diverging nodes</h4>", 1)[1].split("</table>", 1)[0]
     assert section.count("<td>/fp16_fragile/Mul</td><td>Mul</td>") == 2  # one row per failing sample
     # the first diverging nodes are the fragile layer's: its gain constant (clipped by the
     # converter) and the multiply reading it; not the conv before it (fp16 rounding stays
