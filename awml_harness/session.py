@@ -23,7 +23,7 @@ import numpy as np
 
 from awml_harness.backends.base import BackendUnavailable
 from awml_harness.config.schema import Backend, BackendSpec, DeployConfig
-from awml_harness.config.typed import to_builtin
+from awml_harness.config.validation import to_builtin
 from awml_harness.export.store import Artifact, ArtifactStore, file_sha256
 from awml_harness.project import NullTimer, Prepared, ProjectAdapter, StageTimer, load_project_class
 from awml_harness.threads import apply_torch, resolve

@@ -69,7 +69,7 @@ def test_bad_config_is_a_usage_error_with_one_line(toy_repo):
     assert result.ret == 4
     errors = [line for line in result.stderr.lines if line.strip()]
     assert len(errors) == 1, errors
-    assert "config key 'export.mode' = 'tflite' is invalid; expected one of 'onnx', 'trt', 'both', 'none'" in errors[0]
+    assert "config key 'export.mode' = 'tflite' is invalid; expected 'onnx', 'trt', 'both' or 'none'" in errors[0]
     assert "deploy.yaml" in errors[0]
 
 
