@@ -118,7 +118,8 @@ def test_help_and_unrelated_collection_do_not_import_heavy_modules(tmp_path):
     code = (
         "import sys, pytest\n"
         "rc = pytest.main(sys.argv[1:])\n"
-        "heavy = sorted(m for m in ('torch', 'onnxruntime', 'tensorrt', 'onnx', 'cv2') if m in sys.modules)\n"
+        "heavy = sorted(m for m in ('torch', 'onnxruntime', 'tensorrt', 'onnx', 'cv2', 'pydantic') "
+        "if m in sys.modules)\n"
         "print('HEAVY', heavy)\n"
     )
     for args in (["--help"], [str(tmp_path / "test_x.py"), "-q", "-p", "no:cacheprovider"]):
