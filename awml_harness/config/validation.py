@@ -98,8 +98,8 @@ def _problem(cls: type, data: Any, err: Mapping[str, Any], key: str) -> ConfigEr
     allowed = str(err["msg"]).removeprefix("Input should be ").removeprefix("Value error, ")
     if kind in ("dataclass_type", "dataclass_args_type", "model_type"):
         allowed = _describe(tp)
-    if loc and loc[-1] == "[key]":
-        allowed = f"a mapping key that is {allowed}"
+    if loc and loc[-1] == "[key]":  # the key itself is wrong, not its value
+        allowed, node = f"a mapping key that is {allowed}", err["input"]
     return ConfigError(path or "<root>", node, allowed)
 
 

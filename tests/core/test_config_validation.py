@@ -58,6 +58,10 @@ def test_each_mistake_carries_key_value_and_allowed():
         "verification.pairs.pytorch->onnx.rtol": (pytest.approx(float("nan"), nan_ok=True), "a finite number"),
     }
     assert err.key == ", ".join(p.key for p in err.problems)
+    bad_key = _errors(DeployConfig, {"project": "T", "task_type": "classification",
+                                     "verification": {"scenarios": {"tflite": []}}})
+    assert (bad_key.key, bad_key.value) == ("verification.scenarios.tflite", "tflite")
+    assert bad_key.allowed == "a mapping key that is 'onnx', 'trt', 'both' or 'none'"
     assert str(err).count("\n  - ") == len(err.problems) == 8
 
 
