@@ -211,7 +211,7 @@ def load_settings(settings_cls: type, model_cfg: Any, config_dir: Path, translat
           harness-only settings next to the derived ones; a key the config already
           determines is refused (change it in the OpenMMLab config).
     """
-    from awml_harness.config.typed import from_mapping
+    from awml_harness.config.validation import from_mapping
 
     overrides: dict[str, Any] = {}
     source: Path | None = None

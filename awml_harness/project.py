@@ -127,7 +127,7 @@ class ProjectAdapter(ABC):
         """`model_cfg` as given in the deploy config -> `settings_cls` instance.
         A string is a path (relative to the deploy config) to a .py/.yaml file."""
         from awml_harness.config.read import read_file
-        from awml_harness.config.typed import from_mapping
+        from awml_harness.config.validation import from_mapping
 
         assert cls.settings_cls is not None
         translated = cls.translate_openmmlab(model_cfg, config_dir)

@@ -165,7 +165,7 @@ def shipped_frames() -> tuple[list[tuple[dict, dict]], tuple[str, ...]]:
     import torch
 
     from awml_harness.config.load import read_file
-    from awml_harness.config.typed import from_mapping
+    from awml_harness.config.validation import from_mapping
     from awml_harness.openmmlab import load_checkpoint
     from projects.CenterPoint.data import InfoDataset, PointLoading
     from projects.CenterPoint.decode import decode

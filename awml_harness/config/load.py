@@ -31,7 +31,7 @@ from awml_harness.config.read import (  # noqa: F401 - moved there; imported fro
     refuse_python_from_yaml,
 )
 from awml_harness.config.schema import DeployConfig
-from awml_harness.config.typed import from_mapping
+from awml_harness.config.validation import from_mapping
 
 _RESERVED = {"source", "model_settings", "raw", "project_dir"}
 
@@ -188,7 +188,6 @@ def _load_deploy_config(
         user_keys = {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("_"))}
         for reserved in _RESERVED & set(user_keys):
             raise ConfigError(reserved, user_keys[reserved], "not set by the user (filled by the loader)")
-        seed.raise_unknown(DeployConfig, user_keys)
         cfg = from_mapping(DeployConfig, user_keys)
         if device:
             cfg = _override_device(cfg, device)

@@ -1,7 +1,10 @@
 """The deploy config, typed. Section names follow the seed spec so its configs load.
 
 Every dataclass is frozen: a config is read once at session start and never mutated.
-Cross-field rules live in `validate(key)` methods so their errors carry the key path.
+config/validation.py builds them from mappings with pydantic. Allowed ranges of one value
+are `annotated_types` constraints on its annotation (pydantic reports them with every
+other mistake); rules across fields live in `validate(key)` methods so their errors carry
+the key path.
 """
 
 from __future__ import annotations
@@ -13,9 +16,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from annotated_types import Ge, Gt, Interval
 
 from awml_harness.config.errors import ConfigError
+
+NonNegInt = Annotated[int, Ge(0)]
+PosInt = Annotated[int, Gt(0)]
+NonNegFloat = Annotated[float, Ge(0)]
 
 
 class Backend(str, enum.Enum):
@@ -27,6 +36,13 @@ class Backend(str, enum.Enum):
 
     def __str__(self) -> str:
         return self.value
+
+    @classmethod
+    def _missing_(cls, value: object) -> Backend | None:
+        """"ONNX" and "onnx" name the same backend."""
+        if isinstance(value, str):
+            return next((m for m in cls if m.value == value.lower()), None)
+        return None
 
 
 ExportMode = Literal["onnx", "trt", "both", "none"]
@@ -51,11 +67,7 @@ class LimitsConfig:
     """Bounds checked before anything is allocated, so a typo in a shape fails at config
     time (naming the key) instead of asking for tens of GB."""
 
-    max_elements: int = DEFAULT_MAX_ELEMENTS  # per tensor, batch included
-
-    def validate(self, key: str) -> None:
-        if self.max_elements <= 0:
-            raise ConfigError(f"{key}.max_elements", self.max_elements, "a positive element count")
+    max_elements: PosInt = DEFAULT_MAX_ELEMENTS  # per tensor, batch included
 
 
 def check_elements(shape: Any, key: str, limit: int = DEFAULT_MAX_ELEMENTS) -> None:
@@ -84,11 +96,7 @@ class ExportConfig:
 class RuntimeIO:
     info_file: Path | None = None  # dataset annotation (info .pkl, COCO JSON, ...)
     data_root: Path | None = None
-    sample_idx: int = 0  # sample whose tensors are traced at export
-
-    def validate(self, key: str) -> None:
-        if self.sample_idx < 0:
-            raise ConfigError(f"{key}.sample_idx", self.sample_idx, "an integer >= 0")
+    sample_idx: NonNegInt = 0  # sample whose tensors are traced at export
 
 
 @dataclass(frozen=True)
@@ -105,28 +113,20 @@ class ModelIO:
     """Optional declaration of the exported I/O; test_export checks the ONNX file against it."""
 
     input_name: str | None = None
-    input_shape: tuple[int, ...] | None = None  # without batch
+    input_shape: tuple[PosInt, ...] | None = None  # without batch
     input_dtype: Literal["float32", "float16", "int32", "int64"] = "float32"
     output_name: str | None = None
-    output_shape: tuple[int, ...] | None = None  # without batch
-    batch_size: int | None = 1  # None: dynamic batch
+    output_shape: tuple[PosInt, ...] | None = None  # without batch
+    batch_size: PosInt | None = 1  # None: dynamic batch
     dynamic_axes: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
     # the seed's further I/O declarations: test_export checks each name is a graph's input/output
     additional_inputs: tuple[IOSpec, ...] = ()
     additional_outputs: tuple[str, ...] = ()
 
-    def validate(self, key: str) -> None:
-        for name in ("input_shape", "output_shape"):
-            shape = getattr(self, name)
-            if shape is not None and any(d <= 0 for d in shape):
-                raise ConfigError(f"{key}.{name}", list(shape), "positive dimensions")
-        if self.batch_size is not None and self.batch_size <= 0:
-            raise ConfigError(f"{key}.batch_size", self.batch_size, "a positive integer or None (dynamic)")
-
 
 @dataclass(frozen=True)
 class OnnxConfig:
-    opset_version: int = 17
+    opset_version: Annotated[int, Interval(ge=7, le=25)] = 17
     do_constant_folding: bool = True
     simplify: bool = False  # onnxslim when installed
     exporter: Literal["torchscript", "dynamo"] = "torchscript"
@@ -135,8 +135,6 @@ class OnnxConfig:
     dynamic_axes: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
 
     def validate(self, key: str) -> None:
-        if not 7 <= self.opset_version <= 25:
-            raise ConfigError(f"{key}.opset_version", self.opset_version, "an opset between 7 and 25")
         if not self.save_file.endswith(".onnx"):
             raise ConfigError(f"{key}.save_file", self.save_file, "a file name ending in .onnx")
         check_file_name(self.save_file, f"{key}.save_file")
@@ -174,16 +172,10 @@ class ModelInputs:
 @dataclass(frozen=True)
 class CommonBackendConfig:
     precision_policy: PrecisionPolicy = "auto"
-    max_workspace_size: int = 1 << 30
-    builder_optimization_level: int = 3
+    max_workspace_size: PosInt = 1 << 30
+    builder_optimization_level: Annotated[int, Interval(ge=0, le=5)] = 3
     # TensorRT runner: replay a captured CUDA graph for static input shapes (less launch cost)
     cuda_graph: bool = False
-
-    def validate(self, key: str) -> None:
-        if self.max_workspace_size <= 0:
-            raise ConfigError(f"{key}.max_workspace_size", self.max_workspace_size, "a positive byte count")
-        if not 0 <= self.builder_optimization_level <= 5:
-            raise ConfigError(f"{key}.builder_optimization_level", self.builder_optimization_level, "0..5")
 
 
 @dataclass(frozen=True)
@@ -195,19 +187,12 @@ class BackendConfig:
 
 @dataclass(frozen=True)
 class Tolerance:
-    atol: float = 1e-3
-    rtol: float = 1e-3
+    atol: NonNegFloat = 1e-3
+    rtol: NonNegFloat = 1e-3
     #: share (0..1) of an output's elements allowed beyond atol/rtol; for discrete outputs
     #: such as an argmax mask, whose near-tied elements flip between backends
     #: (awml_harness/compare.py). 0: every element must be within tolerance.
-    max_mismatch_share: float = 0.0
-
-    def validate(self, key: str) -> None:
-        if self.atol < 0 or self.rtol < 0:
-            raise ConfigError(key, {"atol": self.atol, "rtol": self.rtol}, "non-negative atol and rtol")
-        if not 0.0 <= self.max_mismatch_share <= 1.0:
-            raise ConfigError(f"{key}.max_mismatch_share", self.max_mismatch_share,
-                              "a share between 0 and 1 (0.01 = at most 1 % of the elements may differ)")
+    max_mismatch_share: Annotated[float, Interval(ge=0.0, le=1.0)] = 0.0
 
     def as_tuple(self) -> tuple[float, float, float]:
         """(atol, rtol, max_mismatch_share): what `compare()` takes per output path."""
@@ -290,8 +275,8 @@ def output_matches(pattern: str, path: str) -> bool:
 @dataclass(frozen=True)
 class VerificationConfig:
     enabled: bool = True
-    num_verify_samples: int = 3
-    tolerance: float | None = None  # seed's single number: used as atol (and rtol) when set
+    num_verify_samples: NonNegInt = 3
+    tolerance: NonNegFloat | None = None  # seed's single number: used as atol (and rtol) when set
     default: Tolerance = field(default_factory=Tolerance)
     # "pytorch->onnx" or "pytorch:cpu->onnx-fp16:cpu" style keys (backend or label)
     pairs: Mapping[str, Tolerance] = field(default_factory=dict)
@@ -305,10 +290,6 @@ class VerificationConfig:
     detection: DetectionMatch = field(default_factory=DetectionMatch)
 
     def validate(self, key: str) -> None:
-        if self.num_verify_samples < 0:
-            raise ConfigError(f"{key}.num_verify_samples", self.num_verify_samples, "an integer >= 0")
-        if self.tolerance is not None and self.tolerance < 0:
-            raise ConfigError(f"{key}.tolerance", self.tolerance, "a non-negative number")
         for section in ("pairs", "pair_outputs"):
             for pair in getattr(self, section):
                 if "->" not in pair:
@@ -408,23 +389,19 @@ class EvaluationConfig:
         default_factory=lambda: {"pytorch": EvalBackend(), "onnx": EvalBackend()}
     )
     # metric name -> max |delta| vs the reference backend; "*" applies to every scalar metric
-    metric_tolerance: Mapping[str, float] = field(default_factory=lambda: {"*": 0.02})
+    metric_tolerance: Mapping[str, NonNegFloat] = field(default_factory=lambda: {"*": 0.02})
     latency: bool = True  # test_latency per backend (independent of `enabled`)
-    latency_rounds: int = 20
-    latency_warmup: int = 3
+    latency_rounds: PosInt = 20
+    latency_warmup: NonNegInt = 3
     # CPU threads per backend (PyTorch and ONNX Runtime intra-op; inter-op 1); None: the
     # harness default (awml_harness/threads.py), 0: each library's own default.
     # --awml-threads overrides it.
-    threads: int | None = None
+    threads: NonNegInt | None = None
     # under pytest-xdist, evaluation is split across workers only while each shard keeps
     # at least this many samples (a shard costs a worker the whole model set-up)
-    shard_min_samples: int = 200
+    shard_min_samples: PosInt = 200
 
     def validate(self, key: str) -> None:
-        if self.shard_min_samples < 1:
-            raise ConfigError(f"{key}.shard_min_samples", self.shard_min_samples, "an integer >= 1")
-        if self.threads is not None and self.threads < 0:
-            raise ConfigError(f"{key}.threads", self.threads, "an integer >= 0 (0: each library's default) or None")
         if self.num_samples < -1 or self.num_samples == 0:
             raise ConfigError(f"{key}.num_samples", self.num_samples, "-1 (all) or a positive integer")
         for name in self.backends:
@@ -433,11 +410,6 @@ class EvaluationConfig:
                 raise ConfigError(f"{key}.backends.{name}", name, f"a backend among {[b.value for b in Backend]} (optionally '-fp16')")
         if self.enabled and self.reference not in self.backends:
             raise ConfigError(f"{key}.reference", self.reference, f"one of the configured backends {sorted(self.backends)}")
-        for metric, tol in self.metric_tolerance.items():
-            if tol < 0:
-                raise ConfigError(f"{key}.metric_tolerance.{metric}", tol, "a non-negative number")
-        if self.latency_rounds < 1 or self.latency_warmup < 0:
-            raise ConfigError(f"{key}.latency_rounds", self.latency_rounds, "rounds >= 1 and warmup >= 0")
 
     def tolerance_for(self, backend: str) -> dict[str, float]:
         """metric -> allowed |delta| for `backend`: its own entries over the global ones."""

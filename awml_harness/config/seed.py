@@ -41,14 +41,12 @@ Unknown keys anywhere in the config are collected and raised as one ConfigError.
 
 from __future__ import annotations
 
-import collections.abc
 import dataclasses
 import re
-import types
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin
+from typing import Any
 
 from awml_harness.config.errors import ConfigError
 
@@ -58,65 +56,6 @@ class IgnoredConfigKey(UserWarning):
 
 
 _PROJECT_IN_PATH = re.compile(r"(?:^|/)projects/([^/]+)/")
-
-
-# -- unknown keys, all at once ------------------------------------------------------------
-def unknown_keys(cls: type, data: Any, key: str = "") -> list[tuple[str, list[str]]]:
-    """Every key of `data` that `cls` (a config dataclass tree) has no field for, with
-    the fields allowed at that place. Values of the wrong type are left to the converter."""
-    from awml_harness.config.typed import _hints
-
-    if not isinstance(data, Mapping) or not dataclasses.is_dataclass(cls):
-        return []
-    hints = _hints(cls)
-    fields = [f.name for f in dataclasses.fields(cls) if f.init]
-    out: list[tuple[str, list[str]]] = []
-    for k, v in data.items():
-        path = f"{key}.{k}" if key else str(k)
-        if k not in fields:
-            if not (isinstance(k, str) and k.startswith("_")):
-                out.append((path, sorted(fields)))
-            continue
-        out.extend(_walk(hints[k], v, path))
-    return out
-
-
-def _walk(tp: Any, value: Any, path: str) -> list[tuple[str, list[str]]]:
-    origin = get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        return unknown_keys(tp, value, path)
-    args = get_args(tp)
-    if origin in (Union, types.UnionType):
-        found = [a for a in args if dataclasses.is_dataclass(a)]
-        return unknown_keys(found[0], value, path) if found and isinstance(value, Mapping) else []
-    if origin in (tuple, list) and args and isinstance(value, (list, tuple)):
-        return [p for i, v in enumerate(value) for p in _walk(args[0], v, f"{path}[{i}]")]
-    if origin in (dict, collections.abc.Mapping) and args and isinstance(value, Mapping):
-        return [p for k, v in value.items() for p in _walk(args[-1], v, f"{path}.{k}")]
-    return []
-
-
-def raise_unknown(cls: type, data: Mapping[str, Any]) -> None:
-    problems = unknown_keys(cls, data)
-    if not problems:
-        return
-    if len(problems) == 1:
-        path, allowed = problems[0]
-        raise ConfigError(path, _get(data, path), f"a known key here: {allowed}")
-    keys = ", ".join(p for p, _ in problems)
-    detail = "; ".join(f"{p}: one of {a}" for p, a in problems)
-    raise ConfigError(keys, [_get(data, p) for p, _ in problems],
-                      f"known keys ({len(problems)} unknown keys): {detail}")
-
-
-def _get(data: Any, dotted: str) -> Any:
-    node = data
-    for part in re.findall(r"[^.\[\]]+|\[\d+\]", dotted):
-        if part.startswith("["):
-            node = node[int(part[1:-1])]
-        else:
-            node = node.get(part) if isinstance(node, Mapping) else None
-    return node
 
 
 # -- seed keys ------------------------------------------------------------------------------
@@ -313,7 +252,6 @@ def model_io_onto_graphs(model_io: Any, adapter: type) -> tuple[Any, list[str]]:
     tensor's name; a pipeline tensor is dropped (with the input shape and dtype or output
     shape that describe it) and reported as ignored with the project's reason. Any other
     name is left as written, so a typo still fails test_export by name."""
-    import dataclasses
 
     aliases: Mapping[str, str] = getattr(adapter, "model_io_aliases", {}) or {}
     pipeline: Mapping[str, str] = getattr(adapter, "model_io_pipeline_tensors", {}) or {}

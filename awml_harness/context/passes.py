@@ -9,7 +9,7 @@ from typing import Any
 
 from awml_harness.backends.base import BackendUnavailable
 from awml_harness.config.schema import BackendSpec
-from awml_harness.config.typed import to_builtin
+from awml_harness.config.validation import to_builtin
 from awml_harness.context.data import ContextPart, ModelData
 from awml_harness.context.runners import RunnerPool
 

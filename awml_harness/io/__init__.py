@@ -1,4 +1,4 @@
-"""Small, dependency-free readers shared by projects (safe pickles, PNG)."""
+"""Readers shared by projects (safe pickles, point files, images through OpenCV)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The real data layout of AWML's calibration classifier, read without mmengine or OpenCV.
+"""The real data layout of AWML's calibration classifier, read without mmengine.
 
 Layout (as AWML's T4 calibration info files): an info file (mmengine-style `.pkl`
 holding `{"metainfo": ..., "data_list": [...]}` or a bare list; JSON with the same
@@ -10,8 +10,8 @@ structure also works) whose entries look like
      "lidar_points": {"lidar_path": "lidar/eval_000000.bin", "num_pts_feats": 4}}
 
 with paths relative to `data_root`. The LiDAR file is float32 rows of x, y, z,
-intensity (extra columns are ignored). Images: PNG (read by `png.py`, or OpenCV when
-installed), JPEG (OpenCV only) or `.npy` (uint8 HxWx3, BGR).
+intensity (extra columns are ignored). Images: any file OpenCV reads, decoded as AWML's
+`cv2.imread(path)` does (BGR, EXIF orientation applied), or `.npy` (uint8 HxWx3, BGR).
 
 The 5-channel input follows AWML's CalibrationClassificationTransform: B, G, R from
 the image; depth = clip(255 * z_cam / depth_scale, 0, 255) with depth_scale = 80 m
@@ -39,10 +39,9 @@ from typing import Any
 import numpy as np
 
 from awml_harness.io import DataError
+from awml_harness.io.image import read_image as decode_image_file
 from awml_harness.io.points import read_points as read_point_file
 from awml_harness.io.safe_pickle import load_pickle
-
-from .png import read_png
 
 CALIBRATED, MISCALIBRATED = 1, 0
 CLASS_NAMES = ("miscalibrated", "calibrated")  # index = label
@@ -108,38 +107,18 @@ def load_records(info_file: Path | str, data_root: Path | str | None = None,
 # -- files ------------------------------------------------------------------------------
 
 def read_image(path: Path | str) -> np.ndarray:
-    """uint8 HxWx3 BGR. PNG through OpenCV when installed, else png.py; `.npy` as stored.
-    A missing, truncated or foreign file is a DataError naming it."""
+    """uint8 HxWx3 BGR: image files through OpenCV's IMREAD_COLOR (AWML's flag), `.npy` as
+    stored. A missing, truncated or foreign file is a DataError naming it."""
     path = Path(path)
+    if path.suffix.lower() != ".npy":
+        return decode_image_file(path, "color")
     try:
-        arr = _decode_image(path)
-    except DataError:
-        raise
+        arr = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
         raise DataError(f"{path}: cannot read image ({type(exc).__name__}: {exc}); "
-                        "expected a PNG, JPEG (with OpenCV) or .npy uint8 HxWx3 file") from None
+                        "expected a .npy uint8 HxWx3 BGR array") from None
     if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
         raise DataError(f"{path}: image must be uint8 HxWx3, got {arr.dtype} {arr.shape}")
-    return arr
-
-
-def _decode_image(path: Path) -> np.ndarray:
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        arr = np.load(path, allow_pickle=False)
-    else:
-        try:
-            import cv2  # type: ignore[import-not-found]
-        except ImportError:
-            cv2 = None
-        if cv2 is not None:
-            arr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if arr is None:
-                raise DataError(f"{path}: OpenCV could not read this image (missing, truncated or not an image)")
-        elif suffix == ".png":
-            arr = read_png(path)
-        else:
-            raise DataError(f"{path}: reading {suffix} images needs OpenCV (pip install opencv-python-headless)")
     return arr
 
 

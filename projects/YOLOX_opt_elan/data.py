@@ -1,9 +1,9 @@
 """COCO-format detection data: an annotation JSON plus image files.
 
 This is the format real users have (`instances_val.json` + an image folder). Images are
-read with the project's own PNG codec (`.png`) or as numpy arrays (`.npy`, HxWx3 uint8,
-RGB) since neither PIL nor OpenCV is a dependency; like `cv2.imread` the loader hands
-the pipeline BGR. Category ids map to the configured class names by name (case
+decoded as mmcv's `LoadImageFromFile` does in AWML (OpenCV, `'color'`: BGR, EXIF orientation
+applied) or read as numpy arrays (`.npy`, HxWx3 uint8, RGB, flipped to BGR), so the
+pipeline always gets BGR. Category ids map to the configured class names by name (case
 insensitive), so a file whose ids are numbered differently still lines up; annotations
 of categories outside the class list are dropped.
 """
@@ -19,7 +19,7 @@ from typing import Any, overload
 import numpy as np
 
 from awml_harness.io import DataError
-from awml_harness.io.png import read_png
+from awml_harness.io.image import read_image
 
 
 @dataclass(frozen=True)
@@ -36,24 +36,23 @@ class Sample:
     iscrowd: np.ndarray  # (N,) int64
 
     def load_bgr(self) -> np.ndarray:
-        """(H, W, 3) uint8 BGR, as cv2.imread would return it."""
-        try:
-            if self.path.suffix.lower() == ".npy":
+        """(H, W, 3) uint8 BGR, as mmcv's LoadImageFromFile (OpenCV, 'color') returns it."""
+        if self.path.suffix.lower() == ".npy":
+            try:
                 rgb = np.load(self.path, allow_pickle=False)
-            else:
-                rgb = read_png(self.path)
-        except (OSError, ValueError, EOFError) as exc:
-            text = str(exc).removeprefix(f"{self.path}: ")
-            raise DataError(f"{self.path}: cannot read image ({type(exc).__name__}: {text}); expected an 8-bit "
-                            "PNG or a .npy uint8 HxWx3 RGB array") from None
-        if rgb.dtype != np.uint8 or rgb.ndim not in (2, 3):
-            raise DataError(f"{self.path}: image must be uint8 HxW or HxWxC, got {rgb.dtype} {rgb.shape}")
-        if rgb.ndim == 2:
-            rgb = np.repeat(rgb[:, :, None], 3, axis=2)
-        rgb = rgb[:, :, :3]
-        if rgb.shape[:2] != (self.height, self.width):
-            raise DataError(f"{self.path}: image is {rgb.shape[:2]}, annotation says {(self.height, self.width)}")
-        return np.ascontiguousarray(rgb[:, :, ::-1])
+            except (OSError, ValueError, EOFError) as exc:
+                raise DataError(f"{self.path}: cannot read image ({type(exc).__name__}: {exc}); expected a "
+                                ".npy uint8 HxWx3 RGB array") from None
+            if rgb.dtype != np.uint8 or rgb.ndim not in (2, 3):
+                raise DataError(f"{self.path}: image must be uint8 HxW or HxWxC, got {rgb.dtype} {rgb.shape}")
+            if rgb.ndim == 2:
+                rgb = np.repeat(rgb[:, :, None], 3, axis=2)
+            bgr = np.ascontiguousarray(rgb[:, :, 2::-1])
+        else:
+            bgr = read_image(self.path, "color")
+        if bgr.shape[:2] != (self.height, self.width):
+            raise DataError(f"{self.path}: image is {bgr.shape[:2]}, annotation says {(self.height, self.width)}")
+        return bgr
 
     def target(self) -> dict[str, Any]:
         return {

@@ -9,6 +9,7 @@ import pytest
 
 from awml_harness.config.errors import ConfigError
 from awml_harness.config.schema import EvalBackend, EvaluationConfig
+from awml_harness.config.validation import from_mapping
 from awml_harness.metrics.latency import check_stability, spread, spread_warning, summarize
 from awml_harness.report.metrics import validate_document
 from awml_harness.report.summary import render_summary
@@ -60,8 +61,8 @@ def test_thread_policy_precedence_and_bad_value():
     assert resolve(None, 2).as_dict() == {"intra_op": 2, "inter_op": 1, "source": "evaluation.threads"}
     assert resolve(3, 2).as_dict() == {"intra_op": 3, "inter_op": 1, "source": "--awml-threads"}
     assert resolve(0, 2).as_dict() == {"intra_op": 0, "inter_op": 0, "source": "--awml-threads"}
-    with pytest.raises(ConfigError, match=r"evaluation\.threads"):
-        EvaluationConfig(threads=-1).validate("evaluation")
+    with pytest.raises(ConfigError, match=r"evaluation\.threads' = -1 is invalid; expected greater than or equal to 0"):
+        from_mapping(EvaluationConfig, {"threads": -1}, "evaluation")
 
 
 def test_torch_runner_holds_its_intra_op_threads():

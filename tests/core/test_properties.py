@@ -1,5 +1,6 @@
-"""Property-based tests (hypothesis): the config loader only ever raises ConfigError,
-and compare() keeps its promises for any input. Profile: AWML_HYPOTHESIS_PROFILE."""
+"""Property-based tests (hypothesis): the config loader only ever raises ConfigError, one
+per config listing every mistake of it, and compare() keeps its promises for any input.
+Profile: AWML_HYPOTHESIS_PROFILE."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from hypothesis.extra import numpy as hnp
 from awml_harness.compare import compare
 from awml_harness.config.errors import ConfigError
 from awml_harness.config.schema import DeployConfig
-from awml_harness.config.typed import from_mapping
+from awml_harness.config.validation import from_mapping
 
 VALID = {
     "project": "Toy",
@@ -60,7 +61,10 @@ def _only_config_errors(data) -> None:
         from_mapping(DeployConfig, data)
     except ConfigError as exc:
         assert exc.key and isinstance(exc.key, str)
-        assert "\n" not in str(exc)
+        for problem in exc.problems or (exc,):  # one line per mistake, each naming its key
+            assert isinstance(problem, ConfigError) and not problem.problems
+            assert problem.key and "\n" not in str(problem)
+            assert str(problem) in str(exc)
 
 
 def test_the_valid_base_config_loads():

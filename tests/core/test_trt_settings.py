@@ -204,12 +204,12 @@ def test_bad_profile_is_a_config_error_naming_the_key(triple, why):
 
 def test_shipped_style_config_loads_into_a_plan(tmp_path):
     """Through the real loader: dict config -> typed BackendConfig -> plan."""
-    from awml_harness.config.typed import convert
+    from awml_harness.config.validation import from_mapping
 
-    cfg = convert({"common_config": {"precision_policy": "fp32_tf32", "max_workspace_size": 2 << 30},
+    cfg = from_mapping(BackendConfig, {"common_config": {"precision_policy": "fp32_tf32", "max_workspace_size": 2 << 30},
                    "model_inputs": [{"input_shapes": {"x": {"min_shape": [1, 3, 8, 8], "opt_shape": [2, 3, 8, 8],
                                                              "max_shape": [8, 3, 8, 8]}}}]},
-                  BackendConfig, "backend_config")
+                       "backend_config")
     plan = plan_build(cfg.common_config.precision_policy, 10, cfg, graph())
     assert plan.flags == ("TF32",) and plan.workspace_bytes == 2 << 30
     assert plan.profiles[0]["x"][2] == (8, 3, 8, 8)

@@ -1,4 +1,4 @@
-"""CalibrationStatusClassification data: projection, miscalibration, info files, PNG."""
+"""CalibrationStatusClassification data: projection, miscalibration, info files, images."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from awml_harness.io.safe_pickle import UnsafePickleError
 from awml_harness.io.safe_pickle import loads as safe_loads
 from projects.CalibrationStatusClassification import data as D
-from projects.CalibrationStatusClassification.png import read_png, write_png
 
 ROOT = Path(__file__).resolve().parents[2]
 EVAL_INFO = ROOT / "fixtures/calibration/data/calibration_infos_eval.pkl"
@@ -177,22 +177,16 @@ def test_json_info_file(tmp_path: Path) -> None:
     assert rec.sample_idx == 0 and rec.img_path == tmp_path / "a.png" and rec.num_pts_feats == 4
 
 
-# -- PNG ---------------------------------------------------------------------------------
+# -- images ------------------------------------------------------------------------------
 
-def test_png_roundtrip_bgr_and_grey(tmp_path: Path) -> None:
+def test_image_is_read_as_awml_reads_it(tmp_path: Path) -> None:
+    """cv2.imread(path) in AWML's transform: BGR from an RGB file, grey replicated."""
     rng = np.random.default_rng(0)
-    bgr = rng.integers(0, 256, (7, 9, 3), dtype=np.uint8)
-    write_png(tmp_path / "c.png", bgr)
-    np.testing.assert_array_equal(read_png(tmp_path / "c.png"), bgr)
+    rgb = rng.integers(0, 256, (7, 9, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "c.png")
+    np.testing.assert_array_equal(D.read_image(tmp_path / "c.png"), rgb[:, :, ::-1])
     grey = rng.integers(0, 256, (5, 4), dtype=np.uint8)
-    write_png(tmp_path / "g.png", grey)
-    np.testing.assert_array_equal(read_png(tmp_path / "g.png"), np.repeat(grey[:, :, None], 3, axis=2))
-
-
-def test_png_corruption_is_detected(tmp_path: Path) -> None:
-    write_png(tmp_path / "c.png", np.zeros((4, 4, 3), np.uint8))
-    blob = bytearray((tmp_path / "c.png").read_bytes())
-    blob[40] ^= 0xFF
-    (tmp_path / "c.png").write_bytes(bytes(blob))
-    with pytest.raises(ValueError, match="CRC"):
-        read_png(tmp_path / "c.png")
+    Image.fromarray(grey).save(tmp_path / "g.png")
+    np.testing.assert_array_equal(D.read_image(tmp_path / "g.png"), np.repeat(grey[:, :, None], 3, axis=2))
+    np.save(tmp_path / "n.npy", rgb)  # .npy is taken as stored (BGR)
+    np.testing.assert_array_equal(D.read_image(tmp_path / "n.npy"), rgb)

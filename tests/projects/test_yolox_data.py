@@ -1,4 +1,4 @@
-"""YOLOX_opt_elan data: the COCO loader (the PNG codec is tested in tests/core/test_png.py)."""
+"""YOLOX_opt_elan data: the COCO loader (image decoding is tested in tests/core/test_image.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
-from awml_harness.io.png import write_png
 from projects.YOLOX_opt_elan.data import Sample, load_coco, to_coco
 from projects.YOLOX_opt_elan.settings import CLASS_NAMES
 
@@ -26,7 +26,7 @@ def test_coco_round_trip(tmp_path):
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, size=(20, 30, 3), dtype=np.uint8)
     (tmp_path / "images").mkdir()
-    write_png(tmp_path / "images" / "a.png", rgb)
+    Image.fromarray(rgb).save(tmp_path / "images" / "a.png")  # an RGB file from another codec
     np.save(tmp_path / "images" / "b.npy", rgb)
     samples = [_sample(2, "images/b.npy", [], []),
                _sample(1, "images/a.png", [[1, 2, 11, 12], [3.5, 4, 20, 19.25]], [1, 7])]
@@ -38,7 +38,7 @@ def test_coco_round_trip(tmp_path):
     np.testing.assert_allclose(loaded[0].boxes, samples[1].boxes)
     assert loaded[0].labels.tolist() == [1, 7] and loaded[1].boxes.shape == (0, 4)
     np.testing.assert_allclose(loaded[0].areas, samples[1].areas, atol=0.01)  # JSON keeps 2 decimals
-    # loader hands out BGR, like cv2.imread; .png and .npy alike
+    # loader hands out BGR, like mmcv/OpenCV; .png and .npy alike
     np.testing.assert_array_equal(loaded[0].load_bgr(), rgb[:, :, ::-1])
     np.testing.assert_array_equal(loaded[1].load_bgr(), rgb[:, :, ::-1])
     t = loaded[0].target()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from awml_harness.config.errors import ConfigError
-from awml_harness.config.typed import from_mapping
+from awml_harness.config.validation import from_mapping
 from awml_harness.matching import match_detections
 from projects.YOLOX_opt_elan.settings import YoloxSettings
 
