@@ -62,7 +62,7 @@ def _relative(obj: Any, root: str) -> Any:
 def config_digest(ctx: Any, rootdir: Path) -> str:
     """sha256 of what decides a config's metrics (see the module docstring). Work dir,
     metrics path and the config file's own location are left out: they differ per machine."""
-    from awml_harness.config.typed import to_builtin
+    from awml_harness.config.validation import to_builtin
 
     cfg = to_builtin(ctx.cfg)
     for key in ("source", "project_dir", "raw", "report", "name"):

@@ -264,7 +264,7 @@ def fp16_scenario(cfg: Any) -> Any:
 
 def tolerance_key(cfg: Any, scenario: Any) -> dict[str, Any]:
     """What of the config decides the criterion (for the artifact key)."""
-    from awml_harness.config.typed import to_builtin
+    from awml_harness.config.validation import to_builtin
 
     ver = cfg.verification
     return {"scenario": scenario.label, "default": to_builtin(ver.default), "tolerance": ver.tolerance,

@@ -9,7 +9,7 @@ import pytest
 from awml_harness.compare import compare, compare_arrays
 from awml_harness.config.errors import ConfigError
 from awml_harness.config.schema import DeployConfig, Scenario, Tolerance
-from awml_harness.config.typed import from_mapping
+from awml_harness.config.validation import from_mapping
 
 
 def masks(numel: int, flipped: int) -> tuple[np.ndarray, np.ndarray]:
@@ -94,7 +94,8 @@ def test_a_share_outside_zero_to_one_is_a_config_error(share):
     with pytest.raises(ConfigError) as info:
         cfg(outputs={"mask": dict(atol=0, rtol=0, max_mismatch_share=share)})
     assert info.value.key == "verification.outputs.mask.max_mismatch_share"
-    assert "between 0 and 1" in info.value.allowed
+    # the bound that was crossed, in pydantic's words ("greater than or equal to 0", "less than or equal to 1")
+    assert info.value.allowed.endswith("equal to 0" if share < 0 else "equal to 1"), info.value.allowed
 
 
 def test_a_failing_share_governed_output_gets_a_share_suggestion_that_passes():

@@ -12,7 +12,7 @@ import pytest
 from awml_harness.config.errors import ConfigError
 from awml_harness.config.load import load_deploy_config
 from awml_harness.config.schema import DeployConfig
-from awml_harness.config.typed import from_mapping
+from awml_harness.config.validation import from_mapping
 
 TOY = Path(__file__).parents[1] / "toy"
 REPO = Path(__file__).parents[2]
