@@ -403,13 +403,18 @@ class EvaluationConfig:
     # harness default (awml_harness/threads.py), 0: each library's own default.
     # --awml-threads overrides it.
     threads: int | None = None
-    # under pytest-xdist, evaluation is split across workers only while each shard keeps
-    # at least this many samples (a shard costs a worker the whole model set-up)
+    # a large evaluation is split into shards of samples (one test each, spread over
+    # pytest-xdist workers), each keeping at least shard_min_samples samples (a shard
+    # costs a worker the whole model set-up), at most max_shards; the same with and
+    # without -n, so test ids do not depend on the worker count
     shard_min_samples: int = 200
+    max_shards: int = 4
 
     def validate(self, key: str) -> None:
         if self.shard_min_samples < 1:
             raise ConfigError(f"{key}.shard_min_samples", self.shard_min_samples, "an integer >= 1")
+        if self.max_shards < 1:
+            raise ConfigError(f"{key}.max_shards", self.max_shards, "an integer >= 1 (1: never shard)")
         if self.threads is not None and self.threads < 0:
             raise ConfigError(f"{key}.threads", self.threads, "an integer >= 0 (0: each library's default) or None")
         if self.num_samples < -1 or self.num_samples == 0:
