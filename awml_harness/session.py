@@ -301,13 +301,18 @@ class ProjectContext:
     def _evaluation_pass(self, indices: Any, sink: Any) -> dict[str, Any]:
         """Preprocess each sample once, run every available backend on it, hand the
         compact prediction to `sink(name, index, sample_id, prediction, target)`.
-        Returns per backend: spec, seconds, and "unavailable"/"error" when it could not run."""
+        Returns per backend: spec, seconds, memory (peak RSS of its set-up and inference,
+        CUDA peak: awml_harness/memory.py) and "unavailable"/"error" when it could not run."""
+        from awml_harness.memory import PeakMemory
+
+        memory = PeakMemory()
         status: dict[str, Any] = {}
         active: dict[str, BackendSpec] = {}
         for name, spec in self.cfg.evaluation.specs().items():
             status[name] = {"spec": spec, "seconds": 0.0}
             try:
-                self.runners(spec)
+                with memory.measure(name, spec.device):
+                    self.runners(spec)
                 active[name] = spec
             except BackendUnavailable as exc:
                 status[name]["unavailable"] = str(exc)
@@ -322,7 +327,8 @@ class ProjectContext:
                     continue
                 start = time.perf_counter()
                 try:
-                    res = self.run(spec, prepared)
+                    with memory.measure(name, spec.device):
+                        res = self.run(spec, prepared)
                 except Exception as exc:  # recorded for that backend's test, the others go on
                     status[name]["error"] = f"sample {i} ({prepared.sample_id}): {type(exc).__name__}: {exc}"
                     continue
@@ -331,6 +337,8 @@ class ProjectContext:
                 if det is not None and len(det) == 0:
                     status[name]["empty"] = status[name].get("empty", 0) + 1
                 sink(name, i, prepared.sample_id, res.prediction, target)
+        for name in active:
+            status[name]["memory"] = memory.record(name)
         return status
 
     def evaluate_all(self) -> dict[str, Any]:
@@ -370,7 +378,8 @@ class ProjectContext:
         for name, entry in status.items():
             spec = entry["spec"]
             out[name] = {"device": spec.device, "precision": spec.precision, "seconds": entry["seconds"],
-                         "samples": rows[name], **{k: entry[k] for k in ("unavailable", "error") if k in entry}}
+                         "memory": entry.get("memory"), "samples": rows[name],
+                         **{k: entry[k] for k in ("unavailable", "error") if k in entry}}
         return out
 
 

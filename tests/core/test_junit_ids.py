@@ -54,6 +54,7 @@ def test_junit_has_small_scalars_and_the_json_has_the_records(toy_repo):
     assert toy["verification"]["passed"] == 2 and toy["verification"]["results"][0]["leaves"]
     assert toy["evaluation"]["backends"]["onnx"]["metrics"]["accuracy"] == pytest.approx(0.6)
     assert len(toy["latency"]["onnx"]["samples_ms"]) == 5
+    _check_memory(doc, out.stdout.lines)
 
 
 def test_test_ids_are_the_same_with_and_without_xdist(toy_repo):
@@ -71,3 +72,19 @@ def test_test_ids_are_the_same_with_and_without_xdist(toy_repo):
     doc = json.loads((toy_repo.path / "work_dirs" / "toy" / "metrics.json").read_text())
     assert doc["projects"]["Toy"]["evaluation"]["backends"]["onnx"]["metrics"]["accuracy"] == pytest.approx(0.6)
     assert doc["projects"]["Toy"]["verification"]["passed"] == 2
+    _check_memory(doc, out.stdout.lines)
+
+
+def _check_memory(doc: dict, lines: list[str]) -> None:
+    """Item 7: each evaluated backend's peak RSS reaches the JSON (merged over shards) and
+    the summary table's column."""
+    from awml_harness.report.metrics import validate_document
+
+    validate_document(doc)
+    for name, entry in doc["projects"]["Toy"]["evaluation"]["backends"].items():
+        mem = entry["memory"]
+        assert 50 * 2**20 < mem["peak_rss_bytes"] < 8 * 2**30, (name, mem)
+        assert 0 <= mem["peak_rss_increase_bytes"] <= mem["peak_rss_bytes"]
+        row = next(line for line in lines if line.strip().startswith(name + " "))
+        assert f"{mem['peak_rss_bytes'] / 2**20:.0f} (+{mem['peak_rss_increase_bytes'] / 2**20:.0f})" in row, row
+    assert any("peak RSS MB" in line for line in lines)
