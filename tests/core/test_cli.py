@@ -202,3 +202,12 @@ def test_console_script_entry_and_help():
     for name in ("diff", "report", "show"):
         assert name in out.stdout
     assert _cli("diff", "only-one.json").returncode == 2  # argparse usage error
+
+
+def test_the_script_imports_no_heavy_module(runs):
+    code = ("import sys\nfrom awml_harness.cli import main\nrc = main(['diff', sys.argv[1], sys.argv[1]])\n"
+            "rc = rc or main(['show', sys.argv[1]])\n"
+            "print('HEAVY', sorted(m for m in ('torch', 'onnxruntime', 'tensorrt', 'onnx') if m in sys.modules), rc)")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    out = subprocess.run([sys.executable, "-c", code, str(runs["base"])], capture_output=True, text=True, env=env)
+    assert "HEAVY [] 0" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
