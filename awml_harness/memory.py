@@ -7,7 +7,7 @@ module records:
 
 - `peak_rss_bytes`: the process's resident set at its highest while that backend's
   blocks ran. On Linux a sampling thread reads /proc/self/statm every 2 ms during the
-  blocks (it sleeps on an Event between them), and the kernel's high-water mark (VmHWM) is read before and after
+  blocks (it sleeps when no block was measured for 0.1 s), and the kernel's high-water mark (VmHWM) is read before and after
   each block: when it grew, the new mark was reached inside the block and is exact, so the
   backend that sets the process's record is measured exactly and the others to within the
   sampling interval.
@@ -39,32 +39,33 @@ from contextlib import contextmanager
 from typing import Any
 
 _STATM = "/proc/self/statm"
-_STATUS = "/proc/self/status"
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 METHOD_PROC = "sampled /proc/self/statm + VmHWM growth"
 METHOD_RUSAGE = "ru_maxrss: the process peak so far (an upper bound for this backend)"
 
 
+_statm_fd: int | None = None
+
+
 def current_rss() -> int | None:
-    """Resident set size of this process in bytes (Linux), or None."""
+    """Resident set size of this process in bytes (Linux), or None. One pread of a kept
+    /proc/self/statm descriptor: cheap enough to call around every inference."""
+    global _statm_fd
     try:
-        with open(_STATM, "rb") as fh:
-            return int(fh.read().split()[1]) * _PAGE
-    except (OSError, ValueError, IndexError):
+        if _statm_fd is None:
+            _statm_fd = os.open(_STATM, os.O_RDONLY)
+        return int(os.pread(_statm_fd, 128, 0).split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError, AttributeError):
         return None
 
 
 def high_water_rss() -> int | None:
-    """The kernel's peak RSS of this process (VmHWM) in bytes (Linux), or None."""
-    try:
-        with open(_STATUS, "rb") as fh:
-            for line in fh:
-                if line.startswith(b"VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
+    """The kernel's peak RSS of this process in bytes (VmHWM; on Linux getrusage's
+    ru_maxrss is the same mark for a single-threaded-group process), or None."""
+    if sys.platform != "linux":
         return None
-    return None
+    return _ru_maxrss()
 
 
 def _ru_maxrss() -> int | None:
@@ -88,35 +89,48 @@ def _cuda(device: str) -> Any:
 
 
 class _Sampler:
-    """One daemon thread per process, asleep on an Event unless a block is measured."""
+    """One daemon thread per process. It ticks every `interval` while blocks are being
+    measured (an evaluation pass runs them back to back) and sleeps on an Event after
+    `idle_ticks` ticks without one, so measuring a block never waits for a thread wake-up."""
 
-    def __init__(self, interval: float) -> None:
+    def __init__(self, interval: float, idle_ticks: int = 50) -> None:
         self.interval = interval
+        self.idle_ticks = idle_ticks
         self.lock = threading.Lock()
-        self.on = threading.Event()
+        self.awake = threading.Event()
+        self.active = False
         self.peak = 0
         self.thread: threading.Thread | None = None
 
     def begin(self, rss: int) -> None:
         with self.lock:
-            self.peak = rss
-            self.on.set()
+            self.peak, self.active = rss, True
+            if not self.awake.is_set():
+                self.awake.set()
             if self.thread is None:
                 self.thread = threading.Thread(target=self._run, name="awml-memory", daemon=True)
                 self.thread.start()
 
     def end(self) -> int:
         with self.lock:
-            self.on.clear()
+            self.active = False
             return self.peak
 
     def _run(self) -> None:
+        idle = 0
         while True:
-            self.on.wait()
+            self.awake.wait()
             rss = current_rss()
             with self.lock:
-                if self.on.is_set() and rss is not None and rss > self.peak:
-                    self.peak = rss
+                if self.active:
+                    idle = 0
+                    if rss is not None and rss > self.peak:
+                        self.peak = rss
+                else:
+                    idle += 1
+                    if idle >= self.idle_ticks:
+                        idle = 0
+                        self.awake.clear()  # under the lock: begin() cannot miss it
             time.sleep(self.interval)
 
 
