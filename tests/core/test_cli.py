@@ -103,13 +103,15 @@ def test_diff_thresholds_are_configurable(runs, tmp_path):
 
 
 def test_diff_against_a_really_degraded_run_names_accuracy_and_verification(runs):
-    out = _cli("diff", str(runs["base"]), str(runs["skewed"]))
+    # two real runs: their microsecond latencies and RSS differ by machine noise, not by the skew
+    noise = ("--latency-increase", "1000", "--memory-increase", "1000")
+    out = _cli("diff", str(runs["base"]), str(runs["skewed"]), *noise)
     assert out.returncode == 1, out.stdout + out.stderr
     assert "Toy onnx: accuracy dropped" in out.stdout
     assert "Toy: verification went from verified to failed" in out.stdout
     assert "Toy: verification pytorch:cpu-vs-onnx:cpu sample 0 " in out.stdout
     # the other way round the metric improved and verification recovered: no regression
-    back = _cli("diff", str(runs["skewed"]), str(runs["base"]))
+    back = _cli("diff", str(runs["skewed"]), str(runs["base"]), *noise)
     assert back.returncode == 0, back.stdout
 
 
@@ -128,8 +130,8 @@ def test_diff_names_vanished_backends_projects_and_memory_growth(runs, tmp_path)
     (tmp_path / "empty.json").write_text(json.dumps(empty))
     assert "Toy: in OLD but not in NEW" in _cli("diff", str(runs["base"]), str(tmp_path / "empty.json")).stdout
     mem_old, mem_new = copy.deepcopy(doc), copy.deepcopy(doc)
-    mem_old["projects"]["Toy"]["evaluation"]["backends"]["onnx"]["memory"] = {"peak_rss_bytes": 400 * 2**20}
-    mem_new["projects"]["Toy"]["evaluation"]["backends"]["onnx"]["memory"] = {"peak_rss_bytes": 500 * 2**20}
+    mem_old["projects"]["Toy"]["evaluation"]["backends"]["onnx"]["memory"] = {"method": "m", "peak_rss_bytes": 400 * 2**20}
+    mem_new["projects"]["Toy"]["evaluation"]["backends"]["onnx"]["memory"] = {"method": "m", "peak_rss_bytes": 500 * 2**20}
     (tmp_path / "m0.json").write_text(json.dumps(mem_old))
     (tmp_path / "m1.json").write_text(json.dumps(mem_new))
     out = _cli("diff", str(tmp_path / "m0.json"), str(tmp_path / "m1.json"))
