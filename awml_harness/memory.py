@@ -45,17 +45,18 @@ METHOD_PROC = "sampled /proc/self/statm + VmHWM growth"
 METHOD_RUSAGE = "ru_maxrss: the process peak so far (an upper bound for this backend)"
 
 
-_statm_fd: int | None = None
+_statm: tuple[int, int] | None = None  # (pid, descriptor): /proc/self is resolved at open
 
 
 def current_rss() -> int | None:
     """Resident set size of this process in bytes (Linux), or None. One pread of a kept
-    /proc/self/statm descriptor: cheap enough to call around every inference."""
-    global _statm_fd
+    /proc/self/statm descriptor: cheap enough to call around every inference. Reopened
+    in a forked child, whose inherited descriptor would still read the parent."""
+    global _statm
     try:
-        if _statm_fd is None:
-            _statm_fd = os.open(_STATM, os.O_RDONLY)
-        return int(os.pread(_statm_fd, 128, 0).split()[1]) * _PAGE
+        if _statm is None or _statm[0] != os.getpid():
+            _statm = (os.getpid(), os.open(_STATM, os.O_RDONLY))
+        return int(os.pread(_statm[1], 128, 0).split()[1]) * _PAGE
     except (OSError, ValueError, IndexError, AttributeError):
         return None
 

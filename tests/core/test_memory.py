@@ -88,3 +88,23 @@ def test_measuring_imports_no_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={"PYTHONPATH": str(__import__("pathlib").Path(__file__).parents[2])})
     assert out.stdout.strip() == "False", out.stderr
+
+
+@linux_only
+def test_a_forked_child_reads_its_own_rss():
+    import os
+
+    current_rss()  # the parent's descriptor is open now
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: grows by 200 MB, which only its own statm shows
+        try:
+            before = current_rss()
+            ballast = bytearray(200 * MB)
+            for i in range(0, len(ballast), 4096):
+                ballast[i] = 1
+            os.write(write, str(current_rss() - before).encode())
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    assert int(os.read(read, 64)) > 150 * MB
