@@ -103,6 +103,10 @@ def merge_shards(adapter: Any, shards: list[Mapping[str, Any]], reference: str,
             rows = per_backend.setdefault(name, [])
             rows += [(s["index"], s["sample_id"], s["prediction"], s["target"]) for s in entry["samples"]]
             info[name]["seconds"] = info[name].get("seconds", 0.0) + entry.get("seconds", 0.0)
+            if entry.get("memory"):
+                from awml_harness.memory import merge
+
+                info[name]["memory"] = merge([info[name].get("memory"), entry["memory"]])
     results: dict[str, dict[str, Any]] = {}
     for name, meta in info.items():
         if "unavailable" in meta:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from awml_harness.report.sink import RECORD_TAG
+from awml_harness.report.sink import RECORDS_KEY, junit_properties
 from awml_harness.stash_keys import SESSION_KEY
 
 CASE_FIXTURES = ("awml_export_case", "awml_verify_case", "awml_eval_case", "awml_latency_case", "awml_shape_case")
@@ -59,14 +59,23 @@ def generate_cases(session: Any, kind: str) -> list[Any]:
 
 
 def eval_shards(session: Any, config_id: str) -> int:
-    """How many xdist shards a config's evaluation is split into: one per worker, but only
-    while every shard keeps evaluation.shard_min_samples samples. A shard costs a worker
-    the whole model set-up, so a small evaluation stays in one test (issue 16, P7)."""
-    if session.shards <= 1:
-        return 1
+    """How many shards of samples a config's evaluation is split into: as many as keep
+    evaluation.shard_min_samples samples each, at most evaluation.max_shards.
+
+    The same number with and without pytest-xdist, so a test id (`<config>-shard1of2`, or
+    one test per backend when the evaluation is small) does not depend on `-n` and CI
+    test history lines up. Under xdist each shard is a unit of work of its own
+    (xdist_scheduling.py), so large evaluations still spread over workers; a serial run
+    runs the shards one after the other in one process (the model is set up once) and
+    the controller merges them as it does under xdist (issue 16 P7, issue 17 item 5)."""
     ev = session.configs[config_id].evaluation
-    n = session.context(config_id).num_eval_samples()
-    return max(1, min(session.shards, n // ev.shard_min_samples))
+    if ev.max_shards <= 1:
+        return 1
+    try:
+        n = session.context(config_id).num_eval_samples()
+    except Exception:  # an unreadable or empty dataset: the evaluation test itself names it
+        return 1
+    return max(1, min(ev.max_shards, n // ev.shard_min_samples))
 
 
 @pytest.fixture(scope="session")
@@ -80,13 +89,26 @@ def awml(pytestconfig: pytest.Config) -> Any:
 
 @pytest.fixture
 def awml_record(request: pytest.FixtureRequest) -> Any:
-    """`awml_record(dict)` attaches a result to this test's report (travels across xdist)."""
+    """`awml_record(dict)` attaches a result to this test's report (travels across xdist
+    as the report attribute `awml_records`); its small scalars also become junit properties."""
     from awml_harness.report.metrics import jsonable
 
     def record(data: dict[str, Any]) -> None:
-        request.node.user_properties.append((RECORD_TAG, jsonable(data)))
+        data = jsonable(data)
+        request.node.stash.setdefault(RECORDS_KEY, []).append(data)
+        request.node.user_properties.extend(junit_properties(data))
 
     return record
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Any:
+    """Every report of a test carries the records attached so far (as user_properties did)."""
+    report = yield
+    records = item.stash.get(RECORDS_KEY, None)
+    if records:
+        report.awml_records = list(records)
+    return report
 
 
 @pytest.fixture

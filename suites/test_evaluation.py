@@ -67,6 +67,7 @@ def test_evaluation(awml, awml_eval_case, awml_record, awml_unavailable, guard_b
     deltas, failures = delta_failures(scalar_metrics(mine["metrics"]), scalar_metrics(reference["metrics"]),
                                       ev.tolerance_for(case.name))
     awml_record({**record, "status": "ok", "metrics": mine["metrics"], "deltas": deltas, "note": note,
-                 "num_samples": mine["num_samples"], "seconds": mine["seconds"], "passed": not failures})
+                 "num_samples": mine["num_samples"], "seconds": mine["seconds"], "memory": mine.get("memory"),
+                 "passed": not failures})
     if failures:
         pytest.fail(f"{case.id}: metrics differ from {ev.reference}:\n" + "\n".join(failures), pytrace=False)

@@ -27,18 +27,22 @@ def test_verification(awml, awml_verify_case, awml_record, guard_backend):
     opts = awml.options
     with guard_backend():
         test = ctx.run(sc.test, ctx.prepared(index))
+        sample_id = ctx.prepared(index).sample_id
+        changed = None  # golden runs: what differs from when the golden file was saved
         if case.golden:
             try:
                 ref_outputs, _ = golden.load(opts.golden, case.config_id, sc.ref.label, index)
             except FileNotFoundError as exc:
                 pytest.fail(str(exc), pytrace=False)
             ref, test_outputs = None, golden.flatten(test.outputs)
+            changed = golden.what_changed(golden.load_provenance(opts.golden, case.config_id, sc.ref.label, index),
+                                          golden.provenance(ctx.cfg, ctx.checkpoint_digest, sample_id, sc.ref.label))
         else:
             ref = ctx.reference_result(sc.ref, index)
             ref_outputs, test_outputs = ref.outputs, test.outputs
             if opts.save_golden is not None:
-                golden.save(opts.save_golden, case.config_id, sc.ref.label, index, ref.outputs,
-                            ctx.prepared(index).sample_id)
+                golden.save(opts.save_golden, case.config_id, sc.ref.label, index, ref.outputs, sample_id,
+                            golden.provenance(ctx.cfg, ctx.checkpoint_digest, sample_id, sc.ref.label))
     ver = ctx.cfg.verification
 
     def tolerance(path: str) -> tuple[float, float, float]:
@@ -48,6 +52,11 @@ def test_verification(awml, awml_verify_case, awml_record, guard_backend):
     messages = []
     if not result.passed:
         messages.append(result.message(f"{case.id}", hint=_hint(result, sc)))
+        if changed is not None:
+            where = golden.golden_path(opts.golden, case.config_id, sc.ref.label, index)
+            messages.append((f"  golden {where} was saved with a different setup: " + "; ".join(changed)) if changed
+                            else (f"  golden {where} was saved with the same config digest, checkpoint, sample and "
+                                  "tool versions: the difference comes from the backend under test"))
     record = {
         "kind": "verification", "config": case.config_id,
         "scenario": ("golden:" if case.golden else "") + sc.label,
@@ -55,6 +64,8 @@ def test_verification(awml, awml_verify_case, awml_record, guard_backend):
         "sample_index": index, "sample_id": ctx.prepared(index).sample_id,
         "leaves": [leaf.as_dict() for leaf in result.leaves], "artifacts": ctx.all_artifacts(),
     }
+    if changed:
+        record["golden_changed"] = changed
     ref_det = ctx.adapter.detections(ref.prediction) if ref is not None else None
     if ref_det is not None and ver.detection.enabled:
         settings = dict(ctx.adapter.match_settings())

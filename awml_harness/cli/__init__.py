@@ -1,9 +1,14 @@
-"""The `awml` console script.
+"""The `awml` console script: work with a run's saved outputs (metrics JSON, shard files).
 
+    awml diff OLD.json NEW.json      metric, latency, memory and verification changes; exit 1 on regression
+    awml report RUN.json -o out.html render any saved run as the HTML report
+    awml show RUN.json               the end-of-run summary table
     awml merge SHARD.json... -o metrics.json   join `pytest --awml-shard I/N` jobs' shard files
 
 One module per subcommand, each with `add_parser(subparsers)` setting `func=run`
-(`run(args) -> int`). Imports stay light: a subcommand imports what it needs when it runs.
+(`run(args) -> int`). Exit status: 0 fine, 1 regression found (diff), 2 usage error or a
+file that is not a metrics JSON (argparse's own convention for bad arguments).
+Imports stay light: no torch, no onnxruntime.
 """
 
 from __future__ import annotations
@@ -13,8 +18,10 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from awml_harness.cli.common import CliError
+
 # subcommand modules under awml_harness.cli, in the order `awml --help` lists them
-SUBCOMMANDS: tuple[str, ...] = ("merge",)
+SUBCOMMANDS: tuple[str, ...] = ("diff", "report", "show", "merge")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,5 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    return int(args.func(args))
+    parser = build_parser()
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        return int(args.func(args))
+    except CliError as exc:
+        sys.stderr.write(f"awml {args.command}: {exc}\n")
+        return 2

@@ -397,9 +397,12 @@ class EvaluationConfig:
     # harness default (awml_harness/threads.py), 0: each library's own default.
     # --awml-threads overrides it.
     threads: NonNegInt | None = None
-    # under pytest-xdist, evaluation is split across workers only while each shard keeps
-    # at least this many samples (a shard costs a worker the whole model set-up)
+    # a large evaluation is split into shards of samples (one test each, spread over
+    # pytest-xdist workers), each keeping at least shard_min_samples samples (a shard
+    # costs a worker the whole model set-up), at most max_shards; the same with and
+    # without -n, so test ids do not depend on the worker count
     shard_min_samples: PosInt = 200
+    max_shards: PosInt = 4
 
     def validate(self, key: str) -> None:
         if self.num_samples < -1 or self.num_samples == 0:

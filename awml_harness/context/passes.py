@@ -29,13 +29,18 @@ class EvaluationPasses(ContextPart):
     def _evaluation_pass(self, indices: Any, sink: Any, label: str = "") -> dict[str, Any]:
         """Preprocess each sample once, run every available backend on it, hand the
         compact prediction to `sink(name, index, sample_id, prediction, target)`.
-        Returns per backend: spec, seconds, and "unavailable"/"error" when it could not run."""
+        Returns per backend: spec, seconds, memory (peak RSS of its set-up and inference,
+        CUDA peak: awml_harness/memory.py) and "unavailable"/"error" when it could not run."""
+        from awml_harness.memory import PeakMemory
+
+        memory = PeakMemory()
         status: dict[str, Any] = {}
         active: dict[str, BackendSpec] = {}
         for name, spec in self.cfg.evaluation.specs().items():
             status[name] = {"spec": spec, "seconds": 0.0}
             try:
-                self.runner_pool.runners(spec)
+                with memory.measure(name, spec.device):
+                    self.runner_pool.runners(spec)
                 active[name] = spec
             except BackendUnavailable as exc:
                 status[name]["unavailable"] = str(exc)
@@ -54,7 +59,8 @@ class EvaluationPasses(ContextPart):
                     continue
                 start = time.perf_counter()
                 try:
-                    res = self.runner_pool.run(spec, prepared)
+                    with memory.measure(name, spec.device):
+                        res = self.runner_pool.run(spec, prepared)
                 except Exception as exc:  # recorded for that backend's test, the others go on
                     status[name]["error"] = f"sample {i} ({prepared.sample_id}): {type(exc).__name__}: {exc}"
                     continue
@@ -65,6 +71,8 @@ class EvaluationPasses(ContextPart):
                 sink(name, i, prepared.sample_id, res.prediction, target)
             ticker.update(done)
         ticker.finish()
+        for name in active:
+            status[name]["memory"] = memory.record(name)
         return status
 
     def evaluate_all(self) -> dict[str, Any]:
@@ -105,5 +113,6 @@ class EvaluationPasses(ContextPart):
         for name, entry in status.items():
             spec = entry["spec"]
             out[name] = {"device": spec.device, "precision": spec.precision, "seconds": entry["seconds"],
-                         "samples": rows[name], **{k: entry[k] for k in ("unavailable", "error") if k in entry}}
+                         "memory": entry.get("memory"), "samples": rows[name],
+                         **{k: entry[k] for k in ("unavailable", "error") if k in entry}}
         return out

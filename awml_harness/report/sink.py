@@ -1,8 +1,14 @@
 """Collects what tests report, on the process that writes the metrics JSON.
 
-Tests attach builtin-typed records to `item.user_properties` under the tag "awml";
-pytest copies them onto every report and pytest-xdist ships reports from workers to
-the controller, so this one hook sees every result of the run exactly once per phase.
+Tests attach builtin-typed records to their item (`awml_record`, stash key RECORDS_KEY);
+a makereport hook copies them onto every report as the attribute `awml_records`, and
+pytest-xdist ships a report's attributes from workers to the controller, so this one hook
+sees every result of the run exactly once per phase.
+
+Not `item.user_properties`: pytest writes those into `--junitxml`, where whole records
+(verification leaves, per-sample predictions of evaluation shards, latency samples)
+made the XML hundreds of KB. The junit file gets small scalar properties only
+(junit_properties below).
 """
 
 from __future__ import annotations
@@ -13,6 +19,29 @@ from typing import Any
 import pytest
 
 RECORD_TAG = "awml"
+RECORDS_KEY = pytest.StashKey[list]()
+JUNIT_PREFIX = "awml_"
+_MAX_PROPERTY_CHARS = 200
+
+
+def junit_properties(record: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The small scalar facts of a record for `--junitxml` (and `item.user_properties`):
+    its top-level numbers, flags and short strings (kind, backend, passed, p50, ...) and
+    the scalar task metrics, each a property `awml_<name>`. Lists, nested tables and
+    long strings stay in the metrics JSON."""
+    out: list[tuple[str, Any]] = []
+    for key, value in record.items():
+        if key == "metrics" and isinstance(value, dict):
+            out += [(f"{JUNIT_PREFIX}metric_{k}", v) for k, v in value.items() if _small(v)]
+        elif _small(value):
+            out.append((JUNIT_PREFIX + key, value))
+    return out
+
+
+def _small(value: Any) -> bool:
+    if isinstance(value, str):
+        return len(value) <= _MAX_PROPERTY_CHARS
+    return isinstance(value, (bool, int, float))
 
 
 @dataclass(eq=False)  # registered as a pluggy plugin: must stay hashable (by identity)
@@ -38,8 +67,8 @@ class ResultSink:
         if report.when == "setup" and "awml" in report.keywords:
             self.selected += 1  # counts under xdist too, where the controller collects nothing
         if report.when == "call" or (report.when == "setup" and not report.passed):
-            for name, value in report.user_properties:
-                if name == RECORD_TAG and isinstance(value, dict):
+            for value in getattr(report, "awml_records", ()):
+                if isinstance(value, dict):
                     self.records.append(value)
         if report.when == "call":
             self.outcomes[report.outcome] = self.outcomes.get(report.outcome, 0) + 1

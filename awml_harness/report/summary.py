@@ -19,7 +19,7 @@ def rows_for(entry: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     lat = entry["latency"]
     headline = next((b.get("headline") for b in ev.values() if b.get("headline")), None) or "metric"
     header = ["backend", "device", "precision", headline, "delta", "p50 ms", "p95 ms", "p95/p50",
-              "outliers", "verified", "artifacts"]
+              "outliers", "peak RSS MB", "verified", "artifacts"]
     names = list(dict.fromkeys([*ev, *lat]))
     results = entry["verification"]["results"]
     reused = [a["reused"] for a in entry.get("artifacts", [])]
@@ -37,8 +37,22 @@ def rows_for(entry: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         status = e.get("status")
         value = _fmt(metrics.get(headline)) if status in (None, "ok", "no-reference") else status
         rows.append([name, device, precision, value, _fmt(delta, "+.4f"),
-                     _fmt(lt.get("p50"), ".3f"), _fmt(lt.get("p95"), ".3f"), *_spread_cells(lt), verified, art])
+                     _fmt(lt.get("p50"), ".3f"), _fmt(lt.get("p95"), ".3f"), *_spread_cells(lt),
+                     memory_cell(e.get("memory")), verified, art])
     return header, rows
+
+
+def memory_cell(mem: dict[str, Any] | None) -> str:
+    """Peak RSS while the backend ran (its own increase in brackets), and the CUDA peak of
+    torch's allocator on GPU backends: `812 (+35)`, `1290 (+410), cuda 733`."""
+    if not mem or "peak_rss_bytes" not in mem:
+        return "-"
+    cell = f"{mem['peak_rss_bytes'] / 2**20:.0f}"
+    if "peak_rss_increase_bytes" in mem:
+        cell += f" (+{mem['peak_rss_increase_bytes'] / 2**20:.0f})"
+    if "cuda_peak_allocated_bytes" in mem:
+        cell += f", cuda {mem['cuda_peak_allocated_bytes'] / 2**20:.0f}"
+    return cell
 
 
 def _spread_cells(lt: dict[str, Any]) -> list[str]:
