@@ -76,7 +76,7 @@ def config_digest(cfg: Any) -> str:
     """Digest of what decides a reference's outputs besides weights and tools: the model
     settings (model_cfg), runtime_io (inputs, sample selection) and model_io. Paths such
     as work_dir do not enter it."""
-    from awml_harness.config.typed import to_builtin
+    from awml_harness.config.validation import to_builtin
     from awml_harness.export.store import digest
 
     data = {"model": to_builtin(cfg.model_settings if cfg.model_settings is not None else cfg.model_cfg),
