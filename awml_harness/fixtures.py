@@ -53,15 +53,28 @@ def generate_cases(session: Any, kind: str) -> list[Any]:
     return cases
 
 
+SHARDS_PER_WORKER = 8
+
+
 def eval_shards(session: Any, config_id: str) -> int:
-    """How many xdist shards a config's evaluation is split into: one per worker, but only
-    while every shard keeps evaluation.shard_min_samples samples. A shard costs a worker
-    the whole model set-up, so a small evaluation stays in one test (issue 16, P7)."""
+    """How many xdist shards a config's evaluation is split into.
+
+    Sharding starts only when at least two workers would each get
+    evaluation.shard_min_samples samples: the first shard a worker runs costs it the
+    model set-up. Further shards on the same worker reuse that set-up (the context is
+    per process), so the samples are then cut into SHARDS_PER_WORKER shards per worker
+    (each at least one sample): xdist hands the next shard to whichever worker is free,
+    so a worker slowed by another job on a shared 2-core box no longer holds the run up,
+    as it did with exactly one shard per worker (issue 16, P7). The count is a multiple
+    of the worker count, so evenly fast workers still get even halves."""
     if session.shards <= 1:
         return 1
     ev = session.configs[config_id].evaluation
     n = session.context(config_id).num_eval_samples()
-    return max(1, min(session.shards, n // ev.shard_min_samples))
+    workers = min(session.shards, n // ev.shard_min_samples)
+    if workers <= 1:
+        return 1
+    return workers * min(SHARDS_PER_WORKER, n // workers)
 
 
 @pytest.fixture(scope="session")

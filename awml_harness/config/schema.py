@@ -403,8 +403,9 @@ class EvaluationConfig:
     # harness default (awml_harness/threads.py), 0: each library's own default.
     # --awml-threads overrides it.
     threads: int | None = None
-    # under pytest-xdist, evaluation is split across workers only while each shard keeps
-    # at least this many samples (a shard costs a worker the whole model set-up)
+    # under pytest-xdist, evaluation is split across workers only while each worker gets
+    # at least this many samples (its first shard costs it the whole model set-up); it is
+    # then cut finer, several shards per worker, for load balance (fixtures.eval_shards)
     shard_min_samples: int = 200
 
     def validate(self, key: str) -> None:

@@ -186,16 +186,44 @@ def test_xdist_keeps_a_config_on_one_worker_and_shards_only_large_evaluations(to
     assert "ConfigScopeScheduling" in out and "-shard1of" not in out
     workers = {line.split("]")[0] for line in out.splitlines() if line.startswith("[gw") and "PASSED" in line}
     assert len(workers) == 1, out
-    # two shards once each keeps >= 2 samples; each shard is a unit of its own
+    # sharded once each worker keeps >= 2 samples: 5 samples, 2 workers -> 4 shards
+    # (fixtures.eval_shards), each a unit of its own, spread over both workers
     sharded = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "evaluation", "-n", "2", "-v",
                                             "--cfg-options", "evaluation.shard_min_samples=2")
-    sharded.assert_outcomes(passed=2)
+    sharded.assert_outcomes(passed=4)
     lines = [x for x in sharded.stdout.str().splitlines() if x.startswith("[gw") and "PASSED" in x]
     assert sorted(x.split("PASSED ")[1].strip() for x in lines) == [
-        "suites/test_evaluation.py::test_evaluation[Toy-shard1of2]",
-        "suites/test_evaluation.py::test_evaluation[Toy-shard2of2]"]
+        f"suites/test_evaluation.py::test_evaluation[Toy-shard{k}of4]" for k in range(1, 5)]
     assert len({x.split("]")[0] for x in lines}) == 2
     bad = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "--cfg-options",
                                         "evaluation.shard_min_samples=0")
     assert bad.ret == 4
     bad.stderr.fnmatch_lines(["*evaluation.shard_min_samples*"])
+
+
+def _shard_session(workers: int, samples: int, shard_min: int) -> object:
+    from types import SimpleNamespace
+
+    ev = SimpleNamespace(shard_min_samples=shard_min)
+    return SimpleNamespace(shards=workers, configs={"C": SimpleNamespace(evaluation=ev)},
+                           context=lambda cid: SimpleNamespace(num_eval_samples=lambda: samples))
+
+
+@pytest.mark.parametrize(("workers", "samples", "shard_min", "expected"), [
+    (1, 5000, 200, 1),    # serial: never sharded
+    (2, 399, 200, 1),     # a second worker would get < shard_min_samples: one test
+    (2, 400, 200, 16),    # two workers worth it: 8 shards each, for load balance
+    (2, 1040, 200, 16),
+    (4, 1040, 200, 32),   # four workers, 8 shards each
+    (3, 1040, 400, 16),   # 2 of 3 workers worth it
+    (2, 5, 2, 4),         # each shard keeps >= 1 sample
+    (2, 3, 1, 2),
+])
+def test_eval_shards_several_per_worker_once_sharding_pays(workers, samples, shard_min, expected):
+    from awml_harness.fixtures import SHARDS_PER_WORKER, eval_shards
+
+    got = eval_shards(_shard_session(workers, samples, shard_min), "C")
+    assert got == expected
+    if got > 1:
+        used = min(workers, samples // shard_min)
+        assert got % used == 0 and got // used <= SHARDS_PER_WORKER and got <= samples
