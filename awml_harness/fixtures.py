@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from awml_harness.plugin import SESSION_KEY
 from awml_harness.report.sink import RECORD_TAG
+from awml_harness.stash_keys import SESSION_KEY
 
 CASE_FIXTURES = ("awml_export_case", "awml_verify_case", "awml_eval_case", "awml_latency_case", "awml_shape_case")
 

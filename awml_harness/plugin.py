@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-SESSION_KEY = pytest.StashKey[Any]()
-SINK_KEY = pytest.StashKey[Any]()
+from awml_harness.stash_keys import SESSION_KEY, SINK_KEY
+
 RECORD_TAG = "awml"
 
 

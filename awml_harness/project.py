@@ -124,7 +124,7 @@ class ProjectAdapter(ABC):
     def load_settings(cls, model_cfg: Any, config_dir: Path) -> Any:
         """`model_cfg` as given in the deploy config -> `settings_cls` instance.
         A string is a path (relative to the deploy config) to a .py/.yaml file."""
-        from awml_harness.config.load import read_file
+        from awml_harness.config.read import read_file
         from awml_harness.config.typed import from_mapping
 
         assert cls.settings_cls is not None

@@ -75,7 +75,7 @@ def require_tensorrt(device: str) -> Any:
             "(CPU-only torch build, no driver, or CUDA_VISIBLE_DEVICES hides the GPU)")
     if index >= torch.cuda.device_count():
         raise BackendUnavailable(f"{device} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
-    from awml_harness.export.trt_settings import trt_major
+    from awml_harness.backends.trt_version import trt_major
 
     trt_major(trt.__version__)  # UnsupportedTensorRT (a BackendUnavailable) for 8.x, 12.x, ...
     return trt

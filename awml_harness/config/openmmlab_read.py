@@ -110,7 +110,7 @@ def read_model_config(path: Path | str, key: str = "model_cfg") -> dict[str, Any
     if not path.is_file():
         raise ConfigError(key, str(path), "an existing OpenMMLab model config (.py) or a native model_cfg file")
     if path.suffix != ".py":
-        from awml_harness.config.load import read_file
+        from awml_harness.config.read import read_file
 
         return read_file(path)
     _check_external_bases(path, key)

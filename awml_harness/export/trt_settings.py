@@ -41,23 +41,21 @@ graph's profiles are used, else one static profile from the example inputs.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from awml_harness.backends.base import BackendUnavailable
+# moved to backends/ (the runner checks the installed version too); still importable from here
+from awml_harness.backends.trt_version import SUPPORTED_MAJORS as SUPPORTED_MAJORS
+from awml_harness.backends.trt_version import UnsupportedTensorRT as UnsupportedTensorRT
+from awml_harness.backends.trt_version import check_major as check_major
+from awml_harness.backends.trt_version import trt_major as trt_major
 from awml_harness.config.errors import ConfigError
 
-SUPPORTED_MAJORS = (10, 11)
 POLICIES = ("auto", "fp16", "fp32_tf32", "strongly_typed")
 
 Shape = tuple[int, ...]
 ShapeTriple = tuple[Shape, Shape, Shape]
-
-
-class UnsupportedTensorRT(BackendUnavailable):
-    """The installed TensorRT has a major version this harness does not build for."""
 
 
 @dataclass(frozen=True)
@@ -88,23 +86,6 @@ class BuildPlan:
             "workspace_bytes": self.workspace_bytes, "optimization_level": self.optimization_level,
             "profiles": [{n: [list(s) for s in triple] for n, triple in p.items()} for p in self.profiles],
         }
-
-
-def trt_major(version: str) -> int:
-    """'10.13.0.35' -> 10; anything unparsable or unsupported -> UnsupportedTensorRT."""
-    m = re.match(r"^\s*(\d+)\.", str(version))
-    if not m:
-        raise UnsupportedTensorRT(f"cannot read a TensorRT major version from {version!r}")
-    return check_major(int(m.group(1)), str(version))
-
-
-def check_major(major: int, version: str | None = None) -> int:
-    if major not in SUPPORTED_MAJORS:
-        shown = version or f"{major}.x"
-        raise UnsupportedTensorRT(
-            f"TensorRT {shown} is not supported: awml-harness builds engines with TensorRT "
-            f"{' or '.join(f'{m}.x' for m in SUPPORTED_MAJORS)} (pip install 'tensorrt>=10,<12')")
-    return major
 
 
 def _precision_settings(policy: str, major: int, precision: str) -> tuple[str, tuple[str, ...], bool, bool]:

@@ -1,0 +1,102 @@
+"""Evaluation passes of one deploy config: every available backend over the samples in
+one pass, so each sample is preprocessed once and only compact predictions are kept."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any
+
+from awml_harness.backends.base import BackendUnavailable
+from awml_harness.config.schema import BackendSpec
+from awml_harness.config.typed import to_builtin
+from awml_harness.context.data import ContextPart, ModelData
+from awml_harness.context.runners import RunnerPool
+
+
+class EvaluationPasses(ContextPart):
+    """Metrics of every backend (serial runs) or one shard's predictions (xdist)."""
+
+    def __init__(self, data: ModelData, runner_pool: RunnerPool) -> None:
+        super().__init__(data)
+        self.runner_pool = runner_pool
+        self._evaluation: dict[str, Any] | None = None
+
+    def num_eval_samples(self) -> int:
+        n = self.cfg.evaluation.num_samples
+        return len(self.dataset) if n == -1 else min(n, len(self.dataset))
+
+    def _evaluation_pass(self, indices: Any, sink: Any) -> dict[str, Any]:
+        """Preprocess each sample once, run every available backend on it, hand the
+        compact prediction to `sink(name, index, sample_id, prediction, target)`.
+        Returns per backend: spec, seconds, and "unavailable"/"error" when it could not run."""
+        status: dict[str, Any] = {}
+        active: dict[str, BackendSpec] = {}
+        for name, spec in self.cfg.evaluation.specs().items():
+            status[name] = {"spec": spec, "seconds": 0.0}
+            try:
+                self.runner_pool.runners(spec)
+                active[name] = spec
+            except BackendUnavailable as exc:
+                status[name]["unavailable"] = str(exc)
+            except Exception as exc:  # a failed build (fp16 conversion, engine) fails this backend only
+                status[name]["error"] = f"setting up {spec.label}: {type(exc).__name__}: {exc}"
+        for i in indices:
+            sample = self.dataset[i]
+            prepared = self.adapter.preprocess(sample)
+            target = self.adapter.target(sample)
+            for name, spec in active.items():
+                if "error" in status[name]:
+                    continue
+                start = time.perf_counter()
+                try:
+                    res = self.runner_pool.run(spec, prepared)
+                except Exception as exc:  # recorded for that backend's test, the others go on
+                    status[name]["error"] = f"sample {i} ({prepared.sample_id}): {type(exc).__name__}: {exc}"
+                    continue
+                status[name]["seconds"] += time.perf_counter() - start
+                det = self.adapter.detections(res.prediction)
+                if det is not None and len(det) == 0:
+                    status[name]["empty"] = status[name].get("empty", 0) + 1
+                sink(name, i, prepared.sample_id, res.prediction, target)
+        return status
+
+    def evaluate_all(self) -> dict[str, Any]:
+        """Metrics of every enabled backend from one pass over the samples (serial runs).
+        Only the evaluators' compact state is kept, never raw outputs."""
+        if self._evaluation is not None:
+            return self._evaluation
+        evaluators = {name: self.adapter.evaluator() for name in self.cfg.evaluation.specs()}
+
+        def sink(name: str, index: int, sample_id: str, prediction: Any, target: Any) -> None:
+            evaluators[name].add(sample_id, prediction, target)
+
+        n = self.num_eval_samples()
+        status = self._evaluation_pass(range(n), sink)
+        for name, entry in status.items():
+            if "unavailable" in entry or "error" in entry:
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                entry["metrics"] = to_builtin(evaluators[name].compute())
+            entry["num_samples"] = n
+        self._evaluation = status
+        return status
+
+    def evaluate_shard(self, shard: int, of: int) -> dict[str, Any]:
+        """Predictions (wire-encoded) of samples i % of == shard, for the controller to merge."""
+        from awml_harness.evaluation import encode
+
+        rows: dict[str, list[dict[str, Any]]] = {name: [] for name in self.cfg.evaluation.specs()}
+
+        def sink(name: str, index: int, sample_id: str, prediction: Any, target: Any) -> None:
+            rows[name].append({"index": index, "sample_id": sample_id,
+                               "prediction": encode(prediction), "target": encode(target)})
+
+        status = self._evaluation_pass(range(shard, self.num_eval_samples(), of), sink)
+        out = {}
+        for name, entry in status.items():
+            spec = entry["spec"]
+            out[name] = {"device": spec.device, "precision": spec.precision, "seconds": entry["seconds"],
+                         "samples": rows[name], **{k: entry[k] for k in ("unavailable", "error") if k in entry}}
+        return out

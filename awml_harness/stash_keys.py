@@ -1,0 +1,11 @@
+"""Keys of the harness's objects on `pytest.Config.stash`, below both the plugin that
+stores them and the fixtures that read them (so neither imports the other for them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+SESSION_KEY = pytest.StashKey[Any]()
+SINK_KEY = pytest.StashKey[Any]()
