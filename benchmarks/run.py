@@ -466,8 +466,8 @@ def bytecode_cache() -> str:
     process re-parses and rewrites them all (measured: ~1.2-1.5 s CPU per process on the
     2-core box), which moves P1 and P7. Printed so a figure can be read."""
     if os.environ.get("PYTHONDONTWRITEBYTECODE"):
-        return ("off (PYTHONDONTWRITEBYTECODE is set: pytest rewrites its plugins' and the harness's "
-                "modules in every process)")
+        return ("off (PYTHONDONTWRITEBYTECODE is set: pytest cannot cache the modules it rewrites; "
+                "any not cached by an earlier run are re-parsed in every process)")
     return "on (Python's default)"
 
 
