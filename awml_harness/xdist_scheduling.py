@@ -5,8 +5,8 @@ so each worker builds that config's model, loads its artifacts, creates its sess
 and preprocesses its samples again: on a 2-core machine `-n 2` ran 2-4x slower than
 serial. Here a config is one unit of work (LoadScopeScheduling with the config as the
 scope), so each is set up once; an evaluation shard (fixtures.eval_shards, only for
-evaluations large enough to pay for a second set-up) is a unit of its own, so shards
-run on different workers. Tests that are not the harness's keep their own node id as
+evaluations large enough to pay for a second set-up, then several per worker) is a unit
+of its own, handed to whichever worker is free. Tests that are not the harness's keep their own node id as
 scope, i.e. are scheduled one by one as under `load`.
 
 Imported only when pytest-xdist is active (the base class is xdist's).

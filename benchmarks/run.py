@@ -82,7 +82,10 @@ def log(msg: str) -> None:
 
 
 def measured(cmd: list[str]) -> dict[str, Any]:
-    """Run `cmd` from the repo root: wall seconds, exit code, stdout, the child's own peak RSS."""
+    """Run `cmd` from the repo root: wall seconds, exit code, stdout, the child's own peak RSS
+    and CPU seconds (user + sys of it and its waited-for children, e.g. xdist workers).
+    On a shared machine the wall ratio carries the other jobs' load; the CPU ratio beside it
+    does not (it misses only waits), so each detail gives both."""
     start = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=err, text=True)
@@ -92,7 +95,11 @@ def measured(cmd: list[str]) -> dict[str, Any]:
         out.seek(0)
         err.seek(0)
         return {"wall": wall, "rc": proc.returncode, "stdout": out.read(), "stderr": err.read(),
-                "maxrss_mb": usage.ru_maxrss / 1024}
+                "maxrss_mb": usage.ru_maxrss / 1024, "cpu": usage.ru_utime + usage.ru_stime}
+
+
+def _cpu(a: dict[str, Any], b: dict[str, Any]) -> str:
+    return f"CPU {a['cpu']:.1f} s vs {b['cpu']:.1f} s ({a['cpu'] / max(b['cpu'], 1e-9):.2f})"
 
 
 def _last_line(text: str) -> str:
@@ -144,7 +151,8 @@ def p1(quick: bool) -> list[Row]:
             split = ", ".join(f"{k} {v['seconds']:.1f}" for k, v in phases.items() if v["seconds"] >= 0.05)
             rows.append(Row("P1", f"suite/bare {project}", ratio, "<= 1.15", ok,
                             f"suite {suite['wall']:.1f} s (rc {suite['rc']}: {suite['summary']}; export "
-                            f"{suite['export_seconds']:.1f} s) vs bare {bare['wall']:.1f} s (rc {bare['rc']}: {split})"))
+                            f"{suite['export_seconds']:.1f} s) vs bare {bare['wall']:.1f} s (rc {bare['rc']}: {split}); "
+                            f"{_cpu(suite, bare)}"))
     return rows
 
 
@@ -181,7 +189,7 @@ def p2_p8(want: set[str], quick: bool) -> list[Row]:
                 rows.append(Row("P2", f"warm/cold {project} (full size)", ratio, "<= 0.35",
                                 ratio <= 0.35 and warm["rc"] == 0 and cold["rc"] == 0,
                                 f"warm {warm['wall']:.1f} s (rc {warm['rc']}) vs cold {cold['wall']:.1f} s "
-                                f"(rc {cold['rc']}, export {cold['export_seconds']:.1f} s); {config}"))
+                                f"(rc {cold['rc']}, export {cold['export_seconds']:.1f} s); {_cpu(warm, cold)}; {config}"))
     return rows
 
 
@@ -208,7 +216,7 @@ def p7(quick: bool) -> list[Row]:
             ratio = par["wall"] / serial["wall"]
             rows.append(Row("P7", f"-n 2/serial {what}", ratio, goal, ok(ratio) and serial["rc"] == 0 and par["rc"] == 0,
                             f"-n 2 {par['wall']:.1f} s (rc {par['rc']}: {par['summary']}) vs serial "
-                            f"{serial['wall']:.1f} s (rc {serial['rc']}: {serial['summary']})"))
+                            f"{serial['wall']:.1f} s (rc {serial['rc']}: {serial['summary']}); {_cpu(par, serial)}"))
     return rows
 
 
@@ -451,6 +459,18 @@ def thread_policy() -> str:
     return resolve(None, None).label + "; suites and bare scripts alike"
 
 
+def bytecode_cache() -> str:
+    """pytest caches the modules it assertion-rewrites (test files, conftests and every
+    module of a pytest plugin's distribution: the harness, hypothesis, pytest-benchmark,
+    xdist...) as .pyc files; with PYTHONDONTWRITEBYTECODE set it cannot, and each pytest
+    process re-parses and rewrites them all (measured: ~1.2-1.5 s CPU per process on the
+    2-core box), which moves P1 and P7. Printed so a figure can be read."""
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        return ("off (PYTHONDONTWRITEBYTECODE is set: pytest cannot cache the modules it rewrites; "
+                "any not cached by an earlier run are re-parsed in every process)")
+    return "on (Python's default)"
+
+
 def render(rows: list[Row]) -> list[str]:
     lines = ["| target | what | ratio | goal | result | detail |", "| --- | --- | --- | --- | --- | --- |"]
     for r in rows:
@@ -488,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = render(rows)
     stamp = f"{started:%Y-%m-%d %H:%M %Z}, {'quick' if args.quick else 'full'} run, {time.strftime('%H:%M')} end"
     header = (f"machine: {machine()}\n\nload average: {load_before} at start, {load_average()} at end\n\n"
-              f"thread policy: {thread_policy()}")
+              f"thread policy: {thread_policy()}\n\nbytecode cache: {bytecode_cache()}")
     print(f"awml-harness benchmarks: {stamp}\n{header}")
     print("\n".join(lines))
     if args.results:

@@ -397,12 +397,13 @@ class EvaluationConfig:
     # harness default (awml_harness/threads.py), 0: each library's own default.
     # --awml-threads overrides it.
     threads: NonNegInt | None = None
-    # a large evaluation is split into shards of samples (one test each, spread over
-    # pytest-xdist workers), each keeping at least shard_min_samples samples (a shard
-    # costs a worker the whole model set-up), at most max_shards; the same with and
-    # without -n, so test ids do not depend on the worker count
-    shard_min_samples: PosInt = 200
-    max_shards: PosInt = 4
+    # a large evaluation is split into shards of samples (one test each, a unit of work of
+    # its own under pytest-xdist), each of at least shard_min_samples samples, at most
+    # max_shards; the count does not depend on -n, so test ids do not either. Shards are
+    # cheap: a worker sets the model up once whatever number it runs, and small shards let
+    # xdist hand the next one to whichever worker is free (fixtures.eval_shards)
+    shard_min_samples: PosInt = 50
+    max_shards: PosInt = 16
 
     def validate(self, key: str) -> None:
         if self.num_samples < -1 or self.num_samples == 0:

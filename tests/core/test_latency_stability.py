@@ -187,16 +187,41 @@ def test_xdist_keeps_a_config_on_one_worker_and_shards_only_large_evaluations(to
     assert "ConfigScopeScheduling" in out and "-shard1of" not in out
     workers = {line.split("]")[0] for line in out.splitlines() if line.startswith("[gw") and "PASSED" in line}
     assert len(workers) == 1, out
-    # two shards once each keeps >= 2 samples; each shard is a unit of its own
+    # sharded once shards keep >= shard_min_samples: 5 samples at 1 each, at most 4 shards
+    # (fixtures.eval_shards), each a unit of its own, spread over both workers
     sharded = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "evaluation", "-n", "2", "-v",
-                                            "--cfg-options", "evaluation.shard_min_samples=2")
-    sharded.assert_outcomes(passed=2)
+                                            "--cfg-options", "evaluation.shard_min_samples=1",
+                                            "evaluation.max_shards=4")
+    sharded.assert_outcomes(passed=4)
     lines = [x for x in sharded.stdout.str().splitlines() if x.startswith("[gw") and "PASSED" in x]
     assert sorted(x.split("PASSED ")[1].strip() for x in lines) == [
-        "suites/test_evaluation.py::test_evaluation[Toy-shard1of2]",
-        "suites/test_evaluation.py::test_evaluation[Toy-shard2of2]"]
+        f"suites/test_evaluation.py::test_evaluation[Toy-shard{k}of4]" for k in range(1, 5)]
     assert len({x.split("]")[0] for x in lines}) == 2
     bad = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "--cfg-options",
                                         "evaluation.shard_min_samples=0")
     assert bad.ret == 4
     bad.stderr.fnmatch_lines(["*evaluation.shard_min_samples*"])
+
+
+def _shard_session(workers: int, samples: int, shard_min: int, max_shards: int) -> object:
+    from types import SimpleNamespace
+
+    ev = SimpleNamespace(shard_min_samples=shard_min, max_shards=max_shards)
+    return SimpleNamespace(shards=workers, configs={"C": SimpleNamespace(evaluation=ev)},
+                           context=lambda cid: SimpleNamespace(num_eval_samples=lambda: samples))
+
+
+@pytest.mark.parametrize(("samples", "shard_min", "max_shards", "expected"), [
+    (99, 50, 16, 1),      # a second shard would keep < shard_min_samples: one test
+    (100, 50, 16, 2),
+    (1040, 50, 16, 16),   # capped: many small shards let a free worker take the next one
+    (1040, 200, 16, 5),
+    (5000, 50, 1, 1),     # max_shards 1: never sharded
+    (5, 1, 4, 4),
+])
+def test_eval_shards_follow_the_data_not_the_worker_count(samples, shard_min, max_shards, expected):
+    """The shard count, hence every evaluation test id, is the same serial and under -n."""
+    from awml_harness.fixtures import eval_shards
+
+    got = {eval_shards(_shard_session(w, samples, shard_min, max_shards), "C") for w in (1, 2, 4)}
+    assert got == {expected}

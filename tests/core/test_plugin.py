@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from awml_harness.report.metrics import validate_document
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def metrics(pytester: pytest.Pytester) -> dict:
@@ -111,6 +114,29 @@ def test_benchmark_autosave_and_compare(toy_repo):
                                            "--benchmark-compare", "--benchmark-compare-fail=median:100000%")
     second.assert_outcomes(passed=2)
     second.stdout.fnmatch_lines(["*(0001*", "*(NOW)*"])
+
+
+def test_suites_run_does_not_import_test_tooling():
+    """`pytest suites/` pays for the harness only: neither the root conftest nor an
+    autoloaded plugin imports hypothesis (tests/ alone uses it). With bytecode caching
+    off, each hypothesis import meant ~75 modules assertion-rewritten, ~1.3 s CPU per
+    pytest process (issue 16, P1/P7)."""
+    code = ("import sys, pytest\n"
+            "rc = pytest.main(sys.argv[1:])\n"
+            "print('LOADED', sorted(m for m in ('hypothesis', 'torch') if m in sys.modules), rc)\n")
+    out = subprocess.run([sys.executable, "-c", code, "suites/", "--collect-only", "-q", "-p", "no:cacheprovider",
+                          "-k", "calibration and export"], capture_output=True, text=True, cwd=REPO)
+    assert "LOADED [] 0" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
+
+
+def test_hypothesis_profile_still_applies_to_the_harness_tests():
+    """The profiles moved from the root conftest to tests/conftest.py: still in effect."""
+    import os
+
+    hypothesis = pytest.importorskip("hypothesis")
+    nightly = os.environ.get("AWML_HYPOTHESIS_PROFILE") == "nightly"
+    assert hypothesis.settings().deadline is None
+    assert hypothesis.settings().max_examples == (2000 if nightly else 60)
 
 
 def test_help_and_unrelated_collection_do_not_import_heavy_modules(tmp_path):
