@@ -97,6 +97,19 @@ def _box_record(det: Detections, i: int) -> dict:
             "box": [round(float(v), 3) for v in np.asarray(det.boxes[i]).ravel()]}
 
 
+def match_settings(defaults: Any, detection: Any) -> dict[str, Any]:
+    """Keyword arguments of `match_detections`: the project's defaults
+    (`ProjectAdapter.match_settings()`) under the config's `verification.detection`
+    overrides, one rule for verification and for the auto_mixed search alike."""
+    settings = dict(defaults)
+    if detection.threshold is not None:
+        settings["threshold"] = detection.threshold
+    if detection.box_atol is not None:
+        settings["box_atol"] = detection.box_atol
+    settings["score_atol"] = detection.score_atol
+    return settings
+
+
 def match_detections(
     ref: Detections,
     test: Detections,

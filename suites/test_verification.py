@@ -14,7 +14,7 @@ import pytest
 def test_verification(awml, awml_verify_case, awml_record, guard_backend):
     from awml_harness import golden
     from awml_harness.compare import compare
-    from awml_harness.matching import match_detections
+    from awml_harness.matching import match_detections, match_settings
 
     case = awml_verify_case
     ctx = awml.context(case.config_id)
@@ -68,12 +68,7 @@ def test_verification(awml, awml_verify_case, awml_record, guard_backend):
         record["golden_changed"] = changed
     ref_det = ctx.adapter.detections(ref.prediction) if ref is not None else None
     if ref_det is not None and ver.detection.enabled:
-        settings = dict(ctx.adapter.match_settings())
-        if ver.detection.threshold is not None:
-            settings["threshold"] = ver.detection.threshold
-        if ver.detection.box_atol is not None:
-            settings["box_atol"] = ver.detection.box_atol
-        settings["score_atol"] = ver.detection.score_atol
+        settings = match_settings(ctx.adapter.match_settings(), ver.detection)
         match = match_detections(ref_det, ctx.adapter.detections(test.prediction), **settings)
         record["detections"] = {
             "passed": match.passed, "num_ref": match.num_ref, "num_test": match.num_test, "matched": match.matched,

@@ -302,7 +302,7 @@ def verification_criterion(ctx: Any, scenario: Any, models: Mapping[str, bytes],
 
     from awml_harness.backends.onnxruntime import session_options
     from awml_harness.compare import compare
-    from awml_harness.matching import match_detections
+    from awml_harness.matching import match_detections, match_settings
     from awml_harness.project import NullTimer
 
     ver = ctx.cfg.verification
@@ -340,12 +340,7 @@ def verification_criterion(ctx: Any, scenario: Any, models: Mapping[str, bytes],
                 return False, result.message(f"sample {i}")
             ref_det = ctx.adapter.detections(ref.prediction)
             if ref_det is not None and ver.detection.enabled:
-                settings = dict(ctx.adapter.match_settings())
-                if ver.detection.threshold is not None:
-                    settings["threshold"] = ver.detection.threshold
-                if ver.detection.box_atol is not None:
-                    settings["box_atol"] = ver.detection.box_atol
-                settings["score_atol"] = ver.detection.score_atol
+                settings = match_settings(ctx.adapter.match_settings(), ver.detection)
                 test_det = ctx.adapter.detections(ctx.adapter.postprocess(outputs, prepared))
                 match = match_detections(ref_det, test_det, **settings)
                 if not match.passed:

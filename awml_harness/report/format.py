@@ -4,6 +4,7 @@ value an older document lacks. Shared by the HTML report and the markdown summar
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 MISSING = "not recorded"
@@ -89,3 +90,48 @@ def short_commit(git: Any) -> str:
     if git.get("dirty"):
         text += ", uncommitted changes"
     return text
+
+
+@dataclass(frozen=True)
+class BackendRow:
+    """One backend of a project entry as every summary shows it (HTML, markdown): the
+    headline metric's value, delta and allowed delta, latency and verification results."""
+
+    name: str
+    evaluation: dict[str, Any]
+    latency: dict[str, Any]
+    device: str
+    precision: str
+    value: str
+    delta: float | None
+    tolerance: float | None
+    is_reference: bool
+    verification: list[dict[str, Any]]
+
+
+def backend_rows(entry: dict[str, Any]) -> tuple[str, list[BackendRow]]:
+    """(headline metric name, one row per backend that was evaluated or timed)."""
+    ev = entry["evaluation"].get("backends", {})
+    lat = entry.get("latency") or {}
+    results = entry["verification"].get("results", [])
+    headline = next((b.get("headline") for b in ev.values() if b.get("headline")), None) or "metric"
+    tols = (entry.get("tolerances") or {}).get("metrics", {})
+    rows = []
+    for name in dict.fromkeys([*ev, *lat]):
+        e, lt = ev.get(name, {}), lat.get(name, {})
+        device = e.get("device") or lt.get("device") or "-"
+        precision = e.get("precision") or lt.get("precision") or "-"
+        status = e.get("status")
+        if not e:
+            value = "-"
+        elif status in (None, "ok", "no-reference"):
+            value = metric((e.get("metrics") or {}).get(headline))
+        else:
+            value = status
+        label = f"{name.split('-')[0]}{'' if precision in ('fp32', '-') else '-' + precision}:{device}"
+        rows.append(BackendRow(
+            name=name, evaluation=e, latency=lt, device=device, precision=precision, value=value,
+            delta=(e.get("deltas") or {}).get(headline), tolerance=tols.get(name, {}).get(headline),
+            is_reference=bool(e) and name == entry["evaluation"].get("reference"),
+            verification=[r for r in results if r["test"] == label]))
+    return headline, rows

@@ -143,28 +143,19 @@ def _run_section(doc: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------- per project
 def _summary_table(entry: dict[str, Any]) -> str:
-    ev = entry["evaluation"].get("backends", {})
-    lat = entry.get("latency", {})
-    results = entry["verification"].get("results", [])
-    headline = next((b.get("headline") for b in ev.values() if b.get("headline")), None) or "metric"
-    tols = (entry.get("tolerances") or {}).get("metrics", {})
+    headline, backends = fmt.backend_rows(entry)
     rows = []
-    for name in dict.fromkeys([*ev, *lat]):
-        e, lt = ev.get(name, {}), lat.get(name, {})
-        device = e.get("device") or lt.get("device") or "-"
-        precision = e.get("precision") or lt.get("precision") or "-"
-        label = f"{name.split('-')[0]}{'' if precision in ('fp32', '-') else '-' + precision}:{device}"
-        mine = [r for r in results if r["test"] == label]
-        status = e.get("status")
-        value = fmt.metric((e.get("metrics") or {}).get(headline)) if status in (None, "ok", "no-reference") else status
-        d = (e.get("deltas") or {}).get(headline)
-        tol = tols.get(name, {}).get(headline) if name in tols else None
-        delta_text = "-" if d is None else fmt.delta(d) + (f" (allowed ±{fmt.metric(tol)})" if tol is not None else "")
-        if name == entry["evaluation"].get("reference") and e:
+    for b in backends:
+        lt, mine = b.latency, b.verification
+        if b.is_reference:
             delta_text = "reference"
+        elif b.delta is None:
+            delta_text = "-"
+        else:
+            delta_text = fmt.delta(b.delta) + (f" (allowed ±{fmt.metric(b.tolerance)})" if b.tolerance is not None else "")
         budget_ok = None if not lt else not lt.get("budget_violations")
         rows.append([
-            name, device, precision, _n(value), _n(delta_text),
+            b.name, b.device, b.precision, _n(b.value), _n(delta_text),
             _n(fmt.ms(lt.get("p50")) if lt else "-"), _n(fmt.ms(lt.get("p95")) if lt else "-"),
             _status(budget_ok, "within", "OVER") if lt and (lt.get("budget") or lt.get("budget_violations")) else _Cell("-"),
             _Cell(f"{sum(r['passed'] for r in mine)}/{len(mine)} passed",

@@ -27,41 +27,31 @@ def _code(text: str) -> str:
 
 
 def _project_rows(entry: dict[str, Any]) -> tuple[str, list[list[str]]]:
-    ev = entry["evaluation"].get("backends", {})
-    lat = entry.get("latency") or {}
-    results = entry["verification"].get("results", [])
-    headline = next((b.get("headline") for b in ev.values() if b.get("headline")), None) or "metric"
+    headline, backends = fmt.backend_rows(entry)
     tols = (entry.get("tolerances") or {}).get("metrics", {})
+    with_memory = any(isinstance(b.evaluation.get("memory"), dict) for b in backends)
     rows = []
-    for name in dict.fromkeys([*ev, *lat]):
-        e, lt = ev.get(name, {}), lat.get(name, {})
-        device = e.get("device") or lt.get("device") or "-"
-        precision = e.get("precision") or lt.get("precision") or "-"
-        status = e.get("status")
-        value = fmt.metric((e.get("metrics") or {}).get(headline)) if status in (None, "ok", "no-reference") \
-            else status or "-"
-        if not e:
-            value = "-"
-        d = (e.get("deltas") or {}).get(headline)
-        tol = tols.get(name, {}).get(headline)
-        delta_text = "-" if d is None else fmt.delta(d) + (f" (±{fmt.metric(tol)})" if tol is not None else "")
-        over = _metrics_over(e, tols.get(name, {}))
-        if name == entry["evaluation"].get("reference") or not e or e.get("status") != "ok":
+    for b in backends:
+        e, lt, mine = b.evaluation, b.latency, b.verification
+        if b.is_reference:
+            delta_text = "reference"
+        elif b.delta is None:
+            delta_text = "-"
+        else:
+            delta_text = fmt.delta(b.delta) + (f" (±{fmt.metric(b.tolerance)})" if b.tolerance is not None else "")
+        over = _metrics_over(e, tols.get(b.name, {}))
+        if b.name == entry["evaluation"].get("reference") or not e or e.get("status") != "ok":
             gate = "-"
         else:
             gate = "✅" if e.get("passed", not over) and not over else "❌ " + ", ".join(over or ["failed"])
-        label = f"{name.split('-')[0]}{'' if precision in ('fp32', '-') else '-' + precision}:{device}"
-        mine = [r for r in results if r["test"] == label]
         verified = "-" if not mine else f"{sum(r['passed'] for r in mine)}/{len(mine)}" + (
             " ✅" if all(r["passed"] for r in mine) else " ❌")
         p95 = fmt.ms(lt.get("p95")) if lt else "-"
         if lt.get("budget_violations"):
             p95 += " ❌"
-        if name == entry["evaluation"].get("reference") and e:
-            delta_text = "reference"
-        row = [name, f"{precision}:{device}", value, delta_text, gate, fmt.ms(lt.get("p50")) if lt else "-", p95,
-               verified]
-        if any(isinstance(b.get("memory"), dict) for b in ev.values()):
+        row = [b.name, f"{b.precision}:{b.device}", b.value, delta_text, gate, fmt.ms(lt.get("p50")) if lt else "-",
+               p95, verified]
+        if with_memory:
             mem = e.get("memory")
             row.append(fmt.mb(mem.get("peak_rss_bytes")) if isinstance(mem, dict) else "-")
         rows.append(row)
