@@ -1,6 +1,6 @@
 """Progress lines for the long steps (exports, engine builds, evaluation passes).
 
-A full CenterPoint export takes ~50 s and an evaluation pass minutes; without a line a
+A full-size export can take a minute and an evaluation pass minutes; without a line a
 CI log looks hung. Lines are written live: with pytest's capture suspended (so they
 are not buried in a test's captured output), through the terminal reporter in the
 process that owns the terminal, and to stderr in a pytest-xdist worker (whose stderr
@@ -8,8 +8,8 @@ is the controller's terminal). Outside pytest they go to stderr.
 
 Warnings raised inside a step are gathered: one line per warning site (category and
 source file), "N warnings like: ..." when a site repeats (the fp16 converter warns once
-per clipped constant, 13-16 three-line entries in pytest's summary for CenterPoint). A site that warns once
-is re-issued unchanged inside a test, so pytest's warnings summary still lists it; in
+per clipped constant: a dozen three-line entries in pytest's summary for one graph).
+A site that warns once is re-issued unchanged inside a test, so pytest's warnings summary still lists it; in
 the export stage (outside any test) it becomes a line as well.
 """
 
