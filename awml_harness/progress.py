@@ -9,8 +9,8 @@ is the controller's terminal). Outside pytest they go to stderr.
 Warnings raised inside a step are gathered: one line per warning site (category and
 source file), "N warnings like: ..." when a site repeats (the fp16 converter warns once
 per clipped constant: a dozen three-line entries in pytest's summary for one graph).
-A site that warns once is re-issued unchanged inside a test, so pytest's warnings summary still lists it; in
-the export stage (outside any test) it becomes a line as well.
+A site that warns once is re-issued unchanged inside a test, so pytest's warnings
+summary still lists it; in the export stage (outside any test) it becomes a line as well.
 """
 
 from __future__ import annotations
