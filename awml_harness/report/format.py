@@ -105,8 +105,17 @@ class BackendRow:
     value: str
     delta: float | None
     tolerance: float | None
+    tolerances: dict[str, Any]  # every metric's allowed |delta| for this backend
     is_reference: bool
     verification: list[dict[str, Any]]
+
+    def delta_text(self, allowed: str = "") -> str:
+        """The headline delta with its allowed |delta|: "+0.0100 (<allowed>±0.0200)"."""
+        if self.is_reference:
+            return "reference"
+        if self.delta is None:
+            return "-"
+        return delta(self.delta) + (f" ({allowed}±{metric(self.tolerance)})" if self.tolerance is not None else "")
 
 
 def backend_rows(entry: dict[str, Any]) -> tuple[str, list[BackendRow]]:
@@ -132,6 +141,7 @@ def backend_rows(entry: dict[str, Any]) -> tuple[str, list[BackendRow]]:
         rows.append(BackendRow(
             name=name, evaluation=e, latency=lt, device=device, precision=precision, value=value,
             delta=(e.get("deltas") or {}).get(headline), tolerance=tols.get(name, {}).get(headline),
+            tolerances=tols.get(name, {}),
             is_reference=bool(e) and name == entry["evaluation"].get("reference"),
             verification=[r for r in results if r["test"] == label]))
     return headline, rows

@@ -147,15 +147,9 @@ def _summary_table(entry: dict[str, Any]) -> str:
     rows = []
     for b in backends:
         lt, mine = b.latency, b.verification
-        if b.is_reference:
-            delta_text = "reference"
-        elif b.delta is None:
-            delta_text = "-"
-        else:
-            delta_text = fmt.delta(b.delta) + (f" (allowed ±{fmt.metric(b.tolerance)})" if b.tolerance is not None else "")
         budget_ok = None if not lt else not lt.get("budget_violations")
         rows.append([
-            b.name, b.device, b.precision, _n(b.value), _n(delta_text),
+            b.name, b.device, b.precision, _n(b.value), _n(b.delta_text("allowed ")),
             _n(fmt.ms(lt.get("p50")) if lt else "-"), _n(fmt.ms(lt.get("p95")) if lt else "-"),
             _status(budget_ok, "within", "OVER") if lt and (lt.get("budget") or lt.get("budget_violations")) else _Cell("-"),
             _Cell(f"{sum(r['passed'] for r in mine)}/{len(mine)} passed",

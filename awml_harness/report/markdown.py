@@ -28,19 +28,12 @@ def _code(text: str) -> str:
 
 def _project_rows(entry: dict[str, Any]) -> tuple[str, list[list[str]]]:
     headline, backends = fmt.backend_rows(entry)
-    tols = (entry.get("tolerances") or {}).get("metrics", {})
     with_memory = any(isinstance(b.evaluation.get("memory"), dict) for b in backends)
     rows = []
     for b in backends:
         e, lt, mine = b.evaluation, b.latency, b.verification
-        if b.is_reference:
-            delta_text = "reference"
-        elif b.delta is None:
-            delta_text = "-"
-        else:
-            delta_text = fmt.delta(b.delta) + (f" (±{fmt.metric(b.tolerance)})" if b.tolerance is not None else "")
-        over = _metrics_over(e, tols.get(b.name, {}))
-        if b.name == entry["evaluation"].get("reference") or not e or e.get("status") != "ok":
+        over = _metrics_over(e, b.tolerances)
+        if b.is_reference or not e or e.get("status") != "ok":
             gate = "-"
         else:
             gate = "✅" if e.get("passed", not over) and not over else "❌ " + ", ".join(over or ["failed"])
@@ -49,7 +42,7 @@ def _project_rows(entry: dict[str, Any]) -> tuple[str, list[list[str]]]:
         p95 = fmt.ms(lt.get("p95")) if lt else "-"
         if lt.get("budget_violations"):
             p95 += " ❌"
-        row = [b.name, f"{b.precision}:{b.device}", b.value, delta_text, gate, fmt.ms(lt.get("p50")) if lt else "-",
+        row = [b.name, f"{b.precision}:{b.device}", b.value, b.delta_text(), gate, fmt.ms(lt.get("p50")) if lt else "-",
                p95, verified]
         if with_memory:
             mem = e.get("memory")
