@@ -262,3 +262,31 @@ def _check_files(cfg: DeployConfig) -> None:
         raise ConfigError("runtime_io.data_root", str(cfg.runtime_io.data_root), "an existing directory")
     if cfg.export.onnx_path is not None and not cfg.export.onnx_path.exists():
         raise ConfigError("export.onnx_path", str(cfg.export.onnx_path), "an existing ONNX file or folder")
+
+
+def pack_for_workers(configs: Sequence[DeployConfig]) -> dict[str, Any] | None:
+    """The configs the xdist controller read and validated, in a form its workers can take
+    instead of reading the files again. Reading costs each worker the mmengine import and a
+    validation pass (~0.7 s of its start on a 2-core box, issue 16), and a config edited
+    while workers start would differ between them. None when a config does not pickle
+    (a Python config may hold anything in `raw`): the workers then read the files."""
+    import pickle
+
+    try:
+        blob = pickle.dumps(list(configs), protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001 - any unpicklable value means: workers read the files
+        return None
+    return {"projects": [cfg.project_dir for cfg in configs], "configs": blob}
+
+
+def unpack_from_controller(packed: Mapping[str, Any]) -> list[DeployConfig]:
+    """Inverse of :func:`pack_for_workers`. Project adapters loaded by file path live in
+    private packages named in load order, so they are loaded again, in the controller's
+    order, before the configs that refer to their settings classes are unpickled."""
+    import pickle
+
+    from awml_harness.project import load_project_class
+
+    for ref in packed["projects"]:
+        load_project_class(ref)
+    return list(pickle.loads(packed["configs"]))

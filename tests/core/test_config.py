@@ -188,3 +188,36 @@ def test_scoped_overrides_apply_to_one_project_only(tmp_path):
     cfg = load_deploy_config(tmp_path / "c.yaml", base_dir=TOY,
                              overrides=["verification.pairs.pytorch:cpu->onnx:cpu={'atol': 1.0, 'rtol': 0.0}"])
     assert cfg.verification.pairs["pytorch:cpu->onnx:cpu"].atol == 1.0
+
+
+def test_configs_handed_to_a_fresh_process_equal_the_ones_read():
+    """The xdist handoff: a fresh interpreter (a worker) rebuilds the private packages of
+    path-loaded projects before unpickling, so settings classes defined there resolve."""
+    import pickle
+    import subprocess
+    import sys
+
+    from awml_harness.config.load import pack_for_workers
+
+    repo = Path(__file__).parents[2]
+    cfg = load_deploy_config(repo / "projects/CalibrationStatusClassification/configs/deploy_config.py", base_dir=repo)
+    assert cfg.model_settings is not None  # a settings object from the project's private package
+    packed = pack_for_workers([cfg])
+    assert packed is not None
+    code = ("import pickle, sys\n"
+            "from awml_harness.config.load import unpack_from_controller\n"
+            "sys.stdout.buffer.write(pickle.dumps(unpack_from_controller(pickle.loads(sys.stdin.buffer.read()))))\n")
+    out = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(packed), capture_output=True, cwd=repo,
+                         check=True)
+    assert pickle.loads(out.stdout) == [cfg]
+
+
+def test_a_config_that_does_not_pickle_is_read_by_each_worker_instead():
+    import dataclasses
+    import threading
+
+    from awml_harness.config.load import pack_for_workers
+
+    cfg = load_deploy_config(TOY / "projects/Toy/configs/deploy.yaml", base_dir=TOY)
+    assert pack_for_workers([cfg]) is not None
+    assert pack_for_workers([dataclasses.replace(cfg, raw={"lock": threading.Lock()})]) is None

@@ -102,6 +102,48 @@ def test_xdist_run_writes_one_complete_json(toy_repo):
     assert len(list((toy_repo.path / "work_dirs" / "toy" / "artifacts").glob("model-*.lock"))) == 1
 
 
+COUNTED_CONFIG = """\
+_written = open(LOG_PATH, "a").write("read\\n")  # no `with` or `import`: mmengine's reader refuses them
+project = "Toy"
+task_type = "classification"
+model_cfg = dict(channels=4, size=16, num_samples=5)
+export = dict(mode="onnx", work_dir="work_dirs/toy")
+verification = dict(num_verify_samples=2, default=dict(atol=1e-4, rtol=1e-4),
+                    scenarios=dict(onnx=[dict(ref_backend="pytorch", ref_device="cpu",
+                                              test_backend="onnx", test_device="cpu")]))
+evaluation = dict(backends=dict(pytorch=dict(device="cpu"), onnx=dict(device="cpu")), metric_tolerance={"*": 0.0, "logit_mean": 1e-3})
+"""
+
+
+def test_xdist_workers_take_the_configs_the_controller_read(toy_repo):
+    """A config file is executed by the controller only; its workers get what it validated
+    (each re-reading costs a worker the mmengine import and a validation pass)."""
+    pytest.importorskip("xdist")
+    log = toy_repo.path / "reads.log"
+    cfg = toy_repo.path / "projects" / "Toy" / "configs" / "counted.py"
+    cfg.write_text(COUNTED_CONFIG.replace("LOG_PATH", repr(str(log))))
+    args = ("suites", "-p", "no:cacheprovider", "--deploy-cfg", str(cfg), "-k", "evaluation")
+    toy_repo.runpytest_subprocess(*args).assert_outcomes(passed=2)
+    serial_reads = log.read_text().count("read")
+    assert serial_reads >= 1
+    log.unlink()
+    toy_repo.runpytest_subprocess(*args, "-n", "2").assert_outcomes(passed=2)
+    assert log.read_text().count("read") == serial_reads  # the workers read nothing
+
+
+def test_a_run_freezes_the_heap_for_the_interpreter_exit(toy_repo):
+    """The exit hook that spares torch-sized heaps the final collections: a conftest's exit
+    hook, registered before the harness's and so run after it, sees the frozen heap."""
+    toy_repo.makeconftest("""
+        import atexit, gc, sys
+
+        atexit.register(lambda: print(f"frozen at exit: {gc.get_freeze_count() > 0}", file=sys.stderr))
+    """)
+    result = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "export")
+    result.assert_outcomes(passed=1)
+    result.stderr.fnmatch_lines(["frozen at exit: True"])
+
+
 def test_benchmark_autosave_and_compare(toy_repo):
     first = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "latency", "--benchmark-autosave")
     first.assert_outcomes(passed=2)
