@@ -169,6 +169,33 @@ class ProjectAdapter(ABC):
     def graphs(self, model: Any) -> Sequence[Graph]:
         """The exportable pieces of `model`, in execution order."""
 
+    def single_input_graph(self, name: str, model: Any, example: np.ndarray, in_name: str, out_name: str) -> Graph:
+        """For `graphs()` of a one-input, one-output model: the graph as the deploy config
+        declares it. `example` is repeated to `model_io.batch_size`; dynamic axes come from
+        `model_io` and then `onnx_config` (the later wins per axis), with axis 0 of both
+        named "batch" when the batch is dynamic; TensorRT profiles are the
+        `backend_config.model_inputs` entries for `in_name`."""
+        from awml_harness.graph import Graph, ShapeRange
+
+        cfg = self.cfg
+        batch = cfg.model_io.batch_size
+        if batch is not None and batch > 1:
+            example = np.repeat(example, batch, axis=0)
+        axes: dict[str, dict[int, str]] = {}
+        for source in (cfg.model_io.dynamic_axes, cfg.onnx_config.dynamic_axes):
+            for axis_owner, mapping in source.items():
+                axes.setdefault(axis_owner, {}).update({int(k): str(v) for k, v in mapping.items()})
+        if batch is None:
+            axes.setdefault(in_name, {}).setdefault(0, "batch")
+            axes.setdefault(out_name, {}).setdefault(0, "batch")
+        profiles = tuple(
+            {n: ShapeRange(tuple(p.min_shape), tuple(p.opt_shape), tuple(p.max_shape))
+             for n, p in mi.input_shapes.items() if n == in_name}
+            for mi in cfg.backend_config.model_inputs
+        )
+        return Graph(name=name, module=model, example_inputs={in_name: example}, input_names=(in_name,),
+                     output_names=(out_name,), dynamic_axes=axes, profiles=tuple(p for p in profiles if p))
+
     # -- data -------------------------------------------------------------------------
     @abstractmethod
     def dataset(self) -> Sequence[Any]:

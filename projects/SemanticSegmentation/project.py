@@ -143,27 +143,9 @@ class Project(ProjectAdapter):
         return self.cfg.model_io.input_name or "input", self.cfg.model_io.output_name or "logits"
 
     def graphs(self, model: Any) -> Sequence[Graph]:
-        from awml_harness.graph import Graph, ShapeRange
-
         in_name, out_name = self._io_names()
         example = self.preprocess(self.dataset()[self.cfg.runtime_io.sample_idx]).inputs[in_name]
-        batch = self.cfg.model_io.batch_size
-        if batch is not None and batch > 1:
-            example = np.repeat(example, batch, axis=0)
-        axes: dict[str, dict[int, str]] = {}
-        for source in (self.cfg.model_io.dynamic_axes, self.cfg.onnx_config.dynamic_axes):
-            for name, mapping in source.items():
-                axes.setdefault(name, {}).update({int(k): str(v) for k, v in mapping.items()})
-        if batch is None:
-            axes.setdefault(in_name, {}).setdefault(0, "batch")
-            axes.setdefault(out_name, {}).setdefault(0, "batch")
-        profiles = tuple(
-            {n: ShapeRange(tuple(p.min_shape), tuple(p.opt_shape), tuple(p.max_shape))
-             for n, p in mi.input_shapes.items() if n == in_name}
-            for mi in self.cfg.backend_config.model_inputs
-        )
-        return [Graph(name=GRAPH, module=model, example_inputs={in_name: example}, input_names=(in_name,),
-                      output_names=(out_name,), dynamic_axes=axes, profiles=tuple(p for p in profiles if p))]
+        return [self.single_input_graph(GRAPH, model, example, in_name, out_name)]
 
     # -- data -------------------------------------------------------------------------
     def dataset(self) -> SegDataset:
