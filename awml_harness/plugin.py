@@ -7,6 +7,7 @@ collect no suite stay fast.
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,6 @@ from awml_harness.stash_keys import SESSION_KEY, SINK_KEY
 RECORD_TAG = "awml"
 #: workerinput key: the deploy configs the xdist controller read, handed to each worker
 HANDOFF_KEY = "awml_configs"
-CONFIGS_KEY = pytest.StashKey[list]()
 
 
 def _positive_int(value: str) -> int:
@@ -160,7 +160,6 @@ def pytest_configure(config: pytest.Config) -> None:
     else:
         configs = _read_configs(config, paths)
         _check_overrides(config, configs)
-    config.stash[CONFIGS_KEY] = configs
     split = None
     if config.option.awml_shard is not None:
         from awml_harness.split import parse_shard
@@ -201,7 +200,7 @@ def pytest_configure(config: pytest.Config) -> None:
     progress.configure(config, config.option.awml_progress_interval)
     config.pluginmanager.register(ExportStage(config.stash[SESSION_KEY]), "awml-export-stage")
     if config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(_XdistHooks(), "awml-xdist")
+        config.pluginmanager.register(_XdistHooks(list(config.stash[SESSION_KEY].configs.values())), "awml-xdist")
     if not _is_worker(config):
         config.pluginmanager.register(_FinalStatus(sink), "awml-final-status")
     if config.pluginmanager.hasplugin("benchmark"):
@@ -251,18 +250,23 @@ def _check_overrides(config: pytest.Config, configs: list[Any]) -> None:
 class _XdistHooks:
     """Registered only when pytest-xdist is loaded (its hook names are unknown otherwise)."""
 
+    def __init__(self, configs: list[Any]) -> None:
+        self.configs = configs
+
+    @functools.cached_property
+    def handoff(self) -> dict[str, Any] | None:
+        """The configs packed for the workers, once for all of them (None: they read the files)."""
+        from awml_harness.config.load import pack_for_workers
+
+        return pack_for_workers(self.configs)
+
     @pytest.hookimpl
     def pytest_configure_node(self, node: Any) -> None:
         sink = node.config.stash.get(SINK_KEY, None)
         if sink is not None:
             node.workerinput["awml_run_started"] = sink.started
-        configs = node.config.stash.get(CONFIGS_KEY, None)
-        if configs:
-            from awml_harness.config.load import pack_for_workers
-
-            packed = pack_for_workers(configs)
-            if packed is not None:
-                node.workerinput[HANDOFF_KEY] = packed
+        if self.handoff is not None:
+            node.workerinput[HANDOFF_KEY] = self.handoff
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
