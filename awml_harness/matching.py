@@ -14,7 +14,7 @@ appear on one side only; they are listed as "borderline" and do not fail the che
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 

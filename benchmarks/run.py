@@ -32,6 +32,7 @@ import io
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -65,11 +66,15 @@ class Row:
         return "n/a" if self.ok is None else ("pass" if self.ok else "FAIL")
 
 
-def shipped_configs() -> dict[str, Path]:
-    """project name -> deploy config, from pytest.ini's awml_deploy_configs."""
+def pytest_ini(key: str) -> str:
     ini = configparser.ConfigParser()
     ini.read(ROOT / "pytest.ini")
-    lines = [x.strip() for x in ini.get("pytest", "awml_deploy_configs", fallback="").splitlines() if x.strip()]
+    return ini.get("pytest", key, fallback="")
+
+
+def shipped_configs() -> dict[str, Path]:
+    """project name -> deploy config, from pytest.ini's awml_deploy_configs."""
+    lines = [x.strip() for x in pytest_ini("awml_deploy_configs").splitlines() if x.strip()]
     out = {}
     for line in lines:
         project = Path(line).parts[1] if Path(line).parts[0] == "projects" else Path(line).stem
@@ -150,20 +155,20 @@ def median_wall(runs: list[dict[str, Any]]) -> float:
 
 def spread(runs_a: list[dict[str, Any]], runs_b: list[dict[str, Any]]) -> str:
     """The per-pair ratios' range and the walls' ranges: a bimodal side shows here."""
-    pairs = sorted(x["wall"] / y["wall"] for x, y in zip(runs_a, runs_b))
+    pairs = sorted(x["wall"] / y["wall"] for x, y in zip(runs_a, runs_b, strict=True))
     return (f"{len(pairs)} interleaved pairs, pair ratios {pairs[0]:.2f}-{pairs[-1]:.2f}, walls "
             f"{min(r['wall'] for r in runs_a):.1f}-{max(r['wall'] for r in runs_a):.1f} s vs "
             f"{min(r['wall'] for r in runs_b):.1f}-{max(r['wall'] for r in runs_b):.1f} s")
 
 
 def pytest_floor(tmp: Path, repeats: int) -> float:
-    """Median wall of a pytest process running one empty test with the same plugins as the
-    suite runs (the harness's among them, with no deploy config; pytest.ini's
-    `-p no:hypothesispytest` too): what any pytest-based run pays before and after its own
-    work, and so the least P1's numerator can carry over a bare script."""
+    """Median wall of a pytest process running one empty test with the same plugins and
+    pytest.ini `addopts` as the suite runs (the harness's plugin among them, with no deploy
+    config): what any pytest-based run pays before and after its own work, and so the
+    least P1's numerator can carry over a bare script."""
     test = tmp / "test_empty.py"
     test.write_text("def test_nothing():\n    assert True\n")
-    cmd = [sys.executable, "-m", "pytest", str(test), "-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
+    cmd = [sys.executable, "-m", "pytest", str(test), "-q", "-p", "no:cacheprovider", *shlex.split(pytest_ini("addopts")),
            "-c", os.devnull, "--rootdir", str(tmp)]
     return statistics.median(measured(cmd)["wall"] for _ in range(repeats))
 
@@ -181,8 +186,8 @@ def p1(quick: bool) -> list[Row]:
                                 "not in pytest.ini awml_deploy_configs: not measured"))
                 continue
             log(f"P1 {project}: cold suite process (--awml-rebuild) and bare script process, interleaved")
-            suites, bares = interleaved(lambda: suite_run(kw, tmp, f"{project}-p1", cold=True),
-                                        lambda: bare_run(configs[project]), repeats)
+            suites, bares = interleaved(lambda kw=kw, project=project: suite_run(kw, tmp, f"{project}-p1", cold=True),
+                                        lambda project=project: bare_run(configs[project]), repeats)
             suite_wall, bare_wall = median_wall(suites), median_wall(bares)
             ratio = suite_wall / bare_wall
             ok = ratio <= 1.15 and all(r["rc"] == 0 for r in suites + bares)
@@ -254,8 +259,9 @@ def p7(quick: bool) -> list[Row]:
         repeats = 2 if quick else 5
         for what, kw, extra, goal, ok in cases:
             log(f"P7 {what}: -n 2 and serial, interleaved")
-            pars, serials = interleaved(lambda: suite_run(kw, tmp, "p7-n2", "-n", "2", *extra, cold=False),
-                                        lambda: suite_run(kw, tmp, "p7-serial", *extra, cold=False), repeats)
+            pars, serials = interleaved(
+                lambda kw=kw, extra=extra: suite_run(kw, tmp, "p7-n2", "-n", "2", *extra, cold=False),
+                lambda kw=kw, extra=extra: suite_run(kw, tmp, "p7-serial", *extra, cold=False), repeats)
             ratio = median_wall(pars) / median_wall(serials)
             par, serial = pars[-1], serials[-1]
             rcs_ok = all(r["rc"] == 0 for r in pars + serials)
