@@ -83,6 +83,18 @@ class Evaluator(ABC):
 
     #: the metric the summary table leads with, e.g. "accuracy" or "mAP".
     headline: ClassVar[str]
+    #: which way each scalar metric gets better: "higher", "lower", or "none" for values
+    #: that are no quality (counts; reported, never gated). Keys are metric names or
+    #: glob patterns (`mAP_*`), exact names first, then patterns in order. `num_*` is
+    #: "none" unless declared otherwise; a metric named nowhere is "undeclared" and is
+    #: gated (and diffed) both ways (awml_harness/evaluation/gate.py).
+    directions: ClassVar[Mapping[str, str]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        from awml_harness.evaluation.gate import check_directions
+
+        check_directions(cls.__dict__.get("directions", {}), f"{cls.__module__}.{cls.__qualname__}")
 
     @abstractmethod
     def add(self, sample_id: str, prediction: Any, target: Any) -> None: ...

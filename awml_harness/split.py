@@ -186,9 +186,9 @@ def merge(paths: Sequence[Path], rootdir: Path, argv: Sequence[str] = ()) -> tup
     """Shard files -> (metrics JSON document, gate failures). Loads each config from this
     checkout (as the shard jobs did) for its evaluator and tolerances."""
     from awml_harness.config.load import load_deploy_config
-    from awml_harness.evaluation import merge_shards
+    from awml_harness.evaluation.merge import merge_shards
     from awml_harness.report.machine import machine_info
-    from awml_harness.report.metrics import _project_entry, jsonable, verification_status
+    from awml_harness.report.metrics import SCHEMA_VERSION, _project_entry, jsonable, verification_status
     from awml_harness.session import ProjectContext, RunOptions
 
     started = time.time()
@@ -232,6 +232,7 @@ def merge(paths: Sequence[Path], rootdir: Path, argv: Sequence[str] = ()) -> tup
                 failures.append(f"{cid} ({name}): {line.strip()}")
             if entry.get("status") == "error":
                 failures.append(f"{cid} ({name}): evaluation failed on {entry['error']}")
+            project["evaluation"]["directions"].update(entry.pop("directions", None) or {})
             project["evaluation"]["backends"][name] = entry
         results: dict[tuple[str, int], Any] = {}
         for s in shards.values():
@@ -248,7 +249,7 @@ def merge(paths: Sequence[Path], rootdir: Path, argv: Sequence[str] = ()) -> tup
         projects[cid] = project
     now = time.time()
     doc = {
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "run": {
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(now)),

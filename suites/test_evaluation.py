@@ -16,7 +16,7 @@ import pytest
 
 def test_evaluation(awml, awml_eval_case, awml_record, awml_unavailable, guard_backend, pytestconfig):
     from awml_harness.cases import EvalShardCase, SplitCase
-    from awml_harness.evaluation import delta_failures, scalar_metrics
+    from awml_harness.evaluation.gate import judge_metrics
 
     case = awml_eval_case
     ctx = awml.context(case.config_id)
@@ -49,6 +49,7 @@ def test_evaluation(awml, awml_eval_case, awml_record, awml_unavailable, guard_b
     record = {"kind": "evaluation", "config": case.config_id, "backend": case.name,
               "device": case.spec.device, "precision": case.spec.precision, "artifacts": ctx.all_artifacts(),
               "headline": type(ctx.adapter.evaluator()).headline}
+    declared = type(ctx.adapter.evaluator()).directions
     if "unavailable" in mine:
         awml_record({**record, "status": "unavailable", "reason": mine["unavailable"]})
         awml_unavailable(mine["unavailable"])
@@ -64,10 +65,9 @@ def test_evaluation(awml, awml_eval_case, awml_record, awml_unavailable, guard_b
         note = (f"{case.id}: no detections on any of the {mine['num_samples']} samples, so every metric is 0; "
                 "check the score threshold and the backend's raw outputs (test_verification)")
         warnings.warn(note, stacklevel=1)
-    deltas, failures = delta_failures(scalar_metrics(mine["metrics"]), scalar_metrics(reference["metrics"]),
-                                      ev.tolerance_for(case.name))
-    awml_record({**record, "status": "ok", "metrics": mine["metrics"], "deltas": deltas, "note": note,
-                 "num_samples": mine["num_samples"], "seconds": mine["seconds"], "memory": mine.get("memory"),
-                 "passed": not failures})
-    if failures:
-        pytest.fail(f"{case.id}: metrics differ from {ev.reference}:\n" + "\n".join(failures), pytrace=False)
+    verdict = judge_metrics(mine["metrics"], reference["metrics"], ev.tolerance_for(case.name), declared)
+    awml_record({**record, "status": "ok", "metrics": mine["metrics"], "deltas": verdict.deltas, "note": note,
+                 "gate": verdict.as_dict(), "directions": verdict.directions, "num_samples": mine["num_samples"], "seconds": mine["seconds"],
+                 "memory": mine.get("memory"), "passed": verdict.passed})
+    if not verdict.passed:
+        pytest.fail(f"{case.id}: metrics differ from {ev.reference}:\n" + "\n".join(verdict.failures), pytrace=False)

@@ -34,10 +34,11 @@ def load_document(path: str | Path) -> dict[str, Any]:
         found = sorted(doc)[:8] if isinstance(doc, dict) else type(doc).__name__
         raise CliError(f"{p}: not a metrics JSON (top level has {found}, needs schema_version, run, machine, "
                        f"projects); expected {EXPECTED}")
-    from awml_harness.report.metrics import SCHEMA_VERSION
+    from awml_harness.report.metrics import READABLE_VERSIONS
 
-    if doc["schema_version"] != SCHEMA_VERSION:
-        raise CliError(f"{p}: schema_version {doc['schema_version']!r}, this awml-harness reads {SCHEMA_VERSION}")
+    if doc["schema_version"] not in READABLE_VERSIONS:
+        raise CliError(f"{p}: schema_version {doc['schema_version']!r}, this awml-harness reads "
+                       f"{' and '.join(map(str, READABLE_VERSIONS))}")
     try:
         import jsonschema
     except ImportError:

@@ -1,16 +1,20 @@
 """`awml diff OLD.json NEW.json`: what changed between two runs, and whether it regressed.
 
-Compared per project and backend: the gated task metrics (each backend's headline metric,
-plus any `--metric NAME`), latency p50/p95 (plus every statistic a backend's
-`latency_regression` names in NEW, with that limit), peak memory, and verification.
-Exit 1 names every regression beyond the thresholds; exit 0 otherwise, so a CI step can
-gate a pull request on the main branch's last metrics JSON.
+Compared per project and backend: the task metrics in the direction their evaluator
+declares (higher or lower is better), the metric and latency gates' outcomes, latency
+p50/p95 (plus every statistic a backend's `latency_regression` names in NEW, with that
+limit), peak memory, and verification. Exit 1 names every regression beyond the
+thresholds; exit 0 otherwise, so a CI step can gate a pull request on the main branch's
+last metrics JSON.
 
-Thresholds: a metric may drop by `--metric-drop` (absolute, metrics are higher-is-better
-by the harness's headline convention: accuracy, mAP); latency and memory may grow by
-`--latency-increase` / `--memory-increase` (relative). `evaluation.metric_tolerance` is
-not used here: it bounds a backend against the reference backend within one run, not a
-run against an earlier run.
+Gated metrics: every metric with a declared direction, the headline, and any `--metric
+NAME`; a headline or named metric whose direction nobody declared is held both ways.
+Counts (direction "none") are shown, never gated. A metric may get worse by
+`--metric-worse` (absolute) plus `--metric-worse-rel` times its OLD value; latency and
+memory may grow by `--latency-increase` / `--memory-increase` (relative). A metric or
+latency gate that passed in OLD and fails in NEW is a regression whatever the numbers.
+`evaluation.metric_tolerance` is not used here: it bounds a backend against the
+reference backend within one run, not a run against an earlier run.
 """
 
 from __future__ import annotations
@@ -28,10 +32,20 @@ MEMORY_KEYS = (("peak_rss_bytes", "peak RSS MB"), ("cuda_peak_allocated_bytes", 
 
 @dataclass(frozen=True)
 class Thresholds:
-    metric_drop: float = 0.01
+    metric_worse: float = 0.01  # absolute, in the metric's units
     latency_increase: float = 0.10
     memory_increase: float = 0.20
     metrics: tuple[str, ...] = ()
+    metric_worse_rel: float = 0.0  # times |OLD value|, added to metric_worse
+
+    def allowed(self, old: float) -> float:
+        return self.metric_worse + self.metric_worse_rel * abs(old)
+
+    def describe(self) -> str:
+        text = f"{self.metric_worse:g}"
+        if self.metric_worse_rel:
+            text += f" + {100 * self.metric_worse_rel:g} % of OLD"
+        return text
 
 
 @dataclass(frozen=True)
@@ -62,21 +76,28 @@ def add_parser(subparsers: Any) -> None:
         description=__doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("old", metavar="OLD.json", help="metrics JSON of the baseline run")
     p.add_argument("new", metavar="NEW.json", help="metrics JSON of the run to judge")
-    p.add_argument("--metric-drop", type=_fraction, default=Thresholds.metric_drop, metavar="ABS",
-                   help="allowed absolute drop of a gated metric (default %(default)s)")
+    p.add_argument("--metric-worse", "--metric-drop", dest="metric_worse", type=_fraction,
+                   default=Thresholds.metric_worse, metavar="ABS",
+                   help="allowed absolute worsening of a gated metric, in its direction (default %(default)s; "
+                        "--metric-drop is the old name)")
+    p.add_argument("--metric-worse-rel", type=_fraction, default=Thresholds.metric_worse_rel, metavar="FRAC",
+                   help="allowed worsening relative to OLD's value, added to --metric-worse: 0.05 = 5 %% "
+                        "(default %(default)s)")
     p.add_argument("--latency-increase", type=_fraction, default=Thresholds.latency_increase, metavar="FRAC",
                    help="allowed relative latency increase, 0.10 = 10%% slower (default %(default)s); a backend's "
                         "evaluation.backends.<name>.latency_regression recorded in NEW takes precedence")
     p.add_argument("--memory-increase", type=_fraction, default=Thresholds.memory_increase, metavar="FRAC",
                    help="allowed relative peak-memory increase (default %(default)s)")
     p.add_argument("--metric", action="append", default=[], metavar="NAME",
-                   help="also gate this scalar metric (higher is better); repeatable. Always gated: the headline")
+                   help="also gate this scalar metric (in its declared direction, both ways if it has none); "
+                        "repeatable. Always gated: the headline and every metric with a declared direction")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     old, new = load_document(args.old), load_document(args.new)
-    th = Thresholds(args.metric_drop, args.latency_increase, args.memory_increase, tuple(args.metric))
+    th = Thresholds(args.metric_worse, args.latency_increase, args.memory_increase, tuple(args.metric),
+                    args.metric_worse_rel)
     rows, notes = compare_documents(old, new, th)
     for line in render(rows, notes, args.old, args.new):
         print(line)
@@ -104,6 +125,13 @@ def _f(value: float | None, spec: str) -> str:
 def compare_documents(old: dict[str, Any], new: dict[str, Any], th: Thresholds) -> tuple[list[Row], list[str]]:
     rows: list[Row] = []
     notes: list[str] = []
+    lacks = [label for label, doc in (("OLD", old), ("NEW", new)) if not _has_directions(doc)]
+    if len(lacks) == 2:
+        notes.append("warning: neither file records metric directions (metrics JSON schema 1): the headline is "
+                     "taken as higher-is-better and the other metrics are shown, not gated")
+    elif lacks:
+        other = "NEW" if lacks[0] == "OLD" else "OLD"
+        notes.append(f"warning: {lacks[0]} records no metric directions (metrics JSON schema 1): {other}'s are used")
     for cid in dict.fromkeys([*old["projects"], *new["projects"]]):
         a, b = old["projects"].get(cid), new["projects"].get(cid)
         if b is None:
@@ -142,9 +170,65 @@ def _verification(cid: str, a: dict[str, Any], b: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _has_directions(doc: dict[str, Any]) -> bool:
+    return any("directions" in (p.get("evaluation") or {}) for p in doc["projects"].values())
+
+
+def _directions(a: dict[str, Any], b: dict[str, Any]) -> dict[str, str] | None:
+    """NEW's declared directions, completed from OLD's; None when neither run recorded any."""
+    da, db = (a.get("evaluation") or {}).get("directions"), (b.get("evaluation") or {}).get("directions")
+    if da is None and db is None:
+        return None
+    return {**(da or {}), **(db or {})}
+
+
+_WORDS = {"higher": "higher is better", "lower": "lower is better"}
+_MARK = {"higher": " ↑", "lower": " ↓"}
+
+
+def _metric_row(cid: str, name: str, metric: str, old_v: float | None, new_v: float | None, direction: str,
+                th: Thresholds, in_new: bool) -> Row:
+    label = metric + _MARK.get(direction, "")
+    change = _f(None if old_v is None or new_v is None else new_v - old_v, "+.4f")
+    limit = f"{'+' if direction == 'lower' else '-' if direction == 'higher' else '±'}{th.describe()}"
+    regression = None
+    if old_v is not None and new_v is None:
+        regression = f"{cid} {name}: {metric} is {'NaN/None' if in_new else 'missing'} in NEW (OLD {old_v:.4f})"
+    elif old_v is not None and new_v is not None:
+        delta = new_v - old_v
+        worse = -delta if direction == "higher" else delta if direction == "lower" else abs(delta)
+        if worse > th.allowed(old_v) + 1e-12:
+            if direction in _WORDS:
+                regression = (f"{cid} {name}: {metric} worse {old_v:.4f} -> {new_v:.4f} ({delta:+.4f}, "
+                              f"{_WORDS[direction]}; allowed {th.describe()}; --metric-worse)")
+            else:
+                regression = (f"{cid} {name}: {metric} changed {old_v:.4f} -> {new_v:.4f} ({delta:+.4f}; its "
+                              "evaluator declares no direction, so a change either way beyond "
+                              f"{th.describe()} counts; --metric-worse)")
+    return Row(cid, name, label, _f(old_v, ".4f"), _f(new_v, ".4f"), change, limit, regression)
+
+
+def _gate_row(cid: str, name: str, x: dict[str, Any], y: dict[str, Any]) -> Row | None:
+    """The metric gate vs the reference within each run: passed in OLD, failed in NEW."""
+    if "passed" not in x and "passed" not in y:
+        return None
+    before, after = x.get("passed"), y.get("passed")
+    regression = None
+    if before is True and after is False:
+        failed = [m for m, c in (y.get("gate") or {}).items() if c.get("gated") and not c.get("passed")]
+        what = f" ({', '.join(failed)} beyond evaluation.metric_tolerance)" if failed else ""
+        regression = f"{cid} {name}: the metric gate passed in OLD and fails in NEW{what}"
+    return Row(cid, name, "metric gate", _outcome(before), _outcome(after), "", "", regression)
+
+
+def _outcome(value: Any) -> str:
+    return "-" if value is None else "passed" if value else "FAILED"
+
+
 def _evaluation(cid: str, a: dict[str, Any], b: dict[str, Any], th: Thresholds, notes: list[str]) -> list[Row]:
     rows: list[Row] = []
     ea, eb = a.get("evaluation", {}).get("backends", {}), b.get("evaluation", {}).get("backends", {})
+    directions = _directions(a, b)
     for name in dict.fromkeys([*ea, *eb]):
         x, y = ea.get(name), eb.get(name)
         if x is None:
@@ -157,27 +241,29 @@ def _evaluation(cid: str, a: dict[str, Any], b: dict[str, Any], th: Thresholds, 
                             f"{cid} {name}: evaluated ({x.get('status')}) in OLD, {now} in NEW{why}"))
             continue
         ma, mb = _scalars(x.get("metrics")), _scalars(y.get("metrics"))
-        gated = [m for m in dict.fromkeys([y.get("headline") or x.get("headline"), *th.metrics]) if m]
-        for metric in dict.fromkeys([*gated, *ma]):
+        headline = y.get("headline") or x.get("headline")
+        named = [m for m in dict.fromkeys([headline, *th.metrics]) if m]
+        for metric in dict.fromkeys([*named, *ma, *mb]):
+            if directions is None:  # schema-1 files: the old convention, the headline up
+                direction = "higher" if metric == headline else "unknown"
+            else:
+                direction = directions.get(metric, "undeclared")
+            gated = direction != "none" and (metric in named or direction in ("higher", "lower"))
             old_v, new_v = ma.get(metric), mb.get(metric)
-            if metric not in gated:
+            if not gated:
                 if old_v is not None and new_v is not None and old_v != new_v:
+                    why = {"none": "a count, not gated"}.get(direction, "direction undeclared, not gated")
                     rows.append(Row(cid, name, metric, _f(old_v, ".4f"), _f(new_v, ".4f"),
-                                    _f(new_v - old_v, "+.4f"), "not gated"))
+                                    _f(new_v - old_v, "+.4f"), why))
                 continue
             if metric not in ma:
-                notes.append(f"{cid} {name}: gated metric {metric!r} is not in OLD")
+                if metric in named:
+                    notes.append(f"{cid} {name}: gated metric {metric!r} is not in OLD")
                 continue
-            regression = None
-            if old_v is not None and new_v is None:
-                got = "missing" if metric not in mb else "NaN/None"
-                regression = f"{cid} {name}: {metric} is {got} in NEW (OLD {old_v:.4f})"
-            elif old_v is not None and new_v is not None and old_v - new_v > th.metric_drop + 1e-12:
-                regression = (f"{cid} {name}: {metric} dropped {old_v:.4f} -> {new_v:.4f} "
-                              f"({new_v - old_v:+.4f}, allowed drop {th.metric_drop:g}; --metric-drop)")
-            change = _f(None if old_v is None or new_v is None else new_v - old_v, "+.4f")
-            rows.append(Row(cid, name, metric, _f(old_v, ".4f"), _f(new_v, ".4f"), change,
-                            f"-{th.metric_drop:g}", regression))
+            rows.append(_metric_row(cid, name, metric, old_v, new_v, direction, th, metric in mb))
+        gate = _gate_row(cid, name, x, y)
+        if gate is not None:
+            rows.append(gate)
         rows += _memory(cid, name, x.get("memory") or {}, y.get("memory") or {}, th)
     return rows
 
@@ -208,6 +294,14 @@ def _latency(cid: str, a: dict[str, Any], b: dict[str, Any], th: Thresholds) -> 
                             f"{cid} {name}: latency measured in OLD, not in NEW (skipped? under -n the "
                             "latency tests skip)"))
             continue
+        before, after = x.get("budget_violations"), y.get("budget_violations")
+        if before is not None or after is not None:  # the latency test's own gates (budget, stability, baseline)
+            regression = None
+            if before == [] and after:
+                regression = (f"{cid} {name}: the latency gate passed in OLD and fails in NEW: "
+                              + "; ".join(str(v) for v in after))
+            rows.append(Row(cid, name, "latency gate", _outcome(None if before is None else not before),
+                            _outcome(None if after is None else not after), "", "", regression))
         limits = y.get("regression_limits") or {}
         for stat in dict.fromkeys([*LATENCY_STATS, *limits]):
             old_v, new_v = _num(x.get(stat)), _num(y.get(stat))
@@ -240,7 +334,7 @@ def render(rows: list[Row], notes: list[str], old_name: str, new_name: str) -> l
         lines.append(cid)
         lines.append("  " + "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
         lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip() for cells in mine]
-    lines += [f"note: {n}" for n in notes]
+    lines += [n if n.startswith("warning:") else f"note: {n}" for n in notes]
     regressions = [r.regression for r in rows if r.regression]
     if regressions:
         lines.append(f"{len(regressions)} regression{'s' if len(regressions) != 1 else ''} beyond the thresholds:")

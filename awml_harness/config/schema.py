@@ -199,6 +199,40 @@ class Tolerance:
         return self.atol, self.rtol, self.max_mismatch_share
 
 
+@dataclass(frozen=True)
+class MetricTolerance:
+    """How far a backend's task metric may move from the reference's: `atol` in the
+    metric's own units plus `rtol` times |reference| (either or both). `one_sided=True`:
+    only a change for the worse counts (the metric's direction, declared by its
+    evaluator), so an improvement never fails the gate. A plain number in the config is
+    `atol` alone, two-sided."""
+
+    atol: NonNegFloat | None = None
+    rtol: NonNegFloat | None = None
+    one_sided: bool = False
+
+    def validate(self, key: str) -> None:
+        if self.atol is None and self.rtol is None:
+            raise ConfigError(key, {"atol": None, "rtol": None, "one_sided": self.one_sided},
+                              "a number (absolute), or dict(atol=..., rtol=..., one_sided=...) with atol and/or rtol")
+
+    def allowed(self, reference: float) -> float:
+        return (self.atol or 0.0) + (self.rtol or 0.0) * abs(reference)
+
+    def describe(self) -> str:
+        """As the failure line and the reports state it: `0.02`, `rtol=0.05`, `0.01 + rtol=0.05, one-sided`."""
+        parts = []
+        if self.atol is not None:
+            parts.append(f"{self.atol:g}")
+        if self.rtol is not None:
+            parts.append(f"rtol={self.rtol:g}")
+        return " + ".join(parts) + (", one-sided" if self.one_sided else "")
+
+
+def as_metric_tolerance(value: float | MetricTolerance) -> MetricTolerance:
+    return value if isinstance(value, MetricTolerance) else MetricTolerance(atol=float(value))
+
+
 #: the least an fp16 side is held to when no rule names the fp16 pair explicitly
 FP16_TOLERANCE = Tolerance(atol=2e-2, rtol=2e-2)
 
@@ -344,7 +378,7 @@ class EvalBackend:
     # latency budgets in milliseconds on pytest-benchmark statistics, e.g. {"p95_ms": 20}
     latency_budget: Mapping[str, float] = field(default_factory=dict)
     # overrides evaluation.metric_tolerance for this backend (e.g. looser for fp16)
-    metric_tolerance: Mapping[str, float] = field(default_factory=dict)
+    metric_tolerance: Mapping[str, NonNegFloat | MetricTolerance] = field(default_factory=dict)
     # max relative increase vs a saved pytest-benchmark baseline (--awml-latency-baseline),
     # any statistic incl. percentiles, e.g. {"p95": 0.10} = at most 10 % slower at p95
     latency_regression: Mapping[str, float] = field(default_factory=dict)
@@ -388,8 +422,10 @@ class EvaluationConfig:
     backends: Mapping[str, EvalBackend] = field(
         default_factory=lambda: {"pytorch": EvalBackend(), "onnx": EvalBackend()}
     )
-    # metric name -> max |delta| vs the reference backend; "*" applies to every scalar metric
-    metric_tolerance: Mapping[str, NonNegFloat] = field(default_factory=lambda: {"*": 0.02})
+    # metric name -> allowed change vs the reference backend: a number (absolute) or
+    # dict(atol=, rtol=, one_sided=); "*" applies to every scalar metric that is a quality
+    # (evaluation/gate.py: a count such as num_samples is never gated by "*")
+    metric_tolerance: Mapping[str, NonNegFloat | MetricTolerance] = field(default_factory=lambda: {"*": 0.02})
     latency: bool = True  # test_latency per backend (independent of `enabled`)
     latency_rounds: PosInt = 20
     latency_warmup: NonNegInt = 3
@@ -415,10 +451,11 @@ class EvaluationConfig:
         if self.enabled and self.reference not in self.backends:
             raise ConfigError(f"{key}.reference", self.reference, f"one of the configured backends {sorted(self.backends)}")
 
-    def tolerance_for(self, backend: str) -> dict[str, float]:
-        """metric -> allowed |delta| for `backend`: its own entries over the global ones."""
+    def tolerance_for(self, backend: str) -> dict[str, MetricTolerance]:
+        """metric -> tolerance for `backend`. Most specific first: the backend's entry for
+        the metric, the global entry for the metric, the backend's "*", the global "*"."""
         own = self.backends[backend].metric_tolerance if backend in self.backends else {}
-        return {**self.metric_tolerance, **own}
+        return {k: as_metric_tolerance(v) for k, v in {**self.metric_tolerance, **own}.items()}
 
     def specs(self) -> dict[str, BackendSpec]:
         out = {}

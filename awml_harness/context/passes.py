@@ -99,7 +99,7 @@ class EvaluationPasses(ContextPart):
 
     def evaluate_shard(self, shard: int, of: int) -> dict[str, Any]:
         """Predictions (wire-encoded) of samples i % of == shard, for the controller to merge."""
-        from awml_harness.evaluation import encode
+        from awml_harness.evaluation.wire import encode
 
         rows: dict[str, list[dict[str, Any]]] = {name: [] for name in self.cfg.evaluation.specs()}
 

@@ -92,6 +92,41 @@ def short_commit(git: Any) -> str:
     return text
 
 
+#: how the reports mark a metric's direction (evaluation.directions)
+DIRECTION_MARKS = {"higher": "↑", "lower": "↓", "none": "(count)", "undeclared": "(↕ direction undeclared)"}
+DIRECTION_WORDS = {"higher": "higher is better", "lower": "lower is better", "none": "a count, not gated",
+                   "undeclared": "direction undeclared: gated both ways"}
+
+
+def metric_label(name: str, directions: dict[str, str] | None) -> str:
+    """`mAP ↑`, `AbsRel ↓`; a document without directions (schema 1) shows the bare name."""
+    direction = (directions or {}).get(name)
+    return f"{name} {DIRECTION_MARKS[direction]}" if direction in DIRECTION_MARKS else name
+
+
+def gate_text(evaluation: dict[str, Any], name: str, tolerance: Any = None) -> tuple[str, bool | None]:
+    """(allowed text, passed) of one metric exactly as the run's gate recorded it
+    (`evaluation.backends.<name>.gate`); nothing is judged here. A schema-1 document has
+    no per-metric record: its tolerance is shown and the outcome left open."""
+    check = (evaluation.get("gate") or {}).get(name)
+    if check is not None:
+        if not check.get("gated"):
+            return "not gated", None
+        allowed = check.get("allowed")
+        amount = "-" if allowed is None else metric(allowed)
+        text = f"allowed {amount} worse" if check.get("one_sided") else f"allowed ±{amount}"
+        rule = check.get("rule") or ""
+        if "rtol" in rule:
+            text += f" ({rule})"
+        return text, bool(check.get("passed"))
+    if isinstance(tolerance, dict):  # schema 2 tolerances table without a gate record
+        return f"allowed ±{metric(tolerance.get('allowed'))}", None
+    if isinstance(tolerance, (int, float)):
+        return f"allowed ±{metric(tolerance)}", None
+    return ("not gated", None) if evaluation.get("gate") is not None or tolerance is None else (MISSING, None)
+
+
+
 @dataclass(frozen=True)
 class BackendRow:
     """One backend of a project entry as every summary shows it (HTML, markdown): the
@@ -104,18 +139,23 @@ class BackendRow:
     precision: str
     value: str
     delta: float | None
-    tolerance: float | None
-    tolerances: dict[str, Any]  # every metric's allowed |delta| for this backend
+    headline: str
+    tolerances: dict[str, Any]  # every metric's recorded tolerance for this backend
     is_reference: bool
     verification: list[dict[str, Any]]
 
-    def delta_text(self, allowed: str = "") -> str:
-        """The headline delta with its allowed |delta|: "+0.0100 (<allowed>±0.0200)"."""
+    def delta_text(self) -> str:
+        """The headline delta with what the gate allowed: "+0.0100 (allowed ±0.0200)"."""
         if self.is_reference:
             return "reference"
         if self.delta is None:
             return "-"
-        return delta(self.delta) + (f" ({allowed}±{metric(self.tolerance)})" if self.tolerance is not None else "")
+        allowed, _ = gate_text(self.evaluation, self.headline, self.tolerances.get(self.headline))
+        return delta(self.delta) + (f" ({allowed})" if allowed not in ("not gated", MISSING) else "")
+
+    def failed_metrics(self) -> list[str]:
+        """The metrics the run's gate failed (as recorded)."""
+        return [m for m, c in (self.evaluation.get("gate") or {}).items() if c.get("gated") and not c.get("passed")]
 
 
 def backend_rows(entry: dict[str, Any]) -> tuple[str, list[BackendRow]]:
@@ -140,8 +180,7 @@ def backend_rows(entry: dict[str, Any]) -> tuple[str, list[BackendRow]]:
         label = f"{name.split('-')[0]}{'' if precision in ('fp32', '-') else '-' + precision}:{device}"
         rows.append(BackendRow(
             name=name, evaluation=e, latency=lt, device=device, precision=precision, value=value,
-            delta=(e.get("deltas") or {}).get(headline), tolerance=tols.get(name, {}).get(headline),
-            tolerances=tols.get(name, {}),
+            delta=(e.get("deltas") or {}).get(headline), headline=headline, tolerances=tols.get(name, {}),
             is_reference=bool(e) and name == entry["evaluation"].get("reference"),
             verification=[r for r in results if r["test"] == label]))
     return headline, rows

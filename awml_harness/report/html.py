@@ -54,12 +54,13 @@ def _e(value: Any) -> str:
 class _Cell:
     """A table cell: text plus an optional CSS class (numbers right-aligned, status colour)."""
 
-    def __init__(self, text: Any, cls: str = "", raw: bool = False) -> None:
-        self.text, self.cls, self.raw = text, cls, raw
+    def __init__(self, text: Any, cls: str = "", raw: bool = False, title: str = "") -> None:
+        self.text, self.cls, self.raw, self.title = text, cls, raw, title
 
     def render(self) -> str:
         body = str(self.text) if self.raw else _e(self.text)
-        return f'<td class="{self.cls}">{body}</td>' if self.cls else f"<td>{body}</td>"
+        attrs = (f' class="{self.cls}"' if self.cls else "") + (f' title="{_e(self.title)}"' if self.title else "")
+        return f"<td{attrs}>{body}</td>"
 
 
 def _n(text: str) -> _Cell:
@@ -149,7 +150,7 @@ def _summary_table(entry: dict[str, Any]) -> str:
         lt, mine = b.latency, b.verification
         budget_ok = None if not lt else not lt.get("budget_violations")
         rows.append([
-            b.name, b.device, b.precision, _n(b.value), _n(b.delta_text("allowed ")),
+            b.name, b.device, b.precision, _n(b.value), _n(b.delta_text()),
             _n(fmt.ms(lt.get("p50")) if lt else "-"), _n(fmt.ms(lt.get("p95")) if lt else "-"),
             _status(budget_ok, "within", "OVER") if lt and (lt.get("budget") or lt.get("budget_violations")) else _Cell("-"),
             _Cell(f"{sum(r['passed'] for r in mine)}/{len(mine)} passed",
@@ -157,7 +158,8 @@ def _summary_table(entry: dict[str, Any]) -> str:
         ])
     if not rows:
         return ""
-    return _table(["backend", "device", "precision", headline, "delta vs reference", "p50", "p95",
+    label = fmt.metric_label(headline, entry["evaluation"].get("directions"))
+    return _table(["backend", "device", "precision", label, "delta vs reference", "p50", "p95",
                    "latency gate", "verification"], rows)
 
 
@@ -174,8 +176,10 @@ def _metrics_section(entry: dict[str, Any]) -> str:
     if not metrics:
         return ""
     rows = []
+    directions = ev.get("directions")
     for k in metrics:
-        row: list[Any] = [k]
+        word = fmt.DIRECTION_WORDS.get((directions or {}).get(k, ""), "")
+        row: list[Any] = [_Cell(fmt.metric_label(k, directions), "", title=word) if word else k]
         for name in names:
             e = backends[name]
             value = (e.get("metrics") or {}).get(k)
@@ -186,13 +190,8 @@ def _metrics_section(entry: dict[str, Any]) -> str:
                 row.append(_n(fmt.metric(value) if value is not None else "-"))
                 continue
             d = (e.get("deltas") or {}).get(k)
-            tol = (tols or {}).get("metrics", {}).get(name, {}).get(k) if tols is not None else None
-            if tols is None:
-                allowed, ok = f"allowed {fmt.MISSING}", None
-            elif tol is None:
-                allowed, ok = "not gated", None
-            else:
-                allowed, ok = f"allowed ±{fmt.metric(tol)}", d is not None and abs(d) <= tol + 1e-12
+            tol = (tols or {}).get("metrics", {}).get(name, {}).get(k)
+            allowed, ok = fmt.gate_text(e, k, tol) if tols is not None or e.get("gate") else (f"allowed {fmt.MISSING}", None)
             mark = "" if ok is None else (" ✓" if ok else " ✗ OVER")
             row.append(_Cell(f"{fmt.metric(value)}  Δ {fmt.delta(d)} ({allowed}){mark}",
                              "n" + ("" if ok is None else (" ok" if ok else " bad"))))
@@ -200,7 +199,11 @@ def _metrics_section(entry: dict[str, Any]) -> str:
     header = ["metric", *(f"{n} (reference)" if n == reference else n for n in names)]
     notes = "".join(f'<p class="note">{_e(n)}: {_e(e.get("status"))}: {_e(e.get("reason") or e.get("error", ""))}</p>'
                     for n, e in backends.items() if e.get("status") not in (None, "ok", "no-reference"))
-    return "<h3>Metrics (value, delta vs reference, allowed |delta|)</h3>" + _table(header, rows) + notes
+    legend = ""
+    if directions:
+        legend = ("<p class=meta>" + ", ".join(f"{_e(fmt.DIRECTION_MARKS[d])} {_e(fmt.DIRECTION_WORDS[d])}"
+                                               for d in fmt.DIRECTION_MARKS if d in directions.values()) + "</p>")
+    return "<h3>Metrics (value, delta vs reference, allowed change)</h3>" + legend + _table(header, rows) + notes
 
 
 def _per_class(backends: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
@@ -499,7 +502,12 @@ def _config_section(entry: dict[str, Any]) -> str:
         for b, per in tols.get("metrics", {}).items():
             by_tol: dict[str, list[str]] = {}
             for m, t in per.items():
-                by_tol.setdefault("not gated" if t is None else f"±{fmt.metric(t)}", []).append(m)
+                if isinstance(t, dict):  # schema 2: the gate's record of the rule
+                    text = (f"{fmt.metric(t.get('allowed'))} worse" if t.get("one_sided") else
+                            f"±{fmt.metric(t.get('allowed'))}") + (f" ({t['rule']})" if "rtol" in str(t.get("rule")) else "")
+                else:
+                    text = "not gated" if t is None else f"±{fmt.metric(t)}"
+                by_tol.setdefault(text, []).append(m)
             mrows += [[b, _n(t), ", ".join(ms)] for t, ms in by_tol.items()]
         if mrows:
             out += _table(["backend", "allowed |delta|", "metrics"], mrows)

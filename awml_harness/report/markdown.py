@@ -32,7 +32,7 @@ def _project_rows(entry: dict[str, Any]) -> tuple[str, list[list[str]]]:
     rows = []
     for b in backends:
         e, lt, mine = b.evaluation, b.latency, b.verification
-        over = _metrics_over(e, b.tolerances)
+        over = b.failed_metrics()
         if b.is_reference or not e or e.get("status") != "ok":
             gate = "-"
         else:
@@ -49,12 +49,6 @@ def _project_rows(entry: dict[str, Any]) -> tuple[str, list[list[str]]]:
             row.append(fmt.mb(mem.get("peak_rss_bytes")) if isinstance(mem, dict) else "-")
         rows.append(row)
     return headline, rows
-
-
-def _metrics_over(e: dict[str, Any], tols: dict[str, Any]) -> list[str]:
-    """The metrics whose |delta| exceeds the allowed one."""
-    return [m for m, d in (e.get("deltas") or {}).items()
-            if isinstance(d, (int, float)) and tols.get(m) is not None and abs(d) > tols[m] + 1e-12]
 
 
 def render_markdown(doc: dict[str, Any], *, report_url: str | None = None) -> str:
@@ -91,7 +85,8 @@ def render_markdown(doc: dict[str, Any], *, report_url: str | None = None) -> st
                      "samples passed")
         lines.append("")
         if rows:
-            header = ["backend", "precision:device", headline, "delta (allowed)", "metric gate", "p50", "p95",
+            header = ["backend", "precision:device", fmt.metric_label(headline, entry["evaluation"].get("directions")),
+                      "delta (allowed)", "metric gate", "p50", "p95",
                       "verified", "peak RSS"][:len(rows[0])]
             lines.append("| " + " | ".join(header) + " |")
             lines.append("|" + "|".join("---" for _ in header) + "|")

@@ -13,7 +13,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+#: 2: metric directions (`evaluation.directions`) and the gate's per-metric record
+#: (`evaluation.backends.<name>.gate`); `awml diff` still reads version 1 files
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 SCHEMA_FILE = Path(__file__).with_name("metrics.schema.json")
 
 
@@ -41,7 +44,7 @@ def _project_entry(cfg: Any) -> dict[str, Any]:
         "project": cfg.project, "task_type": cfg.task_type, "config": cfg.source,
         "export_mode": cfg.export.mode, "artifacts": [],
         "verification": {"passed": 0, "failed": 0, "results": []},
-        "evaluation": {"reference": cfg.evaluation.reference, "backends": {}},
+        "evaluation": {"reference": cfg.evaluation.reference, "directions": {}, "backends": {}},
         "latency": {},
         "shapes": [],
     }
@@ -62,18 +65,20 @@ def _resolved_config(cfg: Any) -> Any:
 
 def _tolerances(cfg: Any, entry: dict[str, Any]) -> dict[str, Any]:
     """The tolerances in force, resolved: per verification scenario and output (atol, rtol
-    as the comparison used them) and per evaluation backend and metric (allowed |delta|)."""
+    as the comparison used them) and per evaluation backend and metric (the gate's own
+    record: the allowed change in the metric's units, the rule as written, one-sided or
+    not; None for a metric the gate does not hold, such as a count)."""
     ver: dict[str, dict[str, dict[str, float]]] = {}
     for res in entry["verification"]["results"]:
         for leaf in res["leaves"]:
             ver.setdefault(res["scenario"], {})[leaf["path"]] = {"atol": leaf["atol"], "rtol": leaf["rtol"]}
-    metrics: dict[str, dict[str, float | None]] = {}
+    metrics: dict[str, dict[str, Any]] = {}
     for name, be in entry["evaluation"]["backends"].items():
         if name == cfg.evaluation.reference:
             continue
-        table = cfg.evaluation.tolerance_for(name) if name in cfg.evaluation.backends else {}
-        names = [*(be.get("deltas") or {}), *(k for k in table if k != "*")]
-        metrics[name] = {m: table.get(m, table.get("*")) for m in dict.fromkeys(names)}
+        metrics[name] = {m: ({"allowed": check["allowed"], "rule": check["rule"], "one_sided": check["one_sided"]}
+                             if check["gated"] else None)
+                         for m, check in (be.get("gate") or {}).items()}
     return {"verification": ver, "metrics": metrics}
 
 
@@ -125,8 +130,9 @@ def build_document(harness: Any, sink: Any, *, exitstatus: int, argv: list[str],
             ver["passed" if rec["passed"] else "failed"] += 1
             ver["results"].append({k: v for k, v in rec.items() if k not in ("kind", "config", "artifacts")})
         elif kind == "evaluation":
+            entry["evaluation"]["directions"].update(rec.get("directions") or {})
             entry["evaluation"]["backends"][rec["backend"]] = {
-                k: v for k, v in rec.items() if k not in ("kind", "config", "artifacts", "backend")}
+                k: v for k, v in rec.items() if k not in ("kind", "config", "artifacts", "backend", "directions")}
         elif kind == "latency":
             entry["latency"][rec["backend"]] = {k: v for k, v in rec.items() if k not in ("kind", "config", "artifacts", "backend")}
         elif kind == "shapes":
@@ -137,7 +143,7 @@ def build_document(harness: Any, sink: Any, *, exitstatus: int, argv: list[str],
         if rec.get("kind") == "evaluation-shard" and rec.get("config") in projects:
             shards.setdefault(rec["config"], []).append(rec)
     for cid, recs in shards.items():
-        from awml_harness.evaluation import merge_shards
+        from awml_harness.evaluation.merge import merge_shards
 
         cfg = harness.configs[cid]
         merged = merge_shards(harness.adapter(cid), recs, cfg.evaluation.reference, cfg.evaluation.tolerance_for)
@@ -148,6 +154,7 @@ def build_document(harness: Any, sink: Any, *, exitstatus: int, argv: list[str],
                                                      f"metrics differ from {cfg.evaluation.reference}:", *failures]))
             if entry.get("status") == "error":
                 sink.gate_failures.append(f"awml {cid} ({name}): evaluation failed on {entry['error']}")
+            projects[cid]["evaluation"]["directions"].update(entry.pop("directions", None) or {})
             projects[cid]["evaluation"]["backends"][name] = entry
     for cid, arts in artifacts.items():
         found = [a.pop("auto_mixed") for a in arts.values() if "auto_mixed" in a]

@@ -18,7 +18,9 @@ def rows_for(entry: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     ev = entry["evaluation"]["backends"]
     lat = entry["latency"]
     headline = next((b.get("headline") for b in ev.values() if b.get("headline")), None) or "metric"
-    header = ["backend", "device", "precision", headline, "delta", "p50 ms", "p95 ms", "p95/p50",
+    from awml_harness.report.format import metric_label
+
+    header = ["backend", "device", "precision", metric_label(headline, entry["evaluation"].get("directions")), "delta", "p50 ms", "p95 ms", "p95/p50",
               "outliers", "peak RSS MB", "verified", "artifacts"]
     names = list(dict.fromkeys([*ev, *lat]))
     results = entry["verification"]["results"]

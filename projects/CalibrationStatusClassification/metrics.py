@@ -8,7 +8,7 @@ scores 0 rather than NaN, so the metrics JSON stays valid and deltas stay finite
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -57,6 +57,7 @@ class ClassificationEvaluator(Evaluator):
     """Collects (predicted label, true label) pairs; predictions are `{"label": int, ...}`."""
 
     headline: ClassVar[str] = "accuracy"
+    directions: ClassVar[Mapping[str, str]] = {"accuracy": "higher", "macro_*": "higher"}
 
     def __init__(self, class_names: Sequence[str]) -> None:
         self.class_names = tuple(class_names)

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -298,6 +298,9 @@ class CenterDistanceEvaluator(Evaluator):
     """
 
     headline = "mAP"
+    # AP-like scores rise, the devkit's true-positive errors (metres, 1 - IoU, radians, m/s) fall
+    directions: ClassVar[Mapping[str, str]] = {"mAP": "higher", "mAPH": "higher", "NDS": "higher", "mATE": "lower",
+                                               "mASE": "lower", "mAOE": "lower", "mAVE": "lower", "mAAE": "lower"}
 
     def __init__(
         self,

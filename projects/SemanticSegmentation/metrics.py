@@ -16,7 +16,7 @@ holds no NaN. The confusion matrix (rows = label, columns = prediction) is kept 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -68,6 +68,7 @@ class SegmentationEvaluator(Evaluator):
     twice (a replay) is counted once."""
 
     headline: ClassVar[str] = "mIoU"
+    directions: ClassVar[Mapping[str, str]] = {"mIoU": "higher", "mAcc": "higher", "pixel_accuracy": "higher"}
 
     def __init__(self, class_names: Sequence[str], ignore_index: int = 255) -> None:
         self.class_names = tuple(class_names)

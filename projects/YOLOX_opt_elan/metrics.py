@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -61,6 +61,7 @@ def coco_engine(name: str = "auto") -> tuple[Any, Any]:
 
 class CocoEvaluator(Evaluator):
     headline: ClassVar[str] = "mAP50"
+    directions: ClassVar[Mapping[str, str]] = {"mAP*": "higher"}
 
     def __init__(self, class_names: Sequence[str], engine: str = "auto") -> None:
         self.class_names = tuple(class_names)

@@ -76,7 +76,7 @@ def test_diff_names_a_lower_metric_and_a_slower_backend_and_exits_1(runs, tmp_pa
     assert out.returncode == 1, out.stdout + out.stderr
     lines = out.stdout.splitlines()
     assert "3 regressions beyond the thresholds:" in lines
-    assert any(line.startswith("  - Toy onnx: accuracy dropped 0.6000 -> 0.4000 (-0.2000, allowed drop 0.01")
+    assert any(line.startswith("  - Toy onnx: accuracy worse 0.6000 -> 0.4000 (-0.2000, higher is better; allowed 0.01")
                for line in lines), out.stdout
     for stat in ("p50", "p95"):
         assert any(line.startswith(f"  - Toy pytorch: latency {stat} ") and "+100.0 %, allowed +10 %; --latency-increase"
@@ -107,7 +107,7 @@ def test_diff_against_a_really_degraded_run_names_accuracy_and_verification(runs
     noise = ("--latency-increase", "1000", "--memory-increase", "1000")
     out = _cli("diff", str(runs["base"]), str(runs["skewed"]), *noise)
     assert out.returncode == 1, out.stdout + out.stderr
-    assert "Toy onnx: accuracy dropped" in out.stdout
+    assert "Toy onnx: accuracy worse" in out.stdout
     assert "Toy: verification went from verified to failed" in out.stdout
     assert "Toy: verification pytorch:cpu-vs-onnx:cpu sample 0 " in out.stdout
     # the other way round the metric improved and verification recovered: no regression
@@ -213,3 +213,31 @@ def test_the_script_imports_no_heavy_module(runs):
     env = dict(os.environ, PYTHONPATH=str(REPO))
     out = subprocess.run([sys.executable, "-c", code, str(runs["base"])], capture_output=True, text=True, env=env)
     assert "HEAVY [] 0" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
+
+
+def test_diff_of_a_real_run_with_its_lower_is_better_metric_made_worse_exits_1_and_better_exits_0(runs, tmp_path):
+    doc = json.loads(runs["base"].read_text())
+    toy = doc["projects"]["Toy"]
+    assert toy["evaluation"]["directions"]["error_rate"] == "lower"  # what the Toy evaluator declares
+    assert toy["evaluation"]["directions"]["num_samples"] == "none"
+    worse, better = copy.deepcopy(doc), copy.deepcopy(doc)
+    worse["projects"]["Toy"]["evaluation"]["backends"]["onnx"]["metrics"]["error_rate"] += 0.3
+    better["projects"]["Toy"]["evaluation"]["backends"]["onnx"]["metrics"]["error_rate"] -= 0.3
+    (tmp_path / "worse.json").write_text(json.dumps(worse))
+    (tmp_path / "better.json").write_text(json.dumps(better))
+    noise = ("--latency-increase", "1000", "--memory-increase", "1000")
+    out = _cli("diff", str(runs["base"]), str(tmp_path / "worse.json"), *noise)
+    assert out.returncode == 1, out.stdout
+    assert "  - Toy onnx: error_rate worse 0.4000 -> 0.7000 (+0.3000, lower is better; allowed 0.01" in out.stdout
+    out = _cli("diff", str(runs["base"]), str(tmp_path / "better.json"), *noise)
+    assert out.returncode == 0, out.stdout
+    assert "error_rate ↓" in out.stdout
+
+
+def test_diff_names_a_latency_gate_that_went_from_passed_to_failed(runs, tmp_path):
+    doc = json.loads(runs["base"].read_text())
+    doc["projects"]["Toy"]["latency"]["onnx"]["budget_violations"] = ["p95 = 9 ms exceeds ... latency_budget.p95_ms = 1 ms"]
+    (tmp_path / "over.json").write_text(json.dumps(doc))
+    out = _cli("diff", str(runs["base"]), str(tmp_path / "over.json"), "--latency-increase", "1000")
+    assert out.returncode == 1
+    assert "Toy onnx: the latency gate passed in OLD and fails in NEW: p95 = 9 ms exceeds" in out.stdout

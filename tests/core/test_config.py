@@ -7,7 +7,7 @@ import pytest
 
 from awml_harness.config.errors import ConfigError
 from awml_harness.config.load import apply_overrides, load_deploy_config, parse_override
-from awml_harness.config.schema import Backend, DeployConfig, Scenario, Tolerance
+from awml_harness.config.schema import MetricTolerance, Backend, DeployConfig, Scenario, Tolerance
 from awml_harness.config.validation import from_mapping
 
 TOY = Path(__file__).parents[1] / "toy"
@@ -92,8 +92,8 @@ def test_per_backend_metric_tolerance_overrides_the_global_one():
     cfg = from_mapping(DeployConfig, minimal(evaluation={
         "backends": {"pytorch": {}, "onnx-fp16": {"metric_tolerance": {"*": 0.05}}},
         "metric_tolerance": {"*": 0.01, "mAP": 0.0}}))
-    assert cfg.evaluation.tolerance_for("onnx-fp16") == {"*": 0.05, "mAP": 0.0}
-    assert cfg.evaluation.tolerance_for("pytorch") == {"*": 0.01, "mAP": 0.0}
+    assert cfg.evaluation.tolerance_for("onnx-fp16") == {"*": MetricTolerance(atol=0.05), "mAP": MetricTolerance(atol=0.0)}
+    assert cfg.evaluation.tolerance_for("pytorch") == {"*": MetricTolerance(atol=0.01), "mAP": MetricTolerance(atol=0.0)}
 
 
 def test_overrides_parse_literals_and_build_paths():

@@ -7,8 +7,13 @@ import math
 
 import pytest
 
-from awml_harness.config.schema import EvalBackend, EvaluationConfig
-from awml_harness.evaluation import delta_failures
+from awml_harness.config.schema import MetricTolerance, EvalBackend, EvaluationConfig
+from awml_harness.evaluation.gate import judge_metrics
+
+
+def delta_failures(metrics, reference, tolerance, directions=None):
+    verdict = judge_metrics(metrics, reference, tolerance, directions)
+    return verdict.deltas, verdict.failures
 
 
 def test_delta_is_backend_minus_reference():
@@ -42,8 +47,8 @@ def test_a_metric_named_in_the_tolerance_beats_the_wildcard():
 def test_backend_tolerance_overrides_the_global_one():
     ev = EvaluationConfig(backends={"pytorch": EvalBackend(), "onnx-fp16": EvalBackend(metric_tolerance={"*": 0.05})},
                           metric_tolerance={"*": 0.02, "mAP": 0.03})
-    assert ev.tolerance_for("onnx-fp16") == {"*": 0.05, "mAP": 0.03}
-    assert ev.tolerance_for("pytorch") == {"*": 0.02, "mAP": 0.03}
+    assert ev.tolerance_for("onnx-fp16") == {"*": MetricTolerance(atol=0.05), "mAP": MetricTolerance(atol=0.03)}
+    assert ev.tolerance_for("pytorch") == {"*": MetricTolerance(atol=0.02), "mAP": MetricTolerance(atol=0.03)}
     metrics, ref = {"NDS": 0.51, "mAP": 0.5}, {"NDS": 0.55, "mAP": 0.5}
     assert delta_failures(metrics, ref, ev.tolerance_for("onnx-fp16"))[1] == []  # 0.04 <= 0.05
     _, failures = delta_failures(metrics, ref, ev.tolerance_for("pytorch"))  # 0.04 > 0.02

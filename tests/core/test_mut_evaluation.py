@@ -8,7 +8,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from awml_harness.evaluation import decode, delta_failures, encode, merge_shards, metric_deltas, scalar_metrics
+from awml_harness.evaluation.gate import judge_metrics, metric_deltas, scalar_metrics
+from awml_harness.evaluation.merge import merge_shards
+from awml_harness.evaluation.wire import decode, encode
+
+
+def delta_failures(metrics, reference, tolerance, directions=None):
+    verdict = judge_metrics(metrics, reference, tolerance, directions)
+    return verdict.deltas, verdict.failures
 from awml_harness.project import Evaluator
 
 
@@ -45,10 +52,15 @@ def test_tolerance_gate_per_metric_wildcard_and_boundary():
 
 def test_failure_line_names_values_signed_delta_tolerance_and_key():
     _, failures = delta_failures({"mAP": 0.45}, {"mAP": 0.5}, {"mAP": 0.01})
-    assert failures == ["  - mAP: 0.45 vs reference 0.5 (delta -0.05, allowed 0.01; "
-                        "key evaluation.metric_tolerance.mAP)"]
+    assert failures == ["  - mAP: 0.45 vs reference 0.5 (changed by 0.05: delta -0.05 = -10.0 %, direction "
+                        "undeclared; allowed 0.01; key evaluation.metric_tolerance.mAP)"]
     _, failures = delta_failures({"mAP": 0.55}, {"mAP": 0.5}, {"*": 0.01})
-    assert "(delta +0.05, allowed 0.01;" in failures[0]
+    assert "delta +0.05 = +10.0 %, direction undeclared; allowed 0.01;" in failures[0]
+    _, failures = delta_failures({"mAP": 0.45}, {"mAP": 0.5}, {"mAP": 0.01}, {"mAP": "higher"})
+    assert failures == ["  - mAP: 0.45 vs reference 0.5 (worse by 0.05: delta -0.05 = -10.0 %, higher is better; "
+                        "allowed 0.01; key evaluation.metric_tolerance.mAP)"]
+    _, failures = delta_failures({"AbsRel": 0.4}, {"AbsRel": 0.5}, {"*": 0.01}, {"AbsRel": "lower"})
+    assert failures[0].startswith("  - AbsRel: 0.4 vs reference 0.5 (better by 0.1: delta -0.1 = -20.0 %, lower is better")
 
 
 def test_wire_format_round_trips_arrays_tuples_and_nesting():

@@ -204,7 +204,8 @@ def test_metric_delta_beyond_tolerance_fails_serial_and_sharded(toy_repo):
     serial = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "evaluation", *skew)
     assert serial.ret == 1
     serial.stdout.fnmatch_lines(["*Toy-onnx:cpu: metrics differ from pytorch:",
-                                 "*- accuracy: * (delta *, allowed 0; key evaluation.metric_tolerance.accuracy)"])
+                                 "*- accuracy: * (worse by *: delta *, higher is better; allowed 0; "
+                                 "key evaluation.metric_tolerance.accuracy)"])
     serial_doc = metrics(toy_repo)
     pytest.importorskip("xdist")
     sharded = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "evaluation", "-n", "2", "-v",

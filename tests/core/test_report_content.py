@@ -101,9 +101,10 @@ def test_html_formats_numbers_with_units_and_puts_tolerance_beside_delta(failing
     # the metric gate: value, delta and the allowed |delta| in one cell, over tolerance marked
     onnx = toy["evaluation"]["backends"]["onnx"]
     tol = toy["tolerances"]["metrics"]["onnx"]["logit_mean"]
-    assert tol == 1e-3
+    assert tol == {"allowed": 1e-3, "rule": "0.001", "one_sided": False}
+    assert onnx["gate"]["logit_mean"]["passed"] is False  # the cell renders the gate's own verdict
     cell = (f"{onnx['metrics']['logit_mean']:.4f}  Δ {onnx['deltas']['logit_mean']:+.4f} "
-            f"(allowed ±{tol:.4f}) ✗ OVER")
+            f"(allowed ±{tol['allowed']:.4f}) ✗ OVER")
     assert cell in text
     assert f"Δ {onnx['deltas']['accuracy']:+.4f} (allowed ±0.0000) ✓" in text
     # the latency budget beside the measured percentiles, and the violation
@@ -174,6 +175,9 @@ def test_a_document_without_the_new_keys_still_renders(failing_run):
         doc["run"].pop(key)
     for key in ("tolerances", "shapes", "resolved_config"):
         doc["projects"]["Toy"].pop(key)
+    doc["projects"]["Toy"]["evaluation"].pop("directions")  # schema 1 had no directions and no gate records
+    for backend in doc["projects"]["Toy"]["evaluation"]["backends"].values():
+        backend.pop("gate", None)
     text = render_report(doc)
     assert '<div class="verdict fail"' in text
     for f in failing_run.doc["run"]["failures"]:

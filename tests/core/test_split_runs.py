@@ -67,7 +67,7 @@ def test_a_file_that_is_no_shard_is_one_clear_error(tmp_path):
 
 
 def test_predictions_round_trip_exactly_through_the_shard_file(tmp_path):
-    from awml_harness.evaluation import decode, encode
+    from awml_harness.evaluation.wire import decode, encode
     from awml_harness.split import write_shard
 
     rng = np.random.default_rng(0)

@@ -41,6 +41,8 @@ class ToySettings:
 
 class AccuracyEvaluator(Evaluator):
     headline = "accuracy"
+    # error_rate is the lower-is-better case; logit_mean stays undeclared: gated both ways
+    directions = {"accuracy": "higher", "error_rate": "lower"}
 
     def __init__(self) -> None:
         self.hits: list[bool] = []
@@ -53,7 +55,8 @@ class AccuracyEvaluator(Evaluator):
     def compute(self) -> dict[str, Any]:
         n = len(self.hits)
         # logit_mean: a continuous metric (NaN when a backend's logits are), unlike accuracy
-        return {"accuracy": float(np.mean(self.hits)) if n else 0.0, "num_samples": n,
+        accuracy = float(np.mean(self.hits)) if n else 0.0
+        return {"accuracy": accuracy, "error_rate": 1.0 - accuracy if n else 1.0, "num_samples": n,
                 "logit_mean": float(np.mean(self.logits)) if n else 0.0}
 
 
