@@ -173,7 +173,9 @@ def _load_deploy_config(
     base_dir = (base_dir or Path.cwd()).resolve()
     try:
         data = _normalize_keys(read_file(path))
-        data = apply_overrides(data, overrides, scope_names=(str(data.get("project", "")), path.stem))
+        scope_names = (str(data.get("project", "")), path.stem)
+        model_overrides = [o for o in overrides if _is_model_override(o)]
+        data = apply_overrides(data, [o for o in overrides if o not in model_overrides], scope_names=scope_names)
         if work_dir:
             data.setdefault("export", {})
             data["export"]["work_dir"] = work_dir
@@ -181,10 +183,25 @@ def _load_deploy_config(
             data["unsafe_load"] = True
         if model_cfg is not None:
             data["model_cfg"] = str(Path(model_cfg).resolve())
+        # `model_cfg.*` overrides go on top of the model config wherever it comes from: into
+        # the mapping the deploy config writes, or onto the settings read from a model config
+        # file (the deploy config's path or --model-cfg), once that file is read
+        deferred: list[str] = []
+        if isinstance(data.get("model_cfg"), (str, Path)):
+            deferred = model_overrides
+        else:
+            data = apply_overrides(data, model_overrides, scope_names=scope_names)
         if checkpoint is not None:
             data["checkpoint_path"] = str(Path(checkpoint).resolve())
         roots = project_search_roots(path, base_dir)
         data, notes = seed.normalize(data, path, roots)
+        if str(data.get("project", "")) not in scope_names:  # a project the seed format inferred
+            late = (str(data.get("project", "")),)
+            data = apply_overrides(data, [o for o in overrides if o not in model_overrides and scoped(o)[0] in late],
+                                   scope_names=late)
+            if not deferred:
+                data = apply_overrides(data, [o for o in model_overrides if scoped(o)[0] in late], scope_names=late)
+            scope_names = (*scope_names, *late)
         user_keys = {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("_"))}
         for reserved in _RESERVED & set(user_keys):
             raise ConfigError(reserved, user_keys[reserved], "not set by the user (filled by the loader)")
@@ -202,6 +219,8 @@ def _load_deploy_config(
         settings = None
         if project_cls.settings_cls is not None:
             settings = project_cls.load_settings(cfg.model_cfg, path.parent)  # type: ignore[attr-defined]
+            if deferred:
+                settings = _override_settings(settings, project_cls.settings_cls, deferred, scope_names)
         elif cfg.model_cfg is not None:
             raise ConfigError("model_cfg", cfg.model_cfg, f"nothing: project {cfg.project} takes no model_cfg")
         cfg = dataclasses.replace(
@@ -224,6 +243,20 @@ def _load_deploy_config(
         raise exc.with_source(source) from None
     seed.warn_ignored(notes, source)
     return cfg
+
+
+def _is_model_override(item: str) -> bool:
+    return scoped(item)[1].partition("=")[0].strip().startswith("model_cfg.")
+
+
+def _override_settings(settings: Any, settings_cls: type, overrides: Sequence[str], scope_names: Sequence[str]) -> Any:
+    """`model_cfg.<key>=<value>` on settings read from a model config file: the settings as
+    data, the overrides applied, validated again (so a wrong key or value is the usual
+    config error naming `model_cfg.<key>`)."""
+    from awml_harness.config.validation import to_builtin
+
+    data = apply_overrides({"model_cfg": to_builtin(settings)}, overrides, scope_names=scope_names)
+    return from_mapping(settings_cls, data["model_cfg"], "model_cfg")
 
 
 def check_task_type(task_type: str, project_cls: type) -> None:

@@ -467,3 +467,56 @@ def test_a_pkg_base_of_a_missing_package_names_what_to_install(tmp_path: Path):
     with pytest.raises(ConfigError, match=r"pip install awmlnopkga awmlnopkgb") as info:
         read_model_config(cfg)
     assert info.value.key == "model_cfg"
+
+
+# -- model_cfg overrides on top of a model config file (issue 24 item 4) ---------------------
+def test_model_cfg_overrides_apply_on_top_of_a_model_config_file():
+    plain = load(SEED_CP_DEPLOY, model_cfg=str(SMALL_CP_MODEL))
+    assert plain.model_settings.rot_y_axis_reference is False
+    cfg = load(SEED_CP_DEPLOY, model_cfg=str(SMALL_CP_MODEL), overrides=["model_cfg.rot_y_axis_reference=True",
+                                                                          "CenterPoint:model_cfg.score_threshold=0.3"])
+    assert cfg.model_settings.rot_y_axis_reference is True
+    assert cfg.model_settings.score_threshold == 0.3
+    # the seed's format names no project: a scope naming the project it is inferred to be still applies
+    scoped = load(SEED_CP_DEPLOY, model_cfg=str(SMALL_CP_MODEL), overrides=["CenterPoint:verification.num_verify_samples=1"])
+    assert scoped.verification.num_verify_samples == 1
+    # everything else is what the file says
+    assert cfg.model_settings.voxel_size == plain.model_settings.voxel_size
+    # a wrong key or value is the usual config error under model_cfg
+    with pytest.raises(ConfigError, match=r"model_cfg\.rot_y_axis_referenc"):
+        load(SEED_CP_DEPLOY, model_cfg=str(SMALL_CP_MODEL), overrides=["model_cfg.rot_y_axis_referenc=True"])
+    with pytest.raises(ConfigError, match=r"model_cfg\.score_threshold"):
+        load(SEED_CP_DEPLOY, model_cfg=str(SMALL_CP_MODEL), overrides=["model_cfg.score_threshold='high'"])
+
+
+def test_a_model_cfg_path_in_the_deploy_config_takes_overrides_too(tmp_path):
+    deploy = tmp_path / "deploy.py"
+    deploy.write_text(f"_base_ = [{str(SEED_CP_DEPLOY)!r}]\nproject = 'CenterPoint'\n"
+                      f"model_cfg = {str(SMALL_CP_MODEL)!r}\n")
+    cfg = load(deploy, overrides=["model_cfg.rot_y_axis_reference=True"])
+    assert cfg.model_settings.rot_y_axis_reference is True
+
+
+_PRINT_SETTING = """
+from awml_harness.stash_keys import SESSION_KEY
+
+def pytest_collection_finish(session):
+    harness = session.config.stash[SESSION_KEY]
+    for cid, cfg in harness.configs.items():
+        print("SETTING", cid, cfg.model_settings.rot_y_axis_reference)
+"""
+
+
+@pytest.mark.parametrize("order", ["model-cfg first", "cfg-options first"])
+def test_model_cfg_overrides_survive_model_cfg_on_the_command_line_in_either_order(tmp_path, order):
+    import os
+
+    (tmp_path / "conftest.py").write_text(_PRINT_SETTING)
+    model = ["--model-cfg", str(SMALL_CP_MODEL)]
+    override = ["--cfg-options", "model_cfg.rot_y_axis_reference=True"]
+    args = [*model, *override] if order == "model-cfg first" else [*override, *model]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    out = subprocess.run([sys.executable, "-m", "pytest", str(tmp_path), "--co", "-q", "-p", "no:cacheprovider",
+                          "--rootdir", str(REPO), "--deploy-cfg", str(SEED_CP_DEPLOY), *args],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert "SETTING CenterPoint True" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
