@@ -28,10 +28,11 @@ def load_state_dict(path: Path | str, *, allow_pickle: bool = False) -> dict[str
         raise CheckpointError(f"checkpoint {path} does not exist") from None
     except Exception as exc:
         text = str(exc)
-        needs_globals = "Unsupported global" in text or "can still be loaded" in text
-        if not allow_pickle and needs_globals:
+        unsafe = [] if allow_pickle else unsafe_globals(path, text)
+        if unsafe:
+            shown = ", ".join(unsafe[:5]) + (f" and {len(unsafe) - 5} more" if len(unsafe) > 5 else "")
             raise CheckpointError(
-                f"checkpoint {path} needs full unpickling, which can run arbitrary code; "
+                f"checkpoint {path} needs full unpickling, which can run arbitrary code (it references {shown}); "
                 "if you trust it, pass --awml-unsafe-load (or set unsafe_load=True in the deploy config)"
             ) from None
         detail = text.splitlines()[-1].strip() if text else type(exc).__name__
@@ -42,6 +43,25 @@ def load_state_dict(path: Path | str, *, allow_pickle: bool = False) -> dict[str
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"checkpoint {path} holds {type(obj).__name__}, expected a state_dict mapping")
     return dict(obj)
+
+
+def unsafe_globals(path: Path, message: str) -> list[str]:
+    """What a weights-only load refused, read from the file itself (torch lists the
+    globals a checkpoint references that its weights-only unpickler does not allow,
+    without running them), so the opt-in is named whatever torch's wording of the
+    refusal. Torch builds without that helper fall back to the message's words."""
+    import torch.serialization as serialization
+
+    lister = getattr(serialization, "get_unsafe_globals_in_checkpoint", None)
+    if lister is not None:
+        try:
+            return [str(g) for g in lister(str(path))]
+        except Exception:  # a corrupt or non-torch file: not an unpickling question
+            return []
+    lowered = message.lower()
+    if "weights only load failed" in lowered or "unsupported global" in lowered:
+        return ["a global the weights-only unpickler refuses"]
+    return []
 
 
 def load_into(model: Any, state: Mapping[str, Any], *, strict: bool = True, source: str = "checkpoint") -> None:

@@ -7,7 +7,7 @@ infinity passes only where both sides hold the same infinity. Every leaf gets
 statistics, passing or not, so the metrics JSON and tolerance suggestions can use them.
 A leaf's path joins mapping keys with `/` and writes sequence items as `[i]`
 (`head/aux[0]/score`); tolerance patterns name leaves in the same syntax
-(`config.schema.output_matches`: brackets literal, `*` and `?` wildcards).
+(`verification.tolerance.output_matches`: brackets literal, `*` and `?` wildcards).
 
 `max_mismatch_share` (per output, default 0) lets a leaf pass while at most that share
 of its elements is out of tolerance. It exists for discrete outputs that legitimately

@@ -67,3 +67,15 @@ class Graph:
             "profiles": [{k: r.as_dict() for k, r in p.items()} for p in self.profiles],
         }
 
+
+def profile_input(key: str, graph_name: str, input_names: tuple[str, ...] | list[str]) -> str | None:
+    """The input of graph `graph_name` that a `backend_config.model_inputs[i].input_shapes`
+    key names, or None. The two documented forms: the input's name (`spatial_features`),
+    and `<graph>.<input>` (`pts_backbone_neck_head.spatial_features`) where two graphs
+    share an input name. Every reader of profile keys asks this one function."""
+    if key in input_names:
+        return key
+    head, dot, rest = key.partition(".")
+    if dot and head == graph_name and rest in input_names:
+        return rest
+    return None

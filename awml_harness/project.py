@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import math
 import sys
 import time
 from abc import ABC, abstractmethod
@@ -71,6 +72,37 @@ class NullTimer(StageTimer):
     @contextmanager
     def __call__(self, stage: str) -> Iterator[None]:
         yield
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    """What a project's settings will ask of the machine, estimated from the settings
+    alone (no torch, nothing built), so a width typed with three zeros too many is a
+    config error naming the key instead of a 36 TB allocation or a swapping machine.
+    Checked against `limits.max_parameters` and `limits.max_elements` when the config loads."""
+
+    #: settings key (under model_cfg) -> the parameters it sizes; the largest is named first
+    parameters: Mapping[str, int]
+    #: settings key -> elements of the largest activation tensor (batch 1) it sets; empty
+    #: where the shapes are only known once the data is read
+    activations: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return int(sum(self.parameters.values()))
+
+
+def declared_input_shape(cfg: DeployConfig, graph: str, input_name: str) -> tuple[int, ...] | None:
+    """The largest shape the config declares for one graph input, without its batch axis:
+    `model_io.input_shape`, or the largest `max_shape` of the TensorRT profiles. None when
+    the config declares none (the shape then comes from the data)."""
+    from awml_harness.graph import profile_input
+
+    shapes = [tuple(p.max_shape[1:]) for mi in cfg.backend_config.model_inputs for k, p in mi.input_shapes.items()
+              if profile_input(k, graph, (input_name,))]
+    if cfg.model_io.input_shape is not None:
+        shapes.append(tuple(cfg.model_io.input_shape))
+    return max(shapes, key=lambda shape: math.prod(shape)) if shapes else None
 
 
 class Evaluator(ABC):
@@ -172,6 +204,12 @@ class ProjectAdapter(ABC):
     def check_config(cls, cfg: DeployConfig) -> None:
         """Project-specific checks across sections; raise ConfigError with the key."""
 
+    @classmethod
+    def model_size(cls, cfg: DeployConfig) -> ModelSize | None:
+        """Optional: the parameters and the largest activation `cfg.model_settings` ask
+        for, estimated without building anything (see ModelSize). None: no bound."""
+        return None
+
     # -- model ------------------------------------------------------------------------
     @abstractmethod
     def build_model(self) -> Any:
@@ -187,7 +225,7 @@ class ProjectAdapter(ABC):
         `model_io` and then `onnx_config` (the later wins per axis), with axis 0 of both
         named "batch" when the batch is dynamic; TensorRT profiles are the
         `backend_config.model_inputs` entries for `in_name`."""
-        from awml_harness.graph import Graph, ShapeRange
+        from awml_harness.graph import Graph, ShapeRange, profile_input
 
         cfg = self.cfg
         batch = cfg.model_io.batch_size
@@ -201,8 +239,8 @@ class ProjectAdapter(ABC):
             axes.setdefault(in_name, {}).setdefault(0, "batch")
             axes.setdefault(out_name, {}).setdefault(0, "batch")
         profiles = tuple(
-            {n: ShapeRange(tuple(p.min_shape), tuple(p.opt_shape), tuple(p.max_shape))
-             for n, p in mi.input_shapes.items() if n == in_name}
+            {in_name: ShapeRange(tuple(p.min_shape), tuple(p.opt_shape), tuple(p.max_shape))
+             for k, p in mi.input_shapes.items() if profile_input(k, name, (in_name,)) == in_name}
             for mi in cfg.backend_config.model_inputs
         )
         return Graph(name=name, module=model, example_inputs={in_name: example}, input_names=(in_name,),

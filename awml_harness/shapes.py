@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from awml_harness.graph import Graph, ShapeRange
+from awml_harness.graph import Graph, ShapeRange, profile_input
 
 
 def resize_like(example: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -32,8 +32,9 @@ def profile_shapes(graph: Graph, cfg: Any) -> dict[str, ShapeRange]:
     if graph.profiles:
         ranges.update({k: v for k, v in graph.profiles[0].items() if k in dynamic})
     if cfg.backend_config.model_inputs:
-        for name, p in cfg.backend_config.model_inputs[0].input_shapes.items():
-            if name in dynamic and name not in ranges:
+        for key, p in cfg.backend_config.model_inputs[0].input_shapes.items():
+            name = profile_input(key, graph.name, dynamic)
+            if name is not None and name not in ranges:
                 ranges[name] = ShapeRange(tuple(p.min_shape), tuple(p.opt_shape), tuple(p.max_shape))
     return ranges
 

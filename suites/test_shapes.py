@@ -9,6 +9,7 @@ import pytest
 def test_shape_sweep(awml, awml_shape_case, awml_record, guard_backend):
     from awml_harness.compare import compare
     from awml_harness.shapes import batch_axis_inputs, feeds_at, profile_shapes, resize_like
+    from awml_harness.verification.tolerance import tolerance_for
 
     case = awml_shape_case
     ctx = awml.context(case.config_id)
@@ -40,7 +41,7 @@ def test_shape_sweep(awml, awml_shape_case, awml_record, guard_backend):
                 test = ctx.runners(sc.test)[name].infer(feeds)
                 shapes = {k: list(v.shape) for k, v in feeds.items() if k in ranges}
                 label = f"{name}{shapes}"
-            result = compare(ref, test, lambda p: ver.tolerance_for(sc, p).as_tuple())
+            result = compare(ref, test, lambda p: tolerance_for(ver, sc, p).as_tuple())
             checked.append({"graph": name, "label": label, "passed": result.passed,
                             "leaves": [leaf.as_dict() for leaf in result.leaves]})
             if not result.passed:

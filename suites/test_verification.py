@@ -15,6 +15,7 @@ def test_verification(awml, awml_verify_case, awml_record, guard_backend):
     from awml_harness import golden
     from awml_harness.compare import compare
     from awml_harness.matching import match_detections, match_settings
+    from awml_harness.verification.tolerance import resolve
 
     case = awml_verify_case
     ctx = awml.context(case.config_id)
@@ -46,7 +47,7 @@ def test_verification(awml, awml_verify_case, awml_record, guard_backend):
     ver = ctx.cfg.verification
 
     def tolerance(path: str) -> tuple[float, float, float]:
-        return ver.tolerance_for(sc, path).as_tuple()
+        return resolve(ver, sc, path).as_tuple()
 
     result = compare(ref_outputs, test_outputs, tolerance)
     messages = []
@@ -62,7 +63,8 @@ def test_verification(awml, awml_verify_case, awml_record, guard_backend):
         "scenario": ("golden:" if case.golden else "") + sc.label,
         "ref": ("golden:" if case.golden else "") + sc.ref.label, "test": sc.test.label,
         "sample_index": index, "sample_id": ctx.prepared(index).sample_id,
-        "leaves": [leaf.as_dict() for leaf in result.leaves], "artifacts": ctx.all_artifacts(),
+        "leaves": [{**leaf.as_dict(), "rule": resolve(ver, sc, leaf.path).rule} for leaf in result.leaves],
+        "artifacts": ctx.all_artifacts(),
     }
     if changed:
         record["golden_changed"] = changed

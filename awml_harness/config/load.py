@@ -238,11 +238,39 @@ def _load_deploy_config(
             raw=data,
         )
         _check_files(cfg)
+        check_model_size(project_cls, cfg)
         project_cls.check_config(cfg)
     except ConfigError as exc:
         raise exc.with_source(source) from None
     seed.warn_ignored(notes, source)
     return cfg
+
+
+def check_model_size(project_cls: Any, cfg: DeployConfig) -> None:
+    """The project's estimate of its model (ModelSize) against `limits.max_parameters` and
+    `limits.max_elements`, before anything is built; the error names the settings key."""
+    size = project_cls.model_size(cfg)
+    if size is None:
+        return
+    limits = cfg.limits
+
+    def value(key: str) -> Any:
+        return getattr(cfg.model_settings, key, None)
+
+    if size.total > limits.max_parameters:
+        ranked = sorted(size.parameters.items(), key=lambda kv: -kv[1])
+        parts = ", ".join(f"model_cfg.{k} = {value(k)!r}: ~{v:.3g}" for k, v in ranked[:4])
+        raise ConfigError(f"model_cfg.{ranked[0][0]}", value(ranked[0][0]),
+                          f"settings for a model of at most {limits.max_parameters:.3g} parameters "
+                          f"(limits.max_parameters); these give an estimated {size.total:.3g} "
+                          f"({4 * size.total / 1e9:.3g} GB of float32; {parts}); fix the setting or raise "
+                          "limits.max_parameters")
+    if size.activations and max(size.activations.values()) > limits.max_elements:
+        key, elements = max(size.activations.items(), key=lambda kv: kv[1])
+        raise ConfigError(f"model_cfg.{key}", value(key),
+                          f"settings whose largest activation has at most {limits.max_elements} elements "
+                          f"(limits.max_elements); with this value one tensor has an estimated {elements:.3g}; "
+                          "fix the setting or raise limits.max_elements")
 
 
 def _is_model_override(item: str) -> bool:
@@ -289,8 +317,12 @@ def _override_device(cfg: DeployConfig, device: str) -> DeployConfig:
 def _check_files(cfg: DeployConfig) -> None:
     if cfg.checkpoint_path is not None and not cfg.checkpoint_path.is_file():
         raise ConfigError("checkpoint_path", str(cfg.checkpoint_path), "an existing checkpoint file")
-    if cfg.runtime_io.info_file is not None and not cfg.runtime_io.info_file.exists():
-        raise ConfigError("runtime_io.info_file", str(cfg.runtime_io.info_file), "an existing dataset annotation file")
+    info = cfg.runtime_io.info_file
+    if info is not None and info.is_dir():
+        raise ConfigError("runtime_io.info_file", str(info), "a dataset annotation file (info .pkl, COCO JSON, ...), "
+                                                            "not a directory; a folder of data is runtime_io.data_root")
+    if info is not None and not info.is_file():
+        raise ConfigError("runtime_io.info_file", str(info), "an existing dataset annotation file")
     if cfg.runtime_io.data_root is not None and not cfg.runtime_io.data_root.is_dir():
         raise ConfigError("runtime_io.data_root", str(cfg.runtime_io.data_root), "an existing directory")
     if cfg.export.onnx_path is not None and not cfg.export.onnx_path.exists():

@@ -10,7 +10,6 @@ the key path.
 from __future__ import annotations
 
 import enum
-import functools
 import math
 import re
 from collections.abc import Mapping
@@ -60,6 +59,8 @@ def check_device(device: str, key: str) -> str:
 
 #: default of `limits.max_elements`: 2**28 elements (1 GiB of float32) in one tensor
 DEFAULT_MAX_ELEMENTS = 1 << 28
+#: default of `limits.max_parameters`: a billion parameters (4 GB of float32)
+DEFAULT_MAX_PARAMETERS = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,8 @@ class LimitsConfig:
     time (naming the key) instead of asking for tens of GB."""
 
     max_elements: PosInt = DEFAULT_MAX_ELEMENTS  # per tensor, batch included
+    #: the model's parameters as its project estimates them from model_cfg (4 GB of float32)
+    max_parameters: PosInt = DEFAULT_MAX_PARAMETERS
 
 
 def check_elements(shape: Any, key: str, limit: int = DEFAULT_MAX_ELEMENTS) -> None:
@@ -94,9 +97,15 @@ class ExportConfig:
 
 @dataclass(frozen=True)
 class RuntimeIO:
-    info_file: Path | None = None  # dataset annotation (info .pkl, COCO JSON, ...)
+    info_file: Path | None = None  # dataset annotation (info .pkl, COCO JSON, ...): a file
     data_root: Path | None = None
     sample_idx: NonNegInt = 0  # sample whose tensors are traced at export
+
+    def validate(self, key: str) -> None:
+        if self.info_file is not None and str(self.info_file) in ("", "."):  # "" reads as Path(".")
+            raise ConfigError(f"{key}.info_file", str(self.info_file) if str(self.info_file) != "." else "",
+                              "the path of a dataset annotation file (info .pkl, COCO JSON, ...), or None "
+                              "when the project needs none; an empty path names no file")
 
 
 @dataclass(frozen=True)
@@ -181,7 +190,7 @@ class CommonBackendConfig:
 @dataclass(frozen=True)
 class BackendConfig:
     common_config: CommonBackendConfig = field(default_factory=CommonBackendConfig)
-    # one entry per optimization profile; per graph: {"graph_name": {...}} is also allowed
+    # one entry per optimization profile; keys name an input, or "<graph>.<input>" (graph.profile_input)
     model_inputs: tuple[ModelInputs, ...] = ()
 
 
@@ -231,10 +240,6 @@ class MetricTolerance:
 
 def as_metric_tolerance(value: float | MetricTolerance) -> MetricTolerance:
     return value if isinstance(value, MetricTolerance) else MetricTolerance(atol=float(value))
-
-
-#: the least an fp16 side is held to when no rule names the fp16 pair explicitly
-FP16_TOLERANCE = Tolerance(atol=2e-2, rtol=2e-2)
 
 
 @dataclass(frozen=True)
@@ -288,33 +293,17 @@ class DetectionMatch:
     min_score: float | None = None  # ignore boxes below this score (near the threshold flicker)
 
 
-@functools.lru_cache(maxsize=512)
-def _pattern_regex(pattern: str) -> re.Pattern[str]:
-    """`*` any run of characters (`/` included), `?` one character, everything else
-    literal: brackets name list items (`aux[0]`), they are no character class."""
-    parts = (".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
-    return re.compile("".join(parts), re.DOTALL)
-
-
-def output_matches(pattern: str, path: str) -> bool:
-    """Does a tolerance pattern name the output leaf at `path`? Paths are what the
-    comparison reports: mapping keys joined by `/`, list items as `[i]` (`aux[0]/score`).
-    The pattern is tried on the whole path and on every tail of it after a `/`, so
-    `heatmap` names `graph/heatmap` and `aux[0]/score` names `head/aux[0]/score`."""
-    regex = _pattern_regex(pattern)
-    parts = path.split("/")
-    return any(regex.fullmatch("/".join(parts[i:])) for i in range(len(parts)))
-
-
 @dataclass(frozen=True)
 class VerificationConfig:
     enabled: bool = True
     num_verify_samples: NonNegInt = 3
-    tolerance: NonNegFloat | None = None  # seed's single number: used as atol (and rtol) when set
+    # the seed's single number: an absolute bound (atol, rtol 0), as upstream's max|ref - test|
+    tolerance: NonNegFloat | None = None
     default: Tolerance = field(default_factory=Tolerance)
     # "pytorch->onnx" or "pytorch:cpu->onnx-fp16:cpu" style keys (backend or label)
     pairs: Mapping[str, Tolerance] = field(default_factory=dict)
-    # glob on output path ("heatmap", "*/pillar_features") -> tolerance; beats pairs
+    # glob on output path ("heatmap", "*/pillar_features") -> tolerance; beats pairs.
+    # Which rule holds an output: awml_harness/verification/tolerance.py (most specific first)
     outputs: Mapping[str, Tolerance] = field(default_factory=dict)
     # per pair and output: {"pytorch->onnx": {"heatmap": dict(atol, rtol)}}; beats everything
     # (what --awml-suggest-tolerances writes)
@@ -328,46 +317,6 @@ class VerificationConfig:
             for pair in getattr(self, section):
                 if "->" not in pair:
                     raise ConfigError(f"{key}.{section}.{pair}", pair, "a key like 'pytorch->onnx'")
-
-    def tolerance_for(self, scenario: Scenario, output_path: str) -> Tolerance:
-        """Most specific wins: pair+output, output glob, backend pair, `tolerance`, default."""
-        pair_names = (
-            f"{scenario.ref.label}->{scenario.test.label}",
-            f"{scenario.ref_backend.value}->{scenario.test.label.split(':')[0]}",
-            f"{scenario.ref_backend.value}->{scenario.test_backend.value}",
-        )
-
-        def by_glob(table: Mapping[str, Tolerance]) -> Tolerance | None:
-            for pattern, tol in table.items():
-                if output_matches(pattern, output_path):
-                    return tol
-            return None
-
-        fp16 = "fp16" in (scenario.ref_precision, scenario.test_precision)
-        # rules whose pair key names the fp16 side explicitly ("pytorch->onnx-fp16") are
-        # taken as written; any other rule is an fp32 rule and gets the fp16 floor
-        explicit = pair_names[:2] if fp16 else pair_names
-        for name in pair_names:
-            found = by_glob(self.pair_outputs.get(name, {}))
-            if found is not None:
-                return found if name in explicit else self._floor(found, fp16)
-        found = by_glob(self.outputs)
-        if found is not None:
-            return self._floor(found, fp16)
-        for name in pair_names:
-            if name in self.pairs:
-                return self.pairs[name] if name in explicit else self._floor(self.pairs[name], fp16)
-        if self.tolerance is not None:
-            return self._floor(Tolerance(atol=self.tolerance, rtol=self.tolerance), fp16)
-        return self._floor(self.default, fp16)
-
-    @staticmethod
-    def _floor(tol: Tolerance, fp16: bool) -> Tolerance:
-        """fp16 carries ~3 significant digits: never hold it to an fp32 tolerance."""
-        if not fp16:
-            return tol
-        return Tolerance(atol=max(tol.atol, FP16_TOLERANCE.atol), rtol=max(tol.rtol, FP16_TOLERANCE.rtol),
-                         max_mismatch_share=tol.max_mismatch_share)
 
 
 @dataclass(frozen=True)

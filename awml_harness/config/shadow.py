@@ -2,7 +2,7 @@
 
 An override is only worth typing if it changes what the run does. Tolerances resolve
 most-specific-first (pair+output, output glob, pair, `tolerance`, `default`; see
-`VerificationConfig.tolerance_for`), a backend's own `metric_tolerance` beats the global
+`awml_harness/verification/tolerance.py`), a backend's own `metric_tolerance` beats the global
 one, and the command-line `--work-dir` / `--device` beat the keys they set. Where an
 override lands on a level that such a rule overrules, the user is told which rule wins,
 so `verification.default.atol=1e-6` never passes quietly because `outputs` decided.
@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from awml_harness.config.schema import FP16_TOLERANCE, DeployConfig, output_matches
+from awml_harness.config.schema import DeployConfig
+from awml_harness.verification.tolerance import FP16_TOLERANCE, output_matches
 
 
 @dataclass(frozen=True)
@@ -101,20 +102,22 @@ def shadowed_overrides(cfg: DeployConfig, overrides: Sequence[str], *, work_dir:
             out.append(Shadowed(item=item, key=key, rules=tuple(rules), where=where))
         elif parts[0] == "verification" and _below_fp16_floor(cfg, item, parts):
             out.append(Shadowed(item=item, key=key, where="its fp16 scenarios", rules=(
-                f"the fp16 floor (atol = rtol = {FP16_TOLERANCE.atol:g}; a pair_outputs/pairs key naming the "
-                "fp16 side, e.g. 'pytorch->onnx-fp16', is taken as written)",)))
+                f"the fp16 floor (atol = rtol = {FP16_TOLERANCE.atol:g}; a rule naming the output, or a "
+                "pairs key naming the fp16 side such as 'pytorch->onnx-fp16', is taken as written)",)))
     return out
 
 
 def _below_fp16_floor(cfg: DeployConfig, item: str, parts: list[str]) -> bool:
-    """A tolerance override below the fp16 floor, in a config that verifies an fp16 side
-    through a rule that does not name it: the floor decides there, not the override."""
+    """A tolerance override below the fp16 floor, in a config that verifies an fp16 side,
+    on a rule the floor lifts there: `default`, `tolerance`, or a `pairs` entry of the plain
+    backend pair (verification/tolerance.py). Rules that name an output, or the fp16 pair,
+    are taken as written."""
     from awml_harness.config.load import parse_override, scoped
 
     fp16 = [sc for sc in cfg.scenarios() if "fp16" in (sc.ref_precision, sc.test_precision)]
-    if not fp16 or len(parts) < 2 or parts[1] not in ("default", "tolerance", "pairs", "outputs", "pair_outputs"):
+    if not fp16 or len(parts) < 2 or parts[1] not in ("default", "tolerance", "pairs"):
         return False
-    if parts[1] in ("pairs", "pair_outputs") and len(parts) > 2 and "fp16" in parts[2]:
+    if parts[1] == "pairs" and len(parts) > 2 and "fp16" in parts[2]:
         return False  # names the fp16 side: taken as written
     _, value = parse_override(scoped(item)[1])
     numbers = [value.get("atol"), value.get("rtol")] if isinstance(value, dict) else [value]

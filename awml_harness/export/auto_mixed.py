@@ -2,7 +2,7 @@
 fp32 so that the fp16 graphs still pass the harness's own verification.
 
 Why a search of our own rather than a converter's default: the criterion must be the
-one CI gates on, i.e. `compare()` with `verification.tolerance_for(<fp16 scenario>, path)`
+one CI gates on, i.e. `compare()` with `tolerance_for(verification, <fp16 scenario>, path)`
 on every verification sample, plus detection matching where the project has boxes, all
 through the project's own pipeline (`adapter.forward` / `postprocess`, so a two-graph
 project is judged end to end). The engine that writes each candidate is
@@ -37,6 +37,7 @@ from typing import Any
 from awml_harness.backends.base import BackendUnavailable
 from awml_harness.export.fp16 import FP32_OPS, isolate_outputs
 from awml_harness.export.onnx import ExportError, check_loads
+from awml_harness.verification.tolerance import tolerance_for
 
 SUMMARY_FILE = "auto_mixed.json"
 SEARCH_VERSION = 1  # bump when the search changes what it chooses
@@ -321,7 +322,7 @@ def verification_criterion(ctx: Any, scenario: Any, models: Mapping[str, bytes],
         return sessions[key]
 
     def tolerance(path: str) -> tuple[float, float]:
-        tol = ver.tolerance_for(scenario, path)
+        tol = tolerance_for(ver, scenario, path)
         return tol.atol, tol.rtol
 
     def criterion(blocked: Mapping[str, frozenset[str]]) -> tuple[bool, str]:

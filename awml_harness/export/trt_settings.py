@@ -129,12 +129,12 @@ def _graph_inputs(graph: Any) -> dict[str, Shape]:
 
 def _entry_shapes(entry: Any, graph: Any) -> dict[str, tuple[str, Any]]:
     """The shapes of `entry` (a ModelInputs) that belong to `graph`: input -> (config key, ProfileShape)."""
+    from awml_harness.graph import profile_input
+
     out: dict[str, tuple[str, Any]] = {}
     for key, shape in entry.input_shapes.items():
-        name = key
-        if key not in graph.input_names and key.startswith(f"{graph.name}."):
-            name = key[len(graph.name) + 1:]
-        if name in graph.input_names:
+        name = profile_input(key, graph.name, graph.input_names)
+        if name is not None:
             out[name] = (key, shape)
     return out
 
@@ -195,10 +195,11 @@ def resolve_profiles(backend_config: Any, graph: Any) -> tuple[dict[str, ShapeTr
 def check_profile_names(backend_config: Any, graphs: Iterable[Any]) -> None:
     """A profile key that names no input of any graph is a typo: say which inputs exist."""
     graphs = list(graphs)
-    known = {n for g in graphs for n in g.input_names} | {f"{g.name}.{n}" for g in graphs for n in g.input_names}
+    from awml_harness.graph import profile_input
+
     for i, entry in enumerate(backend_config.model_inputs):
         for key in entry.input_shapes:
-            if key not in known:
+            if not any(profile_input(key, g.name, g.input_names) for g in graphs):
                 raise ConfigError(f"backend_config.model_inputs[{i}].input_shapes.{key}", key,
                                   f"an input of the exported graphs {sorted(n for g in graphs for n in g.input_names)} "
                                   "(or '<graph>.<input>')")

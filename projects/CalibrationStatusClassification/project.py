@@ -19,7 +19,7 @@ import numpy as np
 
 from awml_harness.config.errors import ConfigError
 from awml_harness.config.schema import check_elements
-from awml_harness.project import Prepared, ProjectAdapter
+from awml_harness.project import ModelSize, Prepared, ProjectAdapter, declared_input_shape
 
 from .data import (
     CALIBRATED,
@@ -133,6 +133,19 @@ class Project(ProjectAdapter):
         self._dataset: CalibrationDataset | None = None
 
     # -- config -----------------------------------------------------------------------
+    @classmethod
+    def model_size(cls, cfg: DeployConfig) -> ModelSize:
+        from .size import activations, resnet18_parameters
+
+        s: CalibrationSettings = cfg.model_settings or CalibrationSettings()
+        shape = declared_input_shape(cfg, GRAPH, cfg.model_io.input_name or "input")
+        hw = s.input_size or (tuple(shape[-2:]) if shape is not None else None)
+        acts = activations(s.in_channels, s.base_channels, hw)  # type: ignore[arg-type]
+        if s.input_size is None:  # a declared shape is bounded where it is declared (limits.max_elements)
+            acts.pop("input_size", None)
+        return ModelSize(parameters={"base_channels": resnet18_parameters(s.in_channels, s.base_channels, s.num_classes)},
+                         activations=acts)
+
     @classmethod
     def check_config(cls, cfg: DeployConfig) -> None:
         settings: CalibrationSettings = cfg.model_settings or CalibrationSettings()

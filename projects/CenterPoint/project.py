@@ -22,7 +22,7 @@ import numpy as np
 
 from awml_harness.config.errors import ConfigError
 from awml_harness.config.schema import check_elements
-from awml_harness.project import GraphCaller, Prepared, ProjectAdapter, StageTimer
+from awml_harness.project import GraphCaller, ModelSize, Prepared, ProjectAdapter, StageTimer
 
 from .settings import CenterPointSettings
 
@@ -53,6 +53,13 @@ class Project(ProjectAdapter):
 
     # -- config -----------------------------------------------------------------------
     @classmethod
+    def model_size(cls, cfg: Any) -> ModelSize:
+        from .size import activations, parameters
+
+        s: CenterPointSettings = cfg.model_settings
+        return ModelSize(parameters=parameters(s), activations=activations(s))
+
+    @classmethod
     def check_config(cls, cfg: Any) -> None:
         """Profiles written in backend_config must agree with the ones derived from model_cfg."""
         s: CenterPointSettings = cfg.model_settings
@@ -62,18 +69,23 @@ class Project(ProjectAdapter):
         for name, triple in expected.items():  # before any example tensor is allocated
             check_elements(triple[2], bounds.get(name, "model_cfg"), cfg.limits.max_elements)
         check_elements((s.synthetic_points, s.num_point_features), "model_cfg.synthetic_points", cfg.limits.max_elements)
+        from awml_harness.graph import profile_input
+
+        inputs = {VOXEL_ENCODER: ("input_features",), BACKBONE_NECK_HEAD: ("spatial_features",)}
         for i, entry in enumerate(cfg.backend_config.model_inputs):
-            for name, shape in entry.input_shapes.items():
-                if name not in expected:
+            for key, shape in entry.input_shapes.items():
+                name = next((n for g, names in inputs.items() if (n := profile_input(key, g, names))), None)
+                if name is None:
                     raise ConfigError(
-                        f"backend_config.model_inputs[{i}].input_shapes.{name}",
-                        name,
-                        f"one of the graph inputs {sorted(expected)}",
+                        f"backend_config.model_inputs[{i}].input_shapes.{key}",
+                        key,
+                        f"one of the graph inputs {sorted(expected)}, or '<graph>.<input>' "
+                        f"({', '.join(f'{g}.{n[0]}' for g, n in inputs.items())})",
                     )
                 got = (tuple(shape.min_shape), tuple(shape.opt_shape), tuple(shape.max_shape))
                 if got != expected[name]:
                     raise ConfigError(
-                        f"backend_config.model_inputs[{i}].input_shapes.{name}",
+                        f"backend_config.model_inputs[{i}].input_shapes.{key}",
                         {"min": got[0], "opt": got[1], "max": got[2]},
                         f"the shapes model_cfg implies: min {expected[name][0]}, opt {expected[name][1]}, max {expected[name][2]}",
                     )

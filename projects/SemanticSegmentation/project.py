@@ -24,7 +24,7 @@ import numpy as np
 
 from awml_harness.config.errors import ConfigError
 from awml_harness.io import DataError
-from awml_harness.project import GraphCaller, Prepared, ProjectAdapter, StageTimer
+from awml_harness.project import GraphCaller, ModelSize, Prepared, ProjectAdapter, StageTimer, declared_input_shape
 
 from .data import CLASS_NAMES, IGNORE_INDEX, SegDataset, SegSample, normalize, read_image, read_label
 from .metrics import SegmentationEvaluator
@@ -98,6 +98,17 @@ class Project(ProjectAdapter):
         self._dataset: SegDataset | None = None
 
     # -- config -----------------------------------------------------------------------
+    @classmethod
+    def model_size(cls, cfg: DeployConfig) -> ModelSize:
+        from .size import activations, unet_parameters
+
+        s: SegmentationSettings = cfg.model_settings or SegmentationSettings()
+        shape = declared_input_shape(cfg, GRAPH, cfg.model_io.input_name or "input")
+        hw = tuple(shape[-2:]) if shape is not None else None
+        return ModelSize(
+            parameters={"base_channels": unet_parameters(s.in_channels, s.base_channels, s.depth, s.num_classes)},
+            activations=activations(s.in_channels, s.base_channels, s.depth, s.num_classes, hw))  # type: ignore[arg-type]
+
     @classmethod
     def check_config(cls, cfg: DeployConfig) -> None:
         s: SegmentationSettings = cfg.model_settings or SegmentationSettings()

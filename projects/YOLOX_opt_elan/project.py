@@ -16,7 +16,7 @@ import numpy as np
 
 from awml_harness.config.errors import ConfigError
 from awml_harness.config.schema import check_elements
-from awml_harness.project import Evaluator, Prepared, ProjectAdapter
+from awml_harness.project import Evaluator, ModelSize, Prepared, ProjectAdapter
 
 from .settings import YoloxSettings
 
@@ -42,6 +42,13 @@ class Project(ProjectAdapter):
     settings: YoloxSettings
 
     # -- config -------------------------------------------------------------------------
+    @classmethod
+    def model_size(cls, cfg: DeployConfig) -> ModelSize:
+        from .size import activations, parameters
+
+        s: YoloxSettings = cfg.model_settings
+        return ModelSize(parameters=parameters(s), activations=activations(s))
+
     @classmethod
     def check_config(cls, cfg: DeployConfig) -> None:
         settings: YoloxSettings = cfg.model_settings
@@ -83,13 +90,14 @@ class Project(ProjectAdapter):
         return model.eval()
 
     def graphs(self, model: Any) -> Sequence[Graph]:
-        from awml_harness.graph import Graph, ShapeRange
+        from awml_harness.graph import Graph, ShapeRange, profile_input
 
         from .model import export_module
 
         profiles = []
         for entry in self.cfg.backend_config.model_inputs:
-            shapes = {k: v for k, v in entry.input_shapes.items() if k == INPUT_NAME}
+            shapes = {INPUT_NAME: v for k, v in entry.input_shapes.items()
+                      if profile_input(k, GRAPH_NAME, (INPUT_NAME,)) == INPUT_NAME}
             if shapes:
                 profiles.append({k: ShapeRange(tuple(v.min_shape), tuple(v.opt_shape), tuple(v.max_shape))
                                  for k, v in shapes.items()})

@@ -9,6 +9,7 @@ from awml_harness.config.errors import ConfigError
 from awml_harness.config.load import apply_overrides, load_deploy_config, parse_override
 from awml_harness.config.schema import MetricTolerance, Backend, DeployConfig, Scenario, Tolerance
 from awml_harness.config.validation import from_mapping
+from awml_harness.verification.tolerance import tolerance_for
 
 TOY = Path(__file__).parents[1] / "toy"
 
@@ -68,24 +69,26 @@ def test_seed_style_single_tolerance_and_per_output_globs():
     }))
     ver = cfg.verification
     sc = Scenario(Backend.PYTORCH, Backend.ONNX)
-    assert ver.tolerance_for(sc, "heatmap") == Tolerance(1e-5, 0.0)
-    assert ver.tolerance_for(sc, "pts_backbone_neck_head/heatmap") == Tolerance(1e-5, 0.0)
-    assert ver.tolerance_for(sc, "reg") == Tolerance(0.1, 0.1)
-    assert ver.tolerance_for(Scenario(Backend.ONNX, Backend.TENSORRT, test_device="cuda:0"), "reg") == Tolerance(0.5, 0.5)
+    assert tolerance_for(ver, sc, "heatmap") == Tolerance(1e-5, 0.0)
+    assert tolerance_for(ver, sc, "pts_backbone_neck_head/heatmap") == Tolerance(1e-5, 0.0)
+    assert tolerance_for(ver, sc, "reg") == Tolerance(0.1, 0.0)  # the seed's number is an absolute bound
+    assert tolerance_for(ver, Scenario(Backend.ONNX, Backend.TENSORRT, test_device="cuda:0"), "reg") == Tolerance(0.5, 0.5)
 
 
-def test_fp16_scenarios_get_a_precision_aware_floor_unless_named_explicitly():
+def test_fp16_scenarios_get_a_precision_aware_floor_unless_a_rule_names_the_output_or_the_pair():
     cfg = from_mapping(DeployConfig, minimal(verification={
         "outputs": {"x": {"atol": 1e-5, "rtol": 1e-5}},
         "pair_outputs": {"pytorch->onnx-fp16": {"y": {"atol": 1e-3, "rtol": 0.0}}},
+        "pairs": {"pytorch->onnx": {"atol": 1e-6, "rtol": 1e-6}},
     }))
     fp16 = Scenario(Backend.PYTORCH, Backend.ONNX, test_precision="fp16")
     fp32 = Scenario(Backend.PYTORCH, Backend.ONNX)
     ver = cfg.verification
-    assert ver.tolerance_for(fp32, "x") == Tolerance(1e-5, 1e-5)
-    assert ver.tolerance_for(fp16, "x") == Tolerance(2e-2, 2e-2)  # fp32 rule, fp16 floor
-    assert ver.tolerance_for(fp16, "y") == Tolerance(1e-3, 0.0)  # names the fp16 pair: as written
-    assert ver.tolerance_for(fp16, "z").atol >= 2e-2
+    assert tolerance_for(ver, fp32, "x") == Tolerance(1e-5, 1e-5)
+    assert tolerance_for(ver, fp16, "x") == Tolerance(1e-5, 1e-5)  # names the output: as written
+    assert tolerance_for(ver, fp16, "y") == Tolerance(1e-3, 0.0)  # names the fp16 pair: as written
+    assert tolerance_for(ver, fp32, "z") == Tolerance(1e-6, 1e-6)
+    assert tolerance_for(ver, fp16, "z") == Tolerance(2e-2, 2e-2)  # the plain pair's rule: fp16 floor
 
 
 def test_per_backend_metric_tolerance_overrides_the_global_one():

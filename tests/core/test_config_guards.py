@@ -16,10 +16,11 @@ import pytest
 from awml_harness.compare import compare
 from awml_harness.config.errors import ConfigError
 from awml_harness.config.load import apply_overrides, load_deploy_config, parse_override, read_file, unknown_scopes
-from awml_harness.config.schema import Backend, DeployConfig, Scenario, Tolerance, output_matches
+from awml_harness.config.schema import Backend, DeployConfig, Scenario, Tolerance
 from awml_harness.config.shadow import shadowed_overrides
 from awml_harness.config.validation import from_mapping
 from awml_harness.report.suggest import hint_pair, suggest_tolerances, verification_hint
+from awml_harness.verification.tolerance import output_matches, tolerance_for
 
 TOY = Path(__file__).parents[1] / "toy"
 REPO = Path(__file__).parents[2]
@@ -47,7 +48,7 @@ def test_default_override_under_an_output_rule_names_the_rule_that_decides():
     data = apply_overrides(minimal(verification={"outputs": {"heatmap": {"atol": 1e-2, "rtol": 0.0}}}),
                            ["verification.default.atol=1e-6"])
     ver = from_mapping(DeployConfig, data).verification
-    assert ver.tolerance_for(Scenario(Backend.PYTORCH, Backend.ONNX), "g/heatmap") == Tolerance(1e-2, 0.0)
+    assert tolerance_for(ver, Scenario(Backend.PYTORCH, Backend.ONNX), "g/heatmap") == Tolerance(1e-2, 0.0)
 
 
 def test_overrides_at_the_deciding_level_or_without_rivals_are_not_reported():
@@ -90,10 +91,14 @@ def test_a_tolerance_below_the_fp16_floor_is_reported_for_fp16_scenarios():
     fp16 = {"scenarios": {"onnx": [{"ref_backend": "pytorch", "test_backend": "onnx", "test_precision": "fp16"}]}}
     found = shadowed_overrides(config(verification=fp16), ["verification.default.atol=1e-6",
                                                            "verification.outputs.x=dict(atol=1e-6, rtol=0.5)"])
-    assert [f.where for f in found] == ["its fp16 scenarios"] * 2 and "fp16 floor" in found[0].rules[0]
-    # above the floor, naming the fp16 pair, or without fp16 scenarios: the override decides
+    assert [(f.key, f.where) for f in found] == [("verification.default.atol", "its fp16 scenarios")]
+    assert "fp16 floor" in found[0].rules[0]
+    # above the floor, naming the fp16 pair or an output, or without fp16 scenarios: the override decides
     assert shadowed_overrides(config(verification=fp16), ["verification.default.atol=0.1",
-                                                          "verification.pairs.pytorch->onnx-fp16.atol=1e-6"]) == []
+                                                          "verification.pairs.pytorch->onnx-fp16.atol=1e-6",
+                                                          "verification.outputs.x=dict(atol=1e-6, rtol=0.5)"]) == []
+    assert [f.key for f in shadowed_overrides(config(verification=fp16), ["verification.pairs.pytorch->onnx.atol=1e-6"])] \
+        == ["verification.pairs.pytorch->onnx.atol"]
     assert shadowed_overrides(config(), ["verification.default.atol=1e-6"]) == []
 
 
@@ -130,8 +135,8 @@ def test_patterns_name_the_paths_the_comparison_reports():
     assert output_matches("head/aux[*]", "head/aux[1]") and output_matches("aux[?]/score", "head/aux[1]/score")
     assert output_matches("heat*", "head/heatmap") and output_matches("*", "head/aux[1]/score")
     ver = config(verification={"outputs": {"aux[0]": {"atol": 0.5, "rtol": 0.0}}}).verification
-    assert ver.tolerance_for(Scenario(Backend.PYTORCH, Backend.ONNX), "head/aux[0]") == Tolerance(0.5, 0.0)
-    assert ver.tolerance_for(Scenario(Backend.PYTORCH, Backend.ONNX), "head/aux[1]/score") == Tolerance(1e-3, 1e-3)
+    assert tolerance_for(ver, Scenario(Backend.PYTORCH, Backend.ONNX), "head/aux[0]") == Tolerance(0.5, 0.0)
+    assert tolerance_for(ver, Scenario(Backend.PYTORCH, Backend.ONNX), "head/aux[1]/score") == Tolerance(1e-3, 1e-3)
 
 
 def test_cfg_options_accept_dict_calls_of_literals_and_run_nothing(tmp_path):
@@ -153,7 +158,7 @@ def _failing_pair():
 
 def _passes(ver, ref, test) -> bool:
     sc = Scenario(Backend.PYTORCH, Backend.ONNX)
-    return compare(ref, test, lambda p: (ver.tolerance_for(sc, p).atol, ver.tolerance_for(sc, p).rtol)).passed
+    return compare(ref, test, lambda p: (tolerance_for(ver, sc, p).atol, tolerance_for(ver, sc, p).rtol)).passed
 
 
 def test_failure_hint_pastes_into_a_config_and_into_cfg_options(tmp_path):
@@ -185,8 +190,8 @@ def test_pooled_suggestion_pastes_into_cfg_options_too():
     words = shlex.split(line.split("--cfg-options", 1)[1])
     ver = from_mapping(DeployConfig, apply_overrides(minimal(), words)).verification
     sc = Scenario(Backend.PYTORCH, Backend.ONNX)
-    assert ver.tolerance_for(sc, "g/aux[0]") == Tolerance(0.5, 0.0)
-    assert ver.tolerance_for(sc, "g/heatmap") == Tolerance(0.02, 0.0)
+    assert tolerance_for(ver, sc, "g/aux[0]") == Tolerance(0.5, 0.0)
+    assert tolerance_for(ver, sc, "g/heatmap") == Tolerance(0.02, 0.0)
 
 
 # -- 11: a YAML config never runs Python; _base_ cycles are config errors ------------------

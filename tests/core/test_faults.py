@@ -71,6 +71,29 @@ def test_checkpoint_needing_full_unpickling_is_refused_with_the_opt_in(tmp_path)
     assert float(load_state_dict(path)["w"][0]) == 1.0  # OpenMMLab layout, meta ignored
 
 
+def test_a_pickled_callable_is_refused_naming_the_opt_in_whatever_torchs_wording(tmp_path):
+    """The refusal comes from the installed torch itself (torch 2.13 writes "Weights only
+    load failed ... unsupported GLOBAL posix.getcwd"); the message names the opt-in and
+    the global, read from the file, not matched against torch's sentence."""
+    import os
+
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "callable.pth"
+    torch.save({"w": torch.zeros(2), "hook": os.getcwd}, path)
+    with pytest.raises(Exception) as raw:  # what torch says on its own
+        torch.load(path, weights_only=True)
+    assert "--awml-unsafe-load" not in str(raw.value)
+    with pytest.raises(CheckpointError) as info:
+        load_state_dict(path)
+    assert "--awml-unsafe-load" in str(info.value) and f"{os.getcwd.__module__}.getcwd" in str(info.value)
+    assert set(load_state_dict(path, allow_pickle=True)) == {"w", "hook"}
+    # a truncated file is a broken file, not an unpickling question: no opt-in is offered
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(CheckpointError) as info:
+        load_state_dict(path)
+    assert "could not be read" in str(info.value) and "--awml-unsafe-load" not in str(info.value)
+
+
 def test_info_pickles_are_restricted(tmp_path):
     import numpy as np
 

@@ -10,6 +10,7 @@ from awml_harness.compare import compare, compare_arrays
 from awml_harness.config.errors import ConfigError
 from awml_harness.config.schema import DeployConfig, Scenario, Tolerance
 from awml_harness.config.validation import from_mapping
+from awml_harness.verification.tolerance import tolerance_for
 
 
 def masks(numel: int, flipped: int) -> tuple[np.ndarray, np.ndarray]:
@@ -77,16 +78,16 @@ def cfg(**verification):
     return from_mapping(DeployConfig, {"project": "X", "task_type": "t", "verification": verification})
 
 
-def test_the_config_takes_it_per_output_and_keeps_it_under_the_fp16_floor():
-    c = cfg(default=dict(atol=1e-4, rtol=1e-3),
+def test_the_config_takes_it_per_output_and_the_fp16_floor_keeps_a_default_share():
+    c = cfg(default=dict(atol=1e-4, rtol=1e-3, max_mismatch_share=0.001),
             outputs={"mask": dict(atol=0, rtol=0, max_mismatch_share=0.002)})
     fp32 = from_mapping(Scenario, {"ref_backend": "pytorch", "test_backend": "onnx"})
     fp16 = from_mapping(Scenario, {"ref_backend": "pytorch", "test_backend": "onnx", "test_precision": "fp16"})
     ver = c.verification
-    assert ver.tolerance_for(fp32, "mask") == Tolerance(0.0, 0.0, 0.002)
-    assert ver.tolerance_for(fp32, "logits").max_mismatch_share == 0.0
-    assert ver.tolerance_for(fp16, "mask").max_mismatch_share == 0.002  # the fp16 floor raises atol/rtol only
-    assert ver.tolerance_for(fp16, "mask").as_tuple()[:2] == (0.02, 0.02)
+    assert tolerance_for(ver, fp32, "mask") == Tolerance(0.0, 0.0, 0.002)
+    assert tolerance_for(ver, fp32, "logits").max_mismatch_share == 0.001
+    assert tolerance_for(ver, fp16, "mask") == Tolerance(0.0, 0.0, 0.002)  # names the output: as written
+    assert tolerance_for(ver, fp16, "logits") == Tolerance(0.02, 0.02, 0.001)  # the floor raises atol/rtol only
 
 
 @pytest.mark.parametrize("share", [-0.1, 1.5])

@@ -11,6 +11,7 @@ import pytest
 from awml_harness.config.errors import ConfigError
 from awml_harness.config.load import load_deploy_config
 from awml_harness.io import DataError
+from awml_harness.verification.tolerance import tolerance_for
 from projects.SemanticSegmentation.data import CLASS_NAMES, SegDataset, read_label
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,7 +22,7 @@ CONFIG = PROJECT / "configs" / "deploy_config.py"
 def test_the_shipped_config_loads_with_its_task_type():
     cfg = load_deploy_config(CONFIG, base_dir=ROOT)
     assert cfg.task_type == "segmentation2d" and cfg.model_settings.class_names == CLASS_NAMES
-    assert cfg.verification.tolerance_for(cfg.scenarios()[1], "mask").max_mismatch_share > 0
+    assert tolerance_for(cfg.verification, cfg.scenarios()[1], "mask").max_mismatch_share > 0
 
 
 def test_the_shipped_config_is_in_the_default_suite():

@@ -58,8 +58,8 @@ verification = dict(
     enabled=True,
     num_verify_samples=3,
     default=dict(atol=1e-4, rtol=1e-3),
-    outputs={"output": dict(atol=1e-4, rtol=1e-3)},
-    pairs={"onnx->tensorrt": dict(atol=1e-2, rtol=1e-2)},
+    # the most specific rule wins (README, tolerances): the fp16 graph and TensorRT get their own
+    pairs={"onnx->tensorrt": dict(atol=1e-2, rtol=1e-2), "pytorch->onnx-fp16": dict(atol=2e-2, rtol=2e-2)},
     # fp16 moves boxes by up to ~2.2 px at 192x192 (measured); 3 px still catches real shifts
     detection=dict(box_atol=3.0),
     scenarios=dict(
