@@ -63,6 +63,10 @@ class LeafResult:
     min_atol: float = 0.0  # smallest atol that passes every element at this rtol (inf: none)
     diff_hist: tuple[int, ...] = ()  # counts of |diff| per decade, bins HIST_EDGES (for reports)
     max_mismatch_share: float = 0.0  # share of elements allowed out of tolerance (0: none)
+    #: (|ref|, |diff|) points an (atol, rtol) pair must cover to pass every element
+    #: (diff_envelope; verification.tolerance.fit picks the pair)
+    envelope: tuple[tuple[float, float], ...] = ()
+    mean_abs_ref: float = 0.0
 
     @property
     def mismatch_share(self) -> float:
@@ -91,6 +95,7 @@ class LeafResult:
         d["shape"] = list(self.shape)
         d["worst_index"] = list(self.worst_index)
         d["diff_hist"] = list(self.diff_hist)
+        d["envelope"] = [list(p) for p in self.envelope]
         d["mismatch_share"] = self.mismatch_share
         for k in ("min_atol", "max_abs_diff", "max_rel_diff", "mean_abs_diff", "worst_ref", "worst_test"):
             if not np.isfinite(d[k]):
@@ -129,6 +134,40 @@ def _to_numpy(x: Any) -> np.ndarray | None:
     if mod.startswith("torch") and hasattr(x, "detach"):
         return x.detach().cpu().numpy()
     return None
+
+
+#: bins of |ref| per octave in the envelope: 2**5 (a bin's edge is within 3.1 % of its elements)
+ENVELOPE_BITS = 5
+
+
+def upper_hull(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The upper convex hull of (x, y) points, left to right (monotone chain). A line
+    above its vertices is above every point, which is all a tolerance has to be."""
+    hull: list[tuple[float, float]] = []
+    for p in sorted(points):
+        while len(hull) >= 2 and ((hull[-1][0] - hull[-2][0]) * (p[1] - hull[-2][1])
+                                  - (hull[-1][1] - hull[-2][1]) * (p[0] - hull[-2][0])) >= 0:
+            hull.pop()
+        hull.append(p)
+    return hull
+
+
+def diff_envelope(abs_ref: np.ndarray, diff: np.ndarray) -> tuple[tuple[float, float], ...]:
+    """What an (atol, rtol) pair must cover, in a few points: the largest |diff| per
+    1/32 octave of |ref| (bins keyed by the float64's exponent and top mantissa bits),
+    each at its bin's lower edge, reduced to their upper convex hull. A pair that passes
+    every hull point passes every element, since rtol >= 0 and each element's |ref| is
+    at least its bin's edge."""
+    shift = 52 - ENVELOPE_BITS
+    flat_ref = np.ascontiguousarray(abs_ref, dtype=np.float64).reshape(-1)
+    keys = (flat_ref.view(np.int64) >> shift).astype(np.intp)  # < 2**(11 + bits) for |ref| >= 0
+    size = 1 << (11 + ENVELOPE_BITS)
+    most = np.zeros(size, np.float64)
+    np.maximum.at(most, keys, np.ascontiguousarray(diff, dtype=np.float64).reshape(-1))
+    present = np.flatnonzero(np.bincount(keys, minlength=size))
+    edges = (present.astype(np.int64) << shift).view(np.float64)
+    points = [(float(e), float(m)) for e, m in zip(edges, most[present], strict=True) if m > 0]
+    return tuple(upper_hull(points))
 
 
 def compare_arrays(path: str, ref: np.ndarray, test: np.ndarray, atol: float, rtol: float,
@@ -179,6 +218,8 @@ def compare_arrays(path: str, ref: np.ndarray, test: np.ndarray, atol: float, rt
         worst_test=float(t.flat[flat_worst]),
         min_atol=min_atol,
         diff_hist=tuple(int(c) for c in np.histogram(diff[finite], bins=np.asarray(HIST_EDGES))[0]),
+        envelope=() if nonfinite_bad.any() else diff_envelope(abs_ref, diff),
+        mean_abs_ref=float(abs_ref.mean()),
         **base,
     )
 

@@ -232,7 +232,7 @@ def _check_overrides(config: pytest.Config, configs: list[Any]) -> None:
     """A scoped `--cfg-options` naming no loaded config is a usage error; one that a more
     specific rule overrules is a warning naming that rule (both would do nothing silently)."""
     from awml_harness.config.load import unknown_scopes
-    from awml_harness.config.shadow import shadowed_overrides
+    from awml_harness.overrides import shadowed_overrides
 
     overrides = config.option.cfg_options
     names = {n for cfg in configs for n in (cfg.project, cfg.id, Path(cfg.source).stem)}

@@ -238,8 +238,8 @@ def _load_deploy_config(
             raw=data,
         )
         _check_files(cfg)
+        project_cls.check_config(cfg)  # its own checks first: they name the input shapes they bound
         check_model_size(project_cls, cfg)
-        project_cls.check_config(cfg)
     except ConfigError as exc:
         raise exc.with_source(source) from None
     seed.warn_ignored(notes, source)

@@ -1,8 +1,12 @@
 """Tolerance suggestions: what verification actually needed, ready to paste.
 
-For every scenario pair and output, the largest absolute difference seen over all
-verified samples, times a headroom factor, becomes an absolute tolerance (rtol 0, so
-the number means what it says). The largest relative difference is noted beside it.
+For every scenario pair and output, the (atol, rtol) pair that passes every element seen
+over all verified samples with the least looseness (the smallest mean allowed band,
+`verification.tolerance.fit`, from each output's difference envelope), times a headroom
+factor, rounded up. An output whose magnitude spans 1 to 40 gets most of its allowance
+from rtol, so it is not held loosely at its small values. The largest absolute and
+relative differences are noted beside it. A metrics JSON without envelopes (an older
+run) gets the largest absolute difference as atol, rtol 0.
 
 Every suggestion is printed twice, both forms pasteable as they stand: a deploy-config
 fragment and `--cfg-options` items (which accept `dict(...)` of literals). Output names
@@ -12,6 +16,7 @@ literally, so the name printed is the name matched.
 
 from __future__ import annotations
 
+import math
 import shlex
 import time
 from pathlib import Path
@@ -19,6 +24,24 @@ from typing import Any
 
 #: suggested atol = the least atol that passes x this (one sample seen: leave some room)
 HINT_HEADROOM = 1.5
+
+
+def round_up(value: float, digits: int = 2) -> float:
+    """`value` to `digits` significant digits, never below it (a suggestion must still pass)."""
+    if value <= 0 or not math.isfinite(value):
+        return 0.0 if value <= 0 else value
+    scale = 10.0 ** (math.floor(math.log10(value)) - digits + 1)
+    return float(f"{math.ceil(value / scale - 1e-9) * scale:.{digits}g}")
+
+
+def fitted(envelope: Any, mean_abs_ref: float, max_abs: float, headroom: float) -> tuple[float, float]:
+    """(atol, rtol) with headroom from an envelope; atol = headroom x max |diff| without one."""
+    from awml_harness.verification.tolerance import fit
+
+    if not envelope:
+        return round_up(max(max_abs * headroom, 1e-12)), 0.0
+    atol, rtol = fit(envelope, mean_abs_ref)
+    return round_up(atol * headroom), round_up(rtol * headroom)
 
 
 def _rule(atol: float, rtol: float, share: float | None = None) -> str:
@@ -61,10 +84,10 @@ def verification_hint(result: Any, pair: str) -> str:
                 share = max(share, rules[name][2])  # type: ignore[type-var]
             rules[name] = (float(leaf.atol), float(leaf.rtol), share)
             continue
-        atol = float(f"{leaf.min_atol * HINT_HEADROOM:.3g}")
+        atol, rtol = fitted(leaf.envelope, leaf.mean_abs_ref, leaf.max_abs_diff, HINT_HEADROOM)
         if name in rules:
-            atol = max(atol, rules[name][0])
-        rules[name] = (atol, float(leaf.rtol), None)
+            atol, rtol = max(atol, rules[name][0]), max(rtol, rules[name][1])
+        rules[name] = (atol, rtol, None)
     if not rules:
         return "  -> structure/shape/dtype or NaN/Inf differences: no tolerance fixes these"
     table = ", ".join(f"{name!r}: {_rule(*rule)}" for name, rule in rules.items())
@@ -77,9 +100,9 @@ def verification_hint(result: Any, pair: str) -> str:
 
 def suggest_tolerances(doc: dict[str, Any], headroom: float) -> str:
     lines = [f"# tolerances suggested by awml-harness on {time.strftime('%Y-%m-%d %H:%M')} "
-             f"(observed max |diff| x {headroom:g}); paste into the deploy config"]
+             f"(the least atol + rtol pair that passed every element seen, x {headroom:g}); paste into the deploy config"]
     for cid, entry in doc.get("projects", {}).items():
-        pairs: dict[str, dict[str, dict[str, float]]] = {}
+        pairs: dict[str, dict[str, dict[str, Any]]] = {}
         counts: dict[str, int] = {}
         for res in entry["verification"]["results"]:
             if res["scenario"].startswith("golden:"):
@@ -90,27 +113,42 @@ def suggest_tolerances(doc: dict[str, Any], headroom: float) -> str:
                 if leaf["problem"] or not isinstance(leaf["max_abs_diff"], (int, float)):
                     continue
                 name = leaf["path"].rsplit("/", 1)[-1]
-                seen = pairs.setdefault(pair, {}).setdefault(name, {"abs": 0.0, "rel": 0.0})
+                seen = pairs.setdefault(pair, {}).setdefault(
+                    name, {"abs": 0.0, "rel": 0.0, "points": [], "ref_sum": 0.0, "numel": 0, "complete": True})
                 seen["abs"] = max(seen["abs"], leaf["max_abs_diff"])
                 rel = leaf["max_rel_diff"]
                 if isinstance(rel, (int, float)):
                     seen["rel"] = max(seen["rel"], rel)
+                if leaf.get("envelope") is None:
+                    seen["complete"] = False  # a run before envelopes were recorded
+                seen["points"] += leaf.get("envelope") or []
+                seen["ref_sum"] += float(leaf.get("mean_abs_ref", 0.0)) * int(leaf.get("numel", 0))
+                seen["numel"] += int(leaf.get("numel", 0))
         if not pairs:
             continue
+        rules = {pair: {name: _pooled(seen, headroom) for name, seen in sorted(outputs.items())}
+                 for pair, outputs in sorted(pairs.items())}
         lines.append(f"# {cid} ({entry['config']})")
         lines.append("verification = dict(")
         lines.append("    pair_outputs={")
-        for pair, outputs in sorted(pairs.items()):
+        for pair, outputs in rules.items():
             lines.append(f"        {pair!r}: {{  # from {counts[pair]} sample(s)")
-            for name, seen in sorted(outputs.items()):
-                atol = float(f"{max(seen['abs'] * headroom, 1e-12):.2g}")
-                lines.append(f"            {name!r}: dict(atol={atol!r}, rtol=0.0),  "
+            for name, (atol, rtol) in outputs.items():
+                seen = pairs[pair][name]
+                lines.append(f"            {name!r}: {_rule(atol, rtol)},  "
                              f"# max abs {seen['abs']:.3g}, max rel {seen['rel']:.3g}")
             lines.append("        },")
         lines.append("    },")
         lines.append(")")
         scope = Path(entry["config"]).stem if len(doc["projects"]) > 1 else ""
-        options = [cfg_option(pair, name, float(f"{max(seen['abs'] * headroom, 1e-12):.2g}"), 0.0, scope)
-                   for pair, outputs in sorted(pairs.items()) for name, seen in sorted(outputs.items())]
+        options = [cfg_option(pair, name, atol, rtol, scope)
+                   for pair, outputs in rules.items() for name, (atol, rtol) in outputs.items()]
         lines.append(f"# the same on the command line: --cfg-options {' '.join(options)}")
     return "\n".join(lines) + "\n"
+
+
+def _pooled(seen: dict[str, Any], headroom: float) -> tuple[float, float]:
+    """One output of one pair over every sample: the union of the samples' envelopes."""
+    mean = seen["ref_sum"] / seen["numel"] if seen["numel"] else 0.0
+    points = seen["points"] if seen["complete"] else []
+    return fitted(points, mean, seen["abs"], headroom)

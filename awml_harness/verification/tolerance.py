@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from awml_harness.config.schema import Scenario, Tolerance, VerificationConfig
 
@@ -124,3 +126,32 @@ def _floored(tol: Tolerance, rule: str, floor: Tolerance | None, precision: str 
 
 def tolerance_for(ver: VerificationConfig, scenario: Scenario, path: str) -> Tolerance:
     return resolve(ver, scenario, path).tolerance
+
+
+def fit(envelope: Sequence[Sequence[float]], mean_abs_ref: float) -> tuple[float, float]:
+    """The (atol, rtol) that passes every element the envelope covers with the least
+    looseness, i.e. the smallest mean allowed band `atol + rtol * mean|ref|` over the
+    observed elements, both >= 0.
+
+    A linear program in two unknowns: the allowed band is a line above every point, so
+    the optimum is pure atol, pure rtol, or one edge of the points' upper convex hull
+    extended; each candidate is checked against every point."""
+    from awml_harness.compare import upper_hull
+
+    points = sorted((float(x), float(d)) for x, d in envelope if d > 0)
+    if not points:
+        return 0.0, 0.0
+    hull = upper_hull(points)
+    x = np.asarray([p[0] for p in points])
+    d = np.asarray([p[1] for p in points])
+    candidates = [(float(d.max()), 0.0)]
+    if points[0][0] > 0:
+        candidates.append((0.0, float((d / x).max())))
+    for (x0, d0), (x1, d1) in zip(hull, hull[1:], strict=False):
+        if x1 > x0:
+            r = (d1 - d0) / (x1 - x0)
+            if r >= 0 and d0 - r * x0 >= 0:
+                candidates.append((d0 - r * x0, r))
+    slack = 1e-12 * max(1.0, float(d.max()))
+    feasible = [(a, r) for a, r in candidates if np.all(a + r * x >= d - slack)]
+    return min(feasible, key=lambda c: c[0] + c[1] * mean_abs_ref)  # pure atol = max diff is always feasible

@@ -69,7 +69,7 @@ def test_a_single_mistake_is_the_error_itself_and_keys_start_at_the_given_root()
     err = _errors(LimitsConfig, {"max_elements": 0}, "limits")
     assert err.problems == () and err.key == "limits.max_elements" and err.value == 0
     assert str(err) == "config key 'limits.max_elements' = 0 is invalid; expected greater than 0"
-    assert _errors(LimitsConfig, [1, 2], "limits").allowed == "a mapping with keys ['max_elements']"
+    assert _errors(LimitsConfig, [1, 2], "limits").allowed == "a mapping with keys ['max_elements', 'max_parameters']"
 
 
 @dataclass(frozen=True)

@@ -256,7 +256,7 @@ def test_missing_files_name_key_and_resolved_path(tmp_path, body, key, allowed):
 
 
 def test_existing_files_and_folders_pass_the_checks(tmp_path):
-    body = ("runtime_io: {data_root: projects, info_file: projects/Toy}\n"
+    body = ("runtime_io: {data_root: projects, info_file: projects/Toy/project.py}\n"
             "export: {mode: trt, onnx_path: projects/Toy/project.py}\n")
     cfg = load_deploy_config(write(tmp_path / "c.yaml", HEAD + body), base_dir=TOY)
     assert cfg.export.onnx_path == TOY.resolve() / "projects/Toy/project.py"

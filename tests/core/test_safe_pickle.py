@@ -138,6 +138,6 @@ def test_awml_unsafe_load_reaches_the_checkpoint_from_the_command_line(toy_repo)
     args = ("suites", "-p", "no:cacheprovider", "-k", "export", "--cfg-options", f"checkpoint_path={ckpt}")
     refused = toy_repo.runpytest_subprocess(*args)
     refused.assert_outcomes(failed=1)
-    refused.stdout.fnmatch_lines(["*epoch_1.pth needs full unpickling, which can run arbitrary code; "
+    refused.stdout.fnmatch_lines(["*epoch_1.pth needs full unpickling, which can run arbitrary code (it references pathlib.PosixPath); "
                                   "if you trust it, pass --awml-unsafe-load*"])
     toy_repo.runpytest_subprocess(*args, "--awml-unsafe-load").assert_outcomes(passed=1)

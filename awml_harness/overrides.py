@@ -1,4 +1,4 @@
-"""`--cfg-options` that silently do nothing: overrides a more specific rule shadows.
+"""`--cfg-options` that would silently do nothing: overrides a more specific rule shadows.
 
 An override is only worth typing if it changes what the run does. Tolerances resolve
 most-specific-first (pair+output, output glob, pair, `tolerance`, `default`; see
