@@ -25,3 +25,18 @@ def atomic_open(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_text(path: Path, text: str) -> None:
+    """`text` into `path`, atomically (the reports, suggestions, markdown summaries)."""
+    with atomic_open(path) as fh:
+        fh.write(text)
+
+
+def write_json(path: Path, doc: Any, *, allow_nan: bool = False, indent: int | None = 2) -> None:
+    """`doc` as JSON into `path`, atomically; NaN/Inf refused unless `allow_nan`."""
+    import json
+
+    with atomic_open(path) as fh:
+        json.dump(doc, fh, indent=indent, allow_nan=allow_nan)
+        fh.write("\n")

@@ -1,18 +1,63 @@
-"""Typed test parameters. The suites are parametrized with these, so a test id reads
-like `MyDetector-pytorch:cpu-vs-onnx:cpu-s0` and `-k mydetector` selects a project."""
+"""Typed test parameters, and the one place test ids are written and read.
+
+The suites are parametrized with these, so a test id reads like
+`MyDetector-pytorch:cpu-vs-onnx:cpu-s0` and `-k mydetector` selects a project. The
+xdist scheduler reads the ids back (`scope_of`) to keep a config's tests on one worker."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from awml_harness.config.schema import BackendSpec, Scenario
+
+if TYPE_CHECKING:  # pragma: no cover
+    from awml_harness.config.schema import DeployConfig
+
+TENSORRT = "tensorrt"
+
+
+def onnx_target(precision: str) -> str:
+    """The export target of an ONNX precision variant: `onnx` (fp32), `onnx-fp16`, ..."""
+    return "onnx" if precision == "fp32" else f"onnx-{precision}"
+
+
+def target_precision(target: str) -> str | None:
+    """The ONNX precision an export target builds; None for the TensorRT engines."""
+    if target == TENSORRT:
+        return None
+    return "fp32" if target == "onnx" else target.removeprefix("onnx-")
+
+
+def artifact_variants(spec: BackendSpec) -> list[tuple[str, Any]]:
+    """The artifacts a backend spec runs on: ("onnx", precision), the fp32 source of a
+    reduced-precision variant first, or ("tensorrt", spec)."""
+    kind = spec.backend.value
+    if kind == "onnx":
+        return [("onnx", "fp32")] + ([("onnx", spec.precision)] if spec.precision != "fp32" else [])
+    if kind == TENSORRT:
+        return [(TENSORRT, spec)]
+    return []
+
+
+def export_targets(cfg: DeployConfig) -> list[str]:
+    """What test_export checks for a config: the ONNX files of its export mode, every
+    reduced-precision ONNX variant it evaluates, the engines of modes that build them."""
+    targets = ["onnx"] if cfg.export.mode in ("onnx", "both") else []
+    if cfg.export.mode != "none":
+        precisions = {s.precision for s in cfg.evaluation.specs().values() if s.backend.value == "onnx"}
+        targets += [onnx_target(p) for p in sorted(precisions - {"fp32"})]
+    if cfg.export.mode in ("trt", "both"):
+        targets.append(TENSORRT)
+    return targets
 
 
 @dataclass(frozen=True)
 class ExportCase:
     config_id: str
     graph: str
-    target: str  # "onnx" | "onnx-fp16" | "tensorrt"
+    target: str  # "onnx" | "onnx-<precision>" | "tensorrt" (export_targets)
 
     @property
     def id(self) -> str:
@@ -73,13 +118,27 @@ class SplitCase:
 
 
 @dataclass(frozen=True)
-class EvalShardCase:
-    """Under pytest-xdist: every backend on samples i % of == shard; merged on the controller."""
+class ChunkCase:
+    """A large evaluation in chunks of samples i % of == chunk, every backend in each; the
+    controller merges the chunks (evaluation/merge.py). Not a --awml-shard split."""
 
     config_id: str
-    shard: int
+    chunk: int
     of: int
 
     @property
     def id(self) -> str:
-        return f"{self.config_id}-shard{self.shard + 1}of{self.of}"
+        return f"{self.config_id}-chunk{self.chunk + 1}of{self.of}"
+
+
+_CHUNK = re.compile(r"chunk(\d+)of\d+")
+
+
+def scope_of(param: str, config_ids: tuple[str, ...]) -> str | None:
+    """The config a test id's parameter belongs to (`<config id>-chunkN` for a chunk, a
+    unit of work of its own); None when it names no loaded config."""
+    for cid in sorted(config_ids, key=len, reverse=True):  # "A-b" before "A"
+        if param == cid or param.startswith(cid + "-"):
+            chunk = _CHUNK.fullmatch(param[len(cid) + 1:])
+            return f"{cid}-chunk{chunk.group(1)}" if chunk else cid
+    return None

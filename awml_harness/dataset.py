@@ -7,16 +7,19 @@ nothing. The core refuses it instead, naming the file the samples should have co
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from awml_harness.io import DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from awml_harness.config.schema import DeployConfig
 
 
 class DatasetError(DataError):
     """The configured data cannot feed the tests (e.g. it holds no samples)."""
 
 
-def empty_dataset_message(cfg: Any) -> str:
+def empty_dataset_message(cfg: DeployConfig) -> str:
     info = cfg.runtime_io.info_file
     if info is None:
         return (f"{cfg.id}: the dataset has no samples and runtime_io.info_file is not set; set it to an "
@@ -26,7 +29,7 @@ def empty_dataset_message(cfg: Any) -> str:
             "needs one)")
 
 
-def check_not_empty(dataset: Any, cfg: Any) -> Any:
+def check_not_empty(dataset: Any, cfg: DeployConfig) -> Any:
     """Return `dataset`, or raise DatasetError naming the file when it has no samples."""
     if len(dataset) == 0:
         raise DatasetError(empty_dataset_message(cfg))

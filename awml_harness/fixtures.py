@@ -7,30 +7,27 @@ HarnessSession (config.stash), so xdist workers and serial runs build the same t
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from awml_harness.report.sink import RECORDS_KEY, junit_properties
+from awml_harness.recorder import RECORDS_KEY, junit_properties
 from awml_harness.stash_keys import SESSION_KEY
+
+if TYPE_CHECKING:  # pragma: no cover
+    from awml_harness.protocols import HarnessLike
 
 CASE_FIXTURES = ("awml_export_case", "awml_verify_case", "awml_eval_case", "awml_latency_case", "awml_shape_case")
 
 
-def generate_cases(session: Any, kind: str) -> list[Any]:
-    from awml_harness.cases import BackendCase, EvalShardCase, ExportCase, ShapeCase, VerifyCase
+def generate_cases(session: HarnessLike, kind: str) -> list[Any]:
+    from awml_harness.cases import BackendCase, ChunkCase, ExportCase, ShapeCase, VerifyCase, export_targets
 
     cases: list[Any] = []
     for cid, cfg in session.configs.items():
         adapter = session.adapter(cid)
         if kind == "awml_export_case":
-            if cfg.export.mode in ("onnx", "both"):
-                cases += [ExportCase(cid, g, "onnx") for g in adapter.graph_names()]
-            fp16 = any(s.precision == "fp16" and s.backend.value == "onnx" for s in cfg.evaluation.specs().values())
-            if fp16 and cfg.export.mode != "none":
-                cases += [ExportCase(cid, g, "onnx-fp16") for g in adapter.graph_names()]
-            if cfg.export.mode in ("trt", "both"):
-                cases += [ExportCase(cid, g, "tensorrt") for g in adapter.graph_names()]
+            cases += [ExportCase(cid, g, target) for target in export_targets(cfg) for g in adapter.graph_names()]
         elif kind == "awml_verify_case":
             n = cfg.verification.num_verify_samples
             cases += [VerifyCase(cid, sc, i) for sc in cfg.scenarios() for i in range(n)]
@@ -48,9 +45,9 @@ def generate_cases(session: Any, kind: str) -> list[Any]:
 
                 cases.append(SplitCase(cid, *session.options.split))
                 continue
-            shards = eval_shards(session, cid)
-            if shards > 1:
-                cases += [EvalShardCase(cid, k, shards) for k in range(shards)]
+            chunks = eval_chunks(session, cid)
+            if chunks > 1:
+                cases += [ChunkCase(cid, k, chunks) for k in range(chunks)]
             else:
                 cases += [BackendCase(cid, name, spec) for name, spec in cfg.evaluation.specs().items()]
         elif kind == "awml_latency_case" and cfg.evaluation.latency:
@@ -58,24 +55,25 @@ def generate_cases(session: Any, kind: str) -> list[Any]:
     return cases
 
 
-def eval_shards(session: Any, config_id: str) -> int:
-    """How many shards of samples a config's evaluation is split into: as many as keep
-    evaluation.shard_min_samples samples each, at most evaluation.max_shards.
+def eval_chunks(session: HarnessLike, config_id: str) -> int:
+    """How many chunks of samples a config's evaluation is split into: as many as keep
+    evaluation.chunk_min_samples samples each, at most evaluation.max_chunks.
 
-    The same number with and without pytest-xdist, so a test id (`<config>-shard1of2`, or
+    The same number with and without pytest-xdist, so a test id (`<config>-chunk1of2`, or
     one test per backend when the evaluation is small) does not depend on `-n` and CI
-    test history lines up. Under xdist each shard is a unit of work of its own
+    test history lines up. Under xdist each chunk is a unit of work of its own
     (xdist_scheduling.py), so large evaluations still spread over workers; a serial run
-    runs the shards one after the other in one process (the model is set up once) and
-    the controller merges them as it does under xdist (issue 16 P7, issue 17 item 5)."""
+    runs the chunks one after the other in one process (the model is set up once) and
+    the controller merges them as it does under xdist. The dataset is read only when the
+    config could be chunked at all (an evaluation capped below two chunks needs no count)."""
     ev = session.configs[config_id].evaluation
-    if ev.max_shards <= 1:
+    if ev.max_chunks <= 1 or 0 < ev.num_samples < 2 * ev.chunk_min_samples:
         return 1
     try:
         n = session.context(config_id).num_eval_samples()
     except Exception:  # an unreadable or empty dataset: the evaluation test itself names it
         return 1
-    return max(1, min(ev.max_shards, n // ev.shard_min_samples))
+    return max(1, min(ev.max_chunks, n // ev.chunk_min_samples))
 
 
 @pytest.fixture(scope="session")
@@ -91,7 +89,7 @@ def awml(pytestconfig: pytest.Config) -> Any:
 def awml_record(request: pytest.FixtureRequest) -> Any:
     """`awml_record(dict)` attaches a result to this test's report (travels across xdist
     as the report attribute `awml_records`); its small scalars also become junit properties."""
-    from awml_harness.report.metrics import jsonable
+    from awml_harness.report.document import jsonable
 
     def record(data: dict[str, Any]) -> None:
         data = jsonable(data)

@@ -20,9 +20,12 @@ import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from awml_harness.config.schema import DeployConfig
 
 
 def flatten(outputs: Any, prefix: str = "") -> dict[str, np.ndarray]:
@@ -72,7 +75,7 @@ def tool_versions() -> dict[str, str]:
     return out
 
 
-def config_digest(cfg: Any) -> str:
+def config_digest(cfg: DeployConfig) -> str:
     """Digest of what decides a reference's outputs besides weights and tools: the model
     settings (model_cfg), runtime_io (inputs, sample selection) and model_io. Paths such
     as work_dir do not enter it."""
@@ -84,7 +87,7 @@ def config_digest(cfg: Any) -> str:
     return digest(data)[:16]
 
 
-def provenance(cfg: Any, checkpoint_digest: str, sample_id: str, ref_label: str) -> dict[str, Any]:
+def provenance(cfg: DeployConfig, checkpoint_digest: str, sample_id: str, ref_label: str) -> dict[str, Any]:
     return {"config_digest": config_digest(cfg), "checkpoint": checkpoint_digest[:16], "sample_id": sample_id,
             "reference": ref_label, "tools": tool_versions()}
 

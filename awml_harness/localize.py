@@ -33,9 +33,13 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from awml_harness.config.schema import BackendSpec, Scenario
+    from awml_harness.protocols import ContextLike
 
 DEFAULT_LIMIT = 3  # first diverging nodes reported
 # (atol, rtol[, max_mismatch_share]): the verification's own per-output function; a share is
@@ -109,25 +113,6 @@ class Localization:
                 "candidates": self.candidates, "first": [d.as_dict() for d in self.first], "notes": list(self.notes)}
 
 
-LOCALIZATION_HEADER = ["scenario", "sample", "#", "graph", "node", "op", "tensor", "max abs diff", "tolerance"]
-
-
-def localization_rows(results: list[dict[str, Any]]) -> list[list[Any]]:
-    """Table rows (report): each localised verification result's first diverging nodes."""
-    rows = []
-    for res in results:
-        loc = res.get("localization")
-        if not loc:
-            continue
-        for i, d in enumerate(loc["first"], 1):
-            rows.append([res["scenario"], res["sample_id"], i, d["graph"], d["node"], d["op_type"], d["tensor"],
-                         d["max_abs_diff"], f"atol={d['atol']:g} rtol={d['rtol']:g}"])
-        if not loc["first"]:
-            rows.append([res["scenario"], res["sample_id"], "-", "", "; ".join(loc["notes"]) or "no tensor differs",
-                         "", "", "", ""])
-    return rows
-
-
 # -- ONNX: mark every tensor ------------------------------------------------------------
 def graph_nodes(model: Any) -> list[tuple[str, str, str]]:
     """(node name, op type, output tensor) for every node output, in the file's order
@@ -164,18 +149,18 @@ def onnx_all_tensors(path: Path, feeds: Mapping[str, np.ndarray], device: str = 
 
     model = onnx.load(str(path))  # external data next to the file is loaded with it
     mark_all_outputs(model)
+    if model.ByteSize() < 1_500_000_000:  # fits a protobuf: straight from memory
+        with OnnxRuntimeRunner(model.SerializeToString(), device, threads) as runner:
+            return runner.infer(feeds)
     with tempfile.TemporaryDirectory(prefix="awml-localize-") as tmp:
         marked = Path(tmp) / path.name
-        onnx.save(model, str(marked), save_as_external_data=model.ByteSize() > 1_500_000_000)
-        runner = OnnxRuntimeRunner(marked, device, threads)
-        try:
+        onnx.save(model, str(marked), save_as_external_data=True)
+        with OnnxRuntimeRunner(marked, device, threads) as runner:
             return runner.infer(feeds)
-        finally:
-            runner.close()
 
 
 # -- TensorRT: mark every layer output -----------------------------------------------------
-def tensorrt_all_tensors(ctx: Any, spec: Any, graph_name: str, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def tensorrt_all_tensors(ctx: ContextLike, spec: BackendSpec, graph_name: str, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Build a debug engine of `graph_name` with every layer output marked (same ONNX
     file and build plan as the deployed engine, never cached) and run it on `feeds`."""
     from awml_harness.backends.tensorrt import TensorRTRunner, cuda_index, require_tensorrt
@@ -190,11 +175,8 @@ def tensorrt_all_tensors(ctx: Any, spec: Any, graph_name: str, feeds: Mapping[st
     with tempfile.TemporaryDirectory(prefix="awml-localize-") as tmp:
         name = build_engine(trt, onnx_path, plan, Path(tmp), f"{graph_name}-marked.engine", None,
                             cuda_index(spec.device), mark_all=True)
-        runner = TensorRTRunner(Path(tmp) / name, spec.device)
-        try:
+        with TensorRTRunner(Path(tmp) / name, spec.device) as runner:
             return runner.infer(feeds)
-        finally:
-            runner.close()
 
 
 # -- PyTorch: module boundaries ----------------------------------------------------------------
@@ -314,7 +296,7 @@ def first_divergences(graph: str, nodes: list[tuple[str, str, str]], ref: Mappin
     return found, compared
 
 
-def record_feeds(ctx: Any, spec: Any, prepared: Any) -> dict[str, dict[str, np.ndarray]]:
+def record_feeds(ctx: ContextLike, spec: BackendSpec, prepared: Any) -> dict[str, dict[str, np.ndarray]]:
     """Run the reference pipeline once, keeping each graph's first feeds (call order)."""
     from awml_harness.project import NullTimer
 
@@ -329,7 +311,7 @@ def record_feeds(ctx: Any, spec: Any, prepared: Any) -> dict[str, dict[str, np.n
     return feeds
 
 
-def supported(scenario: Any) -> str | None:
+def supported(scenario: Scenario) -> str | None:
     """None when the pair can be localised, else why not."""
     kinds = {scenario.ref_backend.value, scenario.test_backend.value}
     if kinds <= {"pytorch", "onnx", "tensorrt"} and kinds != {"pytorch"}:
@@ -337,7 +319,7 @@ def supported(scenario: Any) -> str | None:
     return f"no localisation for {scenario.label}"
 
 
-def localize(ctx: Any, scenario: Any, prepared: Any, tolerance: ToleranceFn, limit: int = DEFAULT_LIMIT) -> Localization:
+def localize(ctx: ContextLike, scenario: Scenario, prepared: Any, tolerance: ToleranceFn, limit: int = DEFAULT_LIMIT) -> Localization:
     """Compare every intermediate tensor of both sides of `scenario` on `prepared`."""
     import onnx
 
@@ -394,3 +376,16 @@ def localize(ctx: Any, scenario: Any, prepared: Any, tolerance: ToleranceFn, lim
     method = "+".join(dict.fromkeys(methods))
     return Localization(scenario.ref.label, scenario.test.label, method, compared, candidates, tuple(found),
                         tuple(notes))
+
+
+def localize_failure(ctx: ContextLike, scenario: Scenario, prepared: Any) -> Localization:
+    """--awml-localize after a failed verification: the first diverging nodes under the
+    scenario's own tolerances; a localisation that cannot run says why instead (the
+    verification failure stays the verdict)."""
+    from awml_harness.verification.tolerance import resolve
+
+    try:
+        return localize(ctx, scenario, prepared, lambda path: resolve(ctx.cfg.verification, scenario, path).as_tuple())
+    except Exception as exc:
+        return Localization(scenario.ref.label, scenario.test.label, "none", 0, 0,
+                            notes=(f"localisation could not run: {type(exc).__name__}: {exc}",))

@@ -10,7 +10,7 @@ Warnings raised inside a step are gathered: one line per warning site (category 
 source file), "N warnings like: ..." when a site repeats (the fp16 converter warns once
 per clipped constant: a dozen three-line entries in pytest's summary for one graph).
 A site that warns once is re-issued unchanged inside a test, so pytest's warnings
-summary still lists it; in the export stage (outside any test) it becomes a line as well.
+summary still lists it; in the prebuild (outside any test) it becomes a line as well.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ DEFAULT_INTERVAL_S = 10.0
 
 _config: Any = None  # the pytest.Config of this process, set by the plugin
 _interval_s = DEFAULT_INTERVAL_S
-_outside_tests = 0  # > 0 inside the export stage (stage.py): no test to attribute a warning to
+_outside_tests = 0  # > 0 inside the prebuild (prebuild.py): no test to attribute a warning to
 
 
 _stack: list[tuple[Any, float]] = []  # an in-process pytest run inside another restores the outer one
@@ -71,7 +71,7 @@ def emit(line: str) -> None:
 
 @contextlib.contextmanager
 def outside_tests() -> Iterator[None]:
-    """Mark work done for the run rather than for a test (the export stage): its warnings
+    """Mark work done for the run rather than for a test (the prebuild): its warnings
     all become progress lines instead of entries that pytest would pin on the next test."""
     global _outside_tests
     _outside_tests += 1

@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import math
+import re
 import sys
 import time
 from abc import ABC, abstractmethod
@@ -124,7 +125,7 @@ class Evaluator(ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        from awml_harness.evaluation.gate import check_directions
+        from awml_harness.directions import check_directions
 
         check_directions(cls.__dict__.get("directions", {}), f"{cls.__module__}.{cls.__qualname__}")
 
@@ -137,9 +138,33 @@ class Evaluator(ABC):
 
 
 class ProjectAdapter(ABC):
-    """Base of every project. Subclasses set `name`, `task_type` and implement the
-    abstract methods; `settings_cls` (a frozen dataclass) types the config's
-    `model_cfg` section and is validated with the same rules as the core schema."""
+    """Base of every project: the whole contract between a project and the core.
+
+    Required (checked when a config naming the project loads, `check_project`):
+      name, task_type                class attributes: the project's name and task
+      graph_names()                  the graphs' names, without building the model
+      build_model()                  the PyTorch model, checkpoint loaded
+      graphs(model)                  one Graph per ONNX file, named as graph_names()
+      dataset(), target(sample)      the samples and their ground truth
+      preprocess(sample)             -> Prepared (once per sample, shared by the backends)
+      postprocess(outputs, prepared) -> a compact prediction
+      evaluator()                    -> Evaluator (metrics; `headline`, `directions`)
+      forward(prepared, run_graph, timer)
+                                     required only with several graphs (the default runs one)
+      settings_cls                   required when a config sets model_cfg (a frozen dataclass,
+                                     validated like the core schema)
+
+    Optional (the default in brackets):
+      codebase [None]                the OpenMMLab codebase a config without `project` maps to
+      model_io_aliases, model_io_pipeline_tensors [{}]   how the seed's model_io maps onto graphs
+      load_settings, translate_openmmlab [model_cfg as written; an `openmmlab.py` beside project.py]
+      check_config(cfg) [nothing]    project-specific config checks (ConfigError)
+      model_size(cfg) [None]         the model's estimated size, bounded by `limits`
+      detections(prediction) [None]  boxes, so verification matches them (matching.Detections)
+      match_settings() [{}]          box matching defaults
+      has_dynamic_shapes() [from the config's dynamic axes]  whether the shape sweep runs
+      single_input_graph(...)        a helper for one-input, one-output projects
+    """
 
     name: ClassVar[str]
     #: the project's task, any name the project chooses:
@@ -238,13 +263,14 @@ class ProjectAdapter(ABC):
         if batch is None:
             axes.setdefault(in_name, {}).setdefault(0, "batch")
             axes.setdefault(out_name, {}).setdefault(0, "batch")
-        profiles = tuple(
-            {in_name: ShapeRange(tuple(p.min_shape), tuple(p.opt_shape), tuple(p.max_shape))
-             for k, p in mi.input_shapes.items() if profile_input(k, name, (in_name,)) == in_name}
-            for mi in cfg.backend_config.model_inputs
-        )
+        profiles = []
+        for mi in cfg.backend_config.model_inputs:
+            mine = [p for k, p in mi.input_shapes.items() if profile_input(k, name, (in_name,))]
+            if mine:  # both key forms in one entry: the one written last
+                p = mine[-1]
+                profiles.append({in_name: ShapeRange(tuple(p.min_shape), tuple(p.opt_shape), tuple(p.max_shape))})
         return Graph(name=name, module=model, example_inputs={in_name: example}, input_names=(in_name,),
-                     output_names=(out_name,), dynamic_axes=axes, profiles=tuple(p for p in profiles if p))
+                     output_names=(out_name,), dynamic_axes=axes, profiles=tuple(profiles))
 
     # -- data -------------------------------------------------------------------------
     @abstractmethod
@@ -405,6 +431,30 @@ def resolve_project(name: str, search_from: Sequence[Path]) -> str:
             "or 'package.module:Class'",
         )
     return str(folder)
+
+
+_GRAPH_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+
+
+def check_project(cls: type[ProjectAdapter], cfg: DeployConfig) -> None:
+    """The contract of ProjectAdapter, checked once a config naming `cls` has loaded, so a
+    project's omission is one config error naming the project (exit 4), not a traceback
+    deep inside the first test that needs the missing piece."""
+    where = f"{cls.__module__}.{cls.__qualname__}"
+    missing = sorted(getattr(cls, "__abstractmethods__", ()))
+    if missing:
+        raise ConfigError("project", cfg.project, f"a project class implementing every required member; {where} "
+                                                  f"lacks {', '.join(missing)} (see awml_harness.project.ProjectAdapter)")
+    if not isinstance(getattr(cls, "name", None), str) or not cls.name:
+        raise ConfigError("project", cfg.project, f"a project class with a `name`; {where} declares none")
+    names = cls(cfg).graph_names()
+    if not isinstance(names, tuple) or not names or len(set(names)) != len(names) or not all(
+            isinstance(n, str) and _GRAPH_NAME.fullmatch(n) for n in names):
+        raise ConfigError("project", cfg.project, f"graph_names() returning a tuple of distinct graph names "
+                                                  f"(letters, digits, _ . -); {where} returns {names!r}")
+    if len(names) > 1 and cls.forward is ProjectAdapter.forward:
+        raise ConfigError("project", cfg.project, f"a forward() override: {where} exports {len(names)} graphs "
+                                                  f"{list(names)} and the default forward runs a single one")
 
 
 def load_project_class(name: str, search_from: Sequence[Path] = ()) -> type[ProjectAdapter]:

@@ -1,10 +1,11 @@
-"""Per-run state, kept on `config.stash`: configs, models, artifacts, runners, results.
+"""Per-run state, kept on `config.stash`: the configs of a run and their contexts.
 
 Everything expensive is built on first use and cached for the session: a model is
 built once per config, each Graph exported once, each runner created once, each
 verification sample preprocessed once and fed to every backend. Evaluation runs all
 available backends in one pass over the samples, so each sample is preprocessed once
-and only compact predictions are kept.
+and only compact predictions are kept. `finish` is everything after the last test
+(awml_harness/finish.py); `close` gives back every runner the run opened.
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from awml_harness.config.schema import BackendSpec, DeployConfig
+from awml_harness.config.schema import BackendSpec, DeployConfig, Scenario
 from awml_harness.context.artifacts import ARTIFACT_FORMAT, EXPORT_CODE, Artifacts
 from awml_harness.context.data import ModelData, RunOptions
-from awml_harness.context.passes import EvaluationPasses
 from awml_harness.context.runners import RunnerPool, RunResult
+from awml_harness.evaluation.passes import EvaluationPasses
+from awml_harness.evaluation.results import BackendResult
 from awml_harness.export.store import Artifact
+from awml_harness.finish import EndOptions, Outcome, finish
 from awml_harness.project import Prepared, ProjectAdapter, StageTimer, load_project_class
+from awml_harness.recorder import RunRecord
 from awml_harness.threads import resolve
 
 __all__ = ["ARTIFACT_FORMAT", "EXPORT_CODE", "HarnessSession", "ProjectContext", "RunOptions", "RunResult",
@@ -30,8 +34,8 @@ class ProjectContext(ModelData):
     """Lazy, cached access to everything one deploy config needs during a run.
 
     A facade: the model and data are its own (`ModelData`); artifacts, runners and
-    evaluation passes are parts in `awml_harness/context/`, reached under the names
-    callers have always used."""
+    evaluation passes are parts (`context/`, `evaluation/passes.py`), reached under the
+    names callers use."""
 
     def __init__(self, cfg: DeployConfig, options: RunOptions, adapter: ProjectAdapter | None = None) -> None:
         super().__init__(cfg, options, adapter)
@@ -76,15 +80,21 @@ class ProjectContext(ModelData):
     def timed_run(self, spec: BackendSpec, sample: Any) -> RunResult:
         return self.runner_pool.timed_run(spec, sample)
 
-    # -- evaluation (context/passes.py) ---------------------------------------------------
+    def verification_judge(self, scenario: Scenario, indices: list[int]) -> Any:
+        return self.runner_pool.verification_judge(scenario, indices)
+
+    def close(self) -> None:
+        self.runner_pool.close()
+
+    # -- evaluation (evaluation/passes.py) ------------------------------------------------
     def num_eval_samples(self) -> int:
         return self.passes.num_eval_samples()
 
-    def evaluate_all(self) -> dict[str, Any]:
+    def evaluate_all(self) -> dict[str, BackendResult]:
         return self.passes.evaluate_all()
 
-    def evaluate_shard(self, shard: int, of: int) -> dict[str, Any]:
-        return self.passes.evaluate_shard(shard, of)
+    def evaluate_chunk(self, chunk: int, of: int, label: str = "chunk") -> dict[str, Any]:
+        return self.passes.evaluate_chunk(chunk, of, label)
 
 
 class HarnessSession:
@@ -93,7 +103,7 @@ class HarnessSession:
     def __init__(self, configs: list[DeployConfig], options: RunOptions, shards: int = 1) -> None:
         self.configs = {c.id: c for c in configs}
         self.options = options
-        self.shards = shards  # evaluation shards: the xdist worker count, 1 in serial runs
+        self.workers = shards  # the xdist worker count, 1 in serial runs
         self._contexts: dict[str, ProjectContext] = {}
         self._adapters: dict[str, ProjectAdapter] = {}
 
@@ -114,6 +124,15 @@ class HarnessSession:
         if config_id not in self._contexts:
             self._contexts[config_id] = ProjectContext(self.configs[config_id], self.options, self.adapter(config_id))
         return self._contexts[config_id]
+
+    def finish(self, run: RunRecord, exitstatus: int, opts: EndOptions) -> Outcome | None:
+        """Everything after the last test, on the process that writes the metrics JSON."""
+        return finish(self, run, exitstatus, opts)
+
+    def close(self) -> None:
+        """Deactivate every runner any context opened (every process, workers included)."""
+        for ctx in self._contexts.values():
+            ctx.close()
 
 
 def with_unique_ids(configs: list[DeployConfig]) -> list[DeployConfig]:

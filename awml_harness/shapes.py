@@ -10,11 +10,14 @@ values stay realistic (real voxels, real pixels) rather than random noise.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from awml_harness.graph import Graph, ShapeRange, profile_input
+
+if TYPE_CHECKING:  # pragma: no cover
+    from awml_harness.config.schema import DeployConfig
 
 
 def resize_like(example: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -24,7 +27,7 @@ def resize_like(example: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
-def profile_shapes(graph: Graph, cfg: Any) -> dict[str, ShapeRange]:
+def profile_shapes(graph: Graph, cfg: DeployConfig) -> dict[str, ShapeRange]:
     """Shape ranges of the graph's dynamic inputs: the graph's first profile, else the
     config's backend_config.model_inputs[0] entries with matching input names."""
     dynamic = [n for n in graph.input_names if graph.dynamic_axes.get(n)]

@@ -5,11 +5,11 @@ backend on the samples with `index % N == I - 1` (the same interleaved slice on 
 machine, since sample order is the dataset's) and, instead of metrics, the run writes a
 shard file with the compact predictions and targets per backend. `awml merge SHARD...`
 checks that the shards belong together, feeds one evaluator per backend in sample order,
-exactly as a serial run (and the pytest-xdist merge, `evaluation.merge_shards`) does,
+exactly as a serial run (and the pytest-xdist merge, `evaluation.merge.merge_chunks`) does,
 and writes a metrics JSON whose evaluation values equal a serial run's.
 
 Lossless by construction: arrays travel as their raw bytes with dtype and shape
-(`evaluation.encode`), Python floats as JSON numbers (shortest repr, read back to the same
+(`evaluation.wire.encode`), Python floats as JSON numbers (shortest repr, read back to the same
 double). Written atomically (`atomic.atomic_open`).
 
 "Belong together" is a digest of everything that decides the metrics: the validated
@@ -26,7 +26,10 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from awml_harness.protocols import ContextLike, HarnessLike
 
 SHARD_FORMAT = "awml-shard"
 SHARD_VERSION = 1
@@ -59,7 +62,7 @@ def _relative(obj: Any, root: str) -> Any:
     return obj
 
 
-def config_digest(ctx: Any, rootdir: Path) -> str:
+def config_digest(ctx: ContextLike, rootdir: Path) -> str:
     """sha256 of what decides a config's metrics (see the module docstring). Work dir,
     metrics path and the config file's own location are left out: they differ per machine."""
     from awml_harness.config.validation import to_builtin
@@ -86,7 +89,7 @@ def load_options(option: Any, rootdir: Path) -> dict[str, Any]:
             "model_cfg": rel(option.model_cfg), "checkpoint": rel(option.checkpoint)}
 
 
-def shard_document(harness: Any, records: Sequence[Mapping[str, Any]], doc: Mapping[str, Any],
+def shard_document(harness: HarnessLike, records: Sequence[Mapping[str, Any]], doc: Mapping[str, Any],
                    load: Mapping[str, Any], rootdir: Path) -> dict[str, Any]:
     """The shard file of one run: per config, its slice's predictions and its verification."""
     index, count = harness.options.split
@@ -108,11 +111,10 @@ def shard_document(harness: Any, records: Sequence[Mapping[str, Any]], doc: Mapp
 
 
 def write_shard(path: Path, data: Mapping[str, Any]) -> None:
-    from awml_harness.atomic import atomic_open
+    """Shard files keep NaN metrics inputs as they are (read back by `read_shard`)."""
+    from awml_harness.atomic import write_json
 
-    with atomic_open(path) as fh:
-        json.dump(data, fh, allow_nan=True)
-        fh.write("\n")
+    write_json(path, data, allow_nan=True, indent=None)
 
 
 def read_shard(path: Path) -> dict[str, Any]:
@@ -180,87 +182,3 @@ def _check_samples(cid: str, shards: Mapping[str, Mapping[str, Any]], count: int
             if got != want:
                 raise ShardError(f"{name}: config {cid} backend {backend} holds samples {got[:8]}... but shard "
                                  f"{k + 1}/{count} of {n} samples is {want[:8]}... (edited or truncated file?)")
-
-
-def merge(paths: Sequence[Path], rootdir: Path, argv: Sequence[str] = ()) -> tuple[dict[str, Any], list[str]]:
-    """Shard files -> (metrics JSON document, gate failures). Loads each config from this
-    checkout (as the shard jobs did) for its evaluator and tolerances."""
-    from awml_harness.config.load import load_deploy_config
-    from awml_harness.evaluation.merge import merge_shards
-    from awml_harness.report.machine import machine_info
-    from awml_harness.report.metrics import SCHEMA_VERSION, _project_entry, jsonable, verification_status
-    from awml_harness.session import ProjectContext, RunOptions
-
-    started = time.time()
-    if not paths:
-        raise ShardError("no shard files given")
-    shards = {str(p): read_shard(Path(p)) for p in paths}
-    if len(shards) < len(paths):
-        raise ShardError("the same shard file is given twice: " + ", ".join(map(str, paths)))
-    count = check_shards(shards)
-    first = next(iter(shards.values()))
-    load = first["load"]
-    root = Path(rootdir).resolve()
-
-    def path_of(rel: str | None) -> str | None:
-        return None if rel is None else str(root / rel)
-
-    projects: dict[str, Any] = {}
-    failures: list[str] = []
-    for cid in sorted(first["configs"]):
-        _check_samples(cid, shards, count)
-        entry0 = first["configs"][cid]
-        cfg = load_deploy_config(root / entry0["config"], overrides=load["cfg_options"], base_dir=root,
-                                 work_dir=load["work_dir"], device=load["device"], unsafe_load=load["unsafe_load"],
-                                 allow_python_in_yaml=load["allow_python_in_yaml"],
-                                 model_cfg=path_of(load["model_cfg"]), checkpoint=path_of(load["checkpoint"]))
-        if cfg.id != cid:  # two configs of one project: ids as the shard run made them
-            import dataclasses
-
-            cfg = dataclasses.replace(cfg, name=cid)
-        ctx = ProjectContext(cfg, RunOptions())
-        here = config_digest(ctx, root)
-        if here != entry0["config_digest"]:
-            raise ShardError(f"config {cid}: the shards were made from another config, checkpoint or code than "
-                             f"{root / entry0['config']} in {root} (digest {entry0['config_digest'][:12]}, here "
-                             f"{here[:12]}); merge in the checkout the shard jobs ran")
-        recs: list[Mapping[str, Any]] = [{"backends": s["configs"][cid]["backends"]} for s in shards.values()]
-        merged = merge_shards(ctx.adapter, recs, cfg.evaluation.reference, cfg.evaluation.tolerance_for)
-        project = _project_entry(cfg)
-        for name, entry in merged.items():
-            for line in entry.pop("failures", []):
-                failures.append(f"{cid} ({name}): {line.strip()}")
-            if entry.get("status") == "error":
-                failures.append(f"{cid} ({name}): evaluation failed on {entry['error']}")
-            project["evaluation"]["directions"].update(entry.pop("directions", None) or {})
-            project["evaluation"]["backends"][name] = entry
-        results: dict[tuple[str, int], Any] = {}
-        for s in shards.values():
-            ver = s["configs"][cid].get("verification") or {}
-            for r in ver.get("results", []):
-                results.setdefault((r["scenario"], r["sample_index"]), r)
-        ver = project["verification"]
-        ver["results"] = [results[k] for k in sorted(results)]
-        ver["passed"] = sum(1 for r in ver["results"] if r["passed"])
-        ver["failed"] = len(ver["results"]) - ver["passed"]
-        ver["status"], reason = verification_status(cfg, ver["results"])
-        if reason is not None:
-            ver["reason"] = reason + " (merged shards: verification comes from the shard jobs' runs)"
-        projects[cid] = project
-    now = time.time()
-    doc = {
-        "schema_version": SCHEMA_VERSION,
-        "run": {
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(now)),
-            "duration_s": round(now - started, 3), "exitstatus": 1 if failures else 0, "argv": list(argv),
-            "xdist_workers": 0, "tests": {}, "problems": [],
-            "unverified": [c for c, p in projects.items() if p["verification"]["status"] == "unverified"],
-            "merged_shards": [{"file": name, "index": s["shard"]["index"], "count": s["shard"]["count"],
-                               "created": s.get("created"), "machine": s.get("machine", {}).get("gpu") or
-                               s.get("machine", {}).get("cpu")} for name, s in shards.items()],
-        },
-        "machine": machine_info(),
-        "projects": projects,
-    }
-    return jsonable(doc), failures

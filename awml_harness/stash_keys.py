@@ -7,5 +7,6 @@ from typing import Any
 
 import pytest
 
-SESSION_KEY = pytest.StashKey[Any]()
-SINK_KEY = pytest.StashKey[Any]()
+SESSION_KEY = pytest.StashKey[Any]()  # session.HarnessSession
+RECORDER_KEY = pytest.StashKey[Any]()  # recorder.RunRecorder (what the tests reported)
+END_KEY = pytest.StashKey[Any]()  # plugin._End (what the end of the run produced)

@@ -164,7 +164,7 @@ def shipped_frames() -> tuple[list[tuple[dict, dict]], tuple[str, ...]]:
     """The shipped checkpoint's PyTorch predictions on the shipped evaluation set."""
     import torch
 
-    from awml_harness.config.load import read_file
+    from awml_harness.config.read import read_file
     from awml_harness.config.validation import from_mapping
     from awml_harness.openmmlab import load_checkpoint
     from projects.CenterPoint.data import InfoDataset, PointLoading

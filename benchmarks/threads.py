@@ -27,7 +27,7 @@ BLOCK = 10
 
 
 def _row(name: str, ms: np.ndarray) -> str:
-    from awml_harness.metrics.latency import summarize
+    from awml_harness.latency import summarize
 
     s = summarize(ms / 1e3)
     return (f"{name:<28} {s['p50']:9.3f} {s['p95']:9.3f} {s['p95_over_p50']:8.2f} "

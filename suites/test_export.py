@@ -6,11 +6,14 @@ import pytest
 
 
 def test_export(awml, awml_export_case, awml_record, guard_backend):
+    from awml_harness.cases import target_precision
+
     case = awml_export_case
     ctx = awml.context(case.config_id)
     cfg = ctx.cfg
     with guard_backend():
-        if case.target == "tensorrt":
+        precision = target_precision(case.target)
+        if precision is None:
             from awml_harness.config.schema import Backend, BackendSpec
 
             spec = next((s for s in cfg.evaluation.specs().values() if s.backend is Backend.TENSORRT),
@@ -22,7 +25,6 @@ def test_export(awml, awml_export_case, awml_record, guard_backend):
             awml_record({"kind": "export", "config": case.config_id, "artifacts": ctx.all_artifacts()})
             assert art.path.stat().st_size > 0
             return
-        precision = "fp16" if case.target == "onnx-fp16" else "fp32"
         art = ctx.onnx_artifacts(precision)[case.graph]
     awml_record({"kind": "export", "config": case.config_id, "artifacts": ctx.all_artifacts()})
 
@@ -30,7 +32,7 @@ def test_export(awml, awml_export_case, awml_record, guard_backend):
 
     check(art.path)
     try:  # a runtime must open it, not only onnx.checker (an fp16 variant can pass one and not the other)
-        check_loads(art.path, "fp16 conversion (export/fp16.py)" if precision == "fp16" else "ONNX export")
+        check_loads(art.path, "ONNX export" if precision == "fp32" else f"{precision} conversion (export/{precision}.py)")
     except ExportError as exc:
         pytest.fail(str(exc), pytrace=False)
     graph = ctx.graphs[case.graph]

@@ -11,7 +11,7 @@ import pytest
 def test_latency(awml, awml_latency_case, awml_record, guard_backend, benchmark, pytestconfig):
     import warnings
 
-    from awml_harness.metrics.latency import (
+    from awml_harness.latency import (
         LatencySpreadWarning,
         check_budget,
         check_stability,
@@ -54,7 +54,7 @@ def test_latency(awml, awml_latency_case, awml_record, guard_backend, benchmark,
     benchmark.extra_info["precision"] = case.spec.precision
     device_ms = None
     if case.spec.device.startswith("cuda"):
-        from awml_harness.metrics.latency import cuda_event_times
+        from awml_harness.latency import cuda_event_times
 
         device_ms = cuda_event_times(model_call, rounds=ev.latency_rounds)
         if device_ms is not None:
@@ -69,7 +69,7 @@ def test_latency(awml, awml_latency_case, awml_record, guard_backend, benchmark,
     limits = ev.backends[case.name].latency_regression
     baseline = None
     if limits and pytestconfig.option.awml_latency_baseline:
-        from awml_harness.metrics.latency import baseline_stats, check_regression, latest_baseline
+        from awml_harness.latency import baseline_stats, check_regression, latest_baseline
 
         where = pytestconfig.option.awml_latency_baseline
         if where == "latest":

@@ -7,9 +7,8 @@ import pytest
 
 
 def test_shape_sweep(awml, awml_shape_case, awml_record, guard_backend):
-    from awml_harness.compare import compare
     from awml_harness.shapes import batch_axis_inputs, feeds_at, profile_shapes, resize_like
-    from awml_harness.verification.tolerance import tolerance_for
+    from awml_harness.verification.judge import judge
 
     case = awml_shape_case
     ctx = awml.context(case.config_id)
@@ -41,11 +40,9 @@ def test_shape_sweep(awml, awml_shape_case, awml_record, guard_backend):
                 test = ctx.runners(sc.test)[name].infer(feeds)
                 shapes = {k: list(v.shape) for k, v in feeds.items() if k in ranges}
                 label = f"{name}{shapes}"
-            result = compare(ref, test, lambda p: tolerance_for(ver, sc, p).as_tuple())
-            checked.append({"graph": name, "label": label, "passed": result.passed,
-                            "leaves": [leaf.as_dict() for leaf in result.leaves]})
-            if not result.passed:
-                messages.append(result.message(f"{case.id}: {label}"))
+            verdict = judge(ver, sc, ref, test)
+            checked.append({"graph": name, "label": label, "passed": verdict.passed, "leaves": verdict.leaves()})
+            messages += verdict.messages(f"{case.id}: {label}", hint=False)
     if not checked:
         pytest.skip(f"{case.config_id}: no graph with dynamic inputs and configured profile shapes for '{case.which}'")
     awml_record({"kind": "shapes", "config": case.config_id, "which": case.which, "scenario": sc.label,

@@ -69,10 +69,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.source.suffix == ".json":
             import json
 
-            from awml_harness.report.html import write_report
+            from awml_harness.atomic import write_text
+            from awml_harness.report.html import render_report
 
             html_path = args.html or Path(tmp) / "report.html"
-            write_report(html_path, json.loads(args.source.read_text()))
+            write_text(html_path, render_report(json.loads(args.source.read_text())))
         out = screenshot(html_path, args.output, chromium=chromium, width=args.width, height=args.height)
     print(out)
     return 0

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from awml_harness.backends.base import BackendUnavailable, check_feeds
+from awml_harness.backends.base import BackendUnavailable, BaseRunner
+
+if TYPE_CHECKING:  # pragma: no cover
+    from onnxruntime import InferenceSession
 
 
 def providers_for(device: str) -> list:
@@ -39,15 +42,16 @@ def providers_for(device: str) -> list:
 ARENA_MAX_INPUT_BYTES = 32 << 20
 
 
-def static_input_bytes(path: Path) -> int:
+def static_input_bytes(model: Path | bytes) -> int:
     """Bytes of the graph inputs (read without weights); -1 when an axis is dynamic."""
     import onnx
     from onnx import helper
 
-    model = onnx.load(str(path), load_external_data=False)
-    init = {i.name for i in model.graph.initializer}
+    loaded = (onnx.load_from_string(model) if isinstance(model, bytes)
+              else onnx.load(str(model), load_external_data=False))
+    init = {i.name for i in loaded.graph.initializer}
     total = 0
-    for v in model.graph.input:
+    for v in loaded.graph.input:
         if v.name in init:
             continue
         t = v.type.tensor_type
@@ -80,23 +84,44 @@ def session_options(threads: int = 0, spinning: bool = False, inter_op: int = 0,
     return opts
 
 
-class OnnxRuntimeRunner:
-    def __init__(self, path: Path, device: str = "cpu", threads: int = 0, name: str = "onnx",
+class OnnxRuntimeRunner(BaseRunner):
+    """One ONNX model in ONNX Runtime. `model` is a file path, the model's bytes, an
+    `InferenceSession` already made (used as is, and not closed here), or a callable
+    returning one (called on activation)."""
+
+    def __init__(self, model: Path | str | bytes | Any, device: str = "cpu", threads: int = 0, name: str = "onnx",
                  spinning: bool = False, inter_op: int = 0) -> None:
+        super().__init__(f"{name}:{device}")
         try:
             import onnxruntime as ort
         except ImportError:
             raise BackendUnavailable("onnxruntime is not installed") from None
-        self.name = f"{name}:{device}"
-        arena = 0 <= static_input_bytes(path) < ARENA_MAX_INPUT_BYTES
-        self.session = ort.InferenceSession(str(path), sess_options=session_options(threads, spinning, inter_op, arena),
-                                            providers=providers_for(device))
+        self._ort = ort
+        self.model = Path(model) if isinstance(model, str) else model
+        self.device, self.threads, self.spinning, self.inter_op = device, threads, spinning, inter_op
+        self.session: InferenceSession | None = None
+        self._owned = False
+
+    def activate_impl(self) -> None:
+        ort, model = self._ort, self.model
+        if isinstance(model, (Path, bytes)):
+            arena = 0 <= static_input_bytes(model) < ARENA_MAX_INPUT_BYTES
+            opts = session_options(self.threads, self.spinning, self.inter_op, arena)
+            source = str(model) if isinstance(model, Path) else model
+            self.session = ort.InferenceSession(source, sess_options=opts, providers=providers_for(self.device))
+            self._owned = True
+        elif isinstance(model, ort.InferenceSession):
+            self.session, self._owned = model, False
+        elif callable(model):
+            self.session, self._owned = model(), True
+        else:
+            raise TypeError(f"{self.name}: a model path, model bytes, an InferenceSession or a loader; "
+                            f"got {type(model).__name__}")
         self.input_names = tuple(i.name for i in self.session.get_inputs())
         self.output_names = tuple(o.name for o in self.session.get_outputs())
         self._input_types = {i.name: i.type for i in self.session.get_inputs()}
 
-    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        check_feeds(self.name, self.input_names, feeds)
+    def infer_impl(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         inputs = {}
         for n in self.input_names:
             arr = feeds[n]
@@ -106,5 +131,5 @@ class OnnxRuntimeRunner:
         outs = self.session.run(list(self.output_names), inputs)
         return dict(zip(self.output_names, outs, strict=False))
 
-    def close(self) -> None:
-        self.session = None  # type: ignore[assignment]
+    def deactivate_impl(self) -> None:
+        self.session = None  # an owned session is freed with its last reference

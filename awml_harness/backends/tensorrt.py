@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from awml_harness.backends.base import BackendUnavailable, check_feeds
+from awml_harness.backends.base import BackendUnavailable, BaseRunner
 
 INSTALL_HINT = ("install TensorRT 10.x or 11.x on a CUDA machine: pip install 'tensorrt>=10,<12' "
                 "(or the awml-harness[tensorrt] extra), with a CUDA build of torch")
@@ -142,23 +142,38 @@ class _ProfileSlot:
         self.graph: Any = None
 
 
-class TensorRTRunner:
-    """`infer(named host arrays) -> named host arrays` on one serialized engine."""
+class TensorRTRunner(BaseRunner):
+    """`infer(named host arrays) -> named host arrays` on one serialized engine. `engine`
+    is the engine file, its bytes, a deserialized `ICudaEngine` (used as is), or a
+    callable returning one; it is deserialized on activation and freed on deactivation."""
 
-    def __init__(self, engine_path: Path | str, device: str = "cuda:0", *, cuda_graph: bool = False,
+    def __init__(self, engine: Path | str | bytes | Any, device: str = "cuda:0", *, cuda_graph: bool = False,
                  name: str = "tensorrt") -> None:
+        super().__init__(f"{name}:{device}")
         trt = require_tensorrt(device)
         import torch
 
         self._trt = trt
         self._torch = torch
-        self.name = f"{name}:{device}"
-        self.path = Path(engine_path)
+        self.source = Path(engine) if isinstance(engine, str) else engine
+        self.path = self.source if isinstance(self.source, Path) else Path("<in-memory engine>")
         self.device = torch.device("cuda", cuda_index(device))
+        self._want_cuda_graph = cuda_graph
+        self.engine: Any = None
+
+    def activate_impl(self) -> None:
+        trt, torch = self._trt, self._torch
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
         with torch.cuda.device(self.device):
-            self.engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
+            source = self.source
+            if isinstance(source, (Path, bytes)):
+                data = source.read_bytes() if isinstance(source, Path) else source
+                self.engine = self._runtime.deserialize_cuda_engine(data)
+            elif callable(source) and not hasattr(source, "num_io_tensors"):
+                self.engine = source()
+            else:
+                self.engine = source
             self.stream = torch.cuda.Stream(device=self.device)
         if self.engine is None:
             raise RuntimeError(
@@ -178,8 +193,8 @@ class TensorRTRunner:
         self._ranges = self._profile_ranges()
         self._slots: dict[int, _ProfileSlot] = {}
         static = not self._dynamic_inputs and all(d >= 0 for n in self.output_names for d in self._engine_shapes[n])
-        self.cuda_graph = bool(cuda_graph and static)
-        if cuda_graph and not static:
+        self.cuda_graph = bool(self._want_cuda_graph and static)
+        if self._want_cuda_graph and not static:
             warnings.warn(f"{self.name}: cuda_graph ignored; {self.path.name} has dynamic or data-dependent shapes",
                           RuntimeWarning, stacklevel=2)
 
@@ -263,9 +278,8 @@ class TensorRTRunner:
         slot.graph = None
 
     # -- running ----------------------------------------------------------------------
-    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def infer_impl(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         torch = self._torch
-        check_feeds(self.name, self.input_names, feeds)
         shapes = {n: tuple(int(d) for d in np.shape(feeds[n])) for n in self.input_names}
         slot = self._slot(self.select_profile(shapes))
         caller = torch.cuda.current_stream(self.device)
@@ -319,7 +333,7 @@ class TensorRTRunner:
     def synchronize(self) -> None:
         self.stream.synchronize()
 
-    def close(self) -> None:
+    def deactivate_impl(self) -> None:
         for slot in self._slots.values():
             slot.graph = None
             slot.buffers.clear()

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from awml_harness.backends.base import BackendUnavailable, check_feeds
+from awml_harness.backends.base import BackendUnavailable, BaseRunner
 
 
 def flatten_outputs(out: Any, output_names: tuple[str, ...], where: str) -> tuple[Any, ...]:
@@ -48,10 +48,14 @@ def flatten_outputs(out: Any, output_names: tuple[str, ...], where: str) -> tupl
     return tuple(leaves)
 
 
-class TorchRunner:
+class TorchRunner(BaseRunner):
+    """The very module that was exported, on cpu or cuda:N. A CUDA runner moves the module
+    to its device on activation and back to the CPU on deactivation."""
+
     def __init__(self, module: Any, input_names: tuple[str, ...], output_names: tuple[str, ...],
                  device: str = "cpu", name: str = "pytorch", threads: Any = None) -> None:
         """`threads`: an awml_harness.threads.ThreadPolicy (None: leave torch as it is)."""
+        super().__init__(f"{name}:{device}")
         import torch
 
         if device.startswith("cuda"):
@@ -60,27 +64,30 @@ class TorchRunner:
             index = int(device.split(":")[1]) if ":" in device else 0
             if index >= torch.cuda.device_count():
                 raise BackendUnavailable(f"{device} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
-        self.name = f"{name}:{device}"
+        self._torch = torch
         self.device = torch.device(device)
+        self.module = module
+        self.input_names = input_names
+        self.output_names = output_names
+        self._threads = threads
+        self._intra_op = threads.intra_op if threads is not None else 0
+
+    def activate_impl(self) -> None:
+        torch = self._torch
         if self.device.type == "cuda":
             # fp32 means fp32: PyTorch's default TF32 convolutions differ from CPU by ~1e-3
             # relative, which would blur every cpu-vs-cuda comparison. Process-wide flags.
             torch.backends.cudnn.allow_tf32 = False
             torch.backends.cuda.matmul.allow_tf32 = False
-        self._torch = torch
-        self.module = module.to(self.device).eval() if device != "cpu" else module.eval()
-        self.input_names = input_names
-        self.output_names = output_names
-        self._intra_op = 0
-        if threads is not None:
+            self.module = self.module.to(self.device)
+        self.module.eval()
+        if self._threads is not None:
             from awml_harness.threads import apply_torch
 
-            apply_torch(threads)
-            self._intra_op = threads.intra_op
+            apply_torch(self._threads)
 
-    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def infer_impl(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         torch = self._torch
-        check_feeds(self.name, self.input_names, feeds)
         if self._intra_op and torch.get_num_threads() != self._intra_op:
             # process-wide: another config (or library) may have changed it since
             torch.set_num_threads(self._intra_op)
@@ -94,6 +101,6 @@ class TorchRunner:
         if self.device.type == "cuda":
             self._torch.cuda.synchronize(self.device)
 
-    def close(self) -> None:
+    def deactivate_impl(self) -> None:
         if self.device.type == "cuda":
-            self.module.to("cpu")
+            self.module = self.module.to("cpu")

@@ -34,7 +34,7 @@ def load_document(path: str | Path) -> dict[str, Any]:
         found = sorted(doc)[:8] if isinstance(doc, dict) else type(doc).__name__
         raise CliError(f"{p}: not a metrics JSON (top level has {found}, needs schema_version, run, machine, "
                        f"projects); expected {EXPECTED}")
-    from awml_harness.report.metrics import READABLE_VERSIONS
+    from awml_harness.report.document import READABLE_VERSIONS
 
     if doc["schema_version"] not in READABLE_VERSIONS:
         raise CliError(f"{p}: schema_version {doc['schema_version']!r}, this awml-harness reads "
@@ -43,7 +43,7 @@ def load_document(path: str | Path) -> dict[str, Any]:
         import jsonschema
     except ImportError:
         return doc
-    from awml_harness.report.metrics import validate_document
+    from awml_harness.report.document import validate_document
 
     try:
         validate_document(doc)

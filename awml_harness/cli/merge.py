@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +32,12 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from awml_harness.atomic import write_json
     from awml_harness.config.errors import ConfigError
-    from awml_harness.report.metrics import write_json_atomic
-    from awml_harness.split import ShardError, merge
+    from awml_harness.split import ShardError
 
     try:
-        doc, failures = merge([Path(p) for p in args.shards], Path(args.rootdir),
+        doc, failures = merge_files([Path(p) for p in args.shards], Path(args.rootdir),
                               argv=["awml", "merge", *args.shards, "-o", args.output])
     except ShardError as exc:
         sys.stderr.write(f"awml merge: {exc}\n")
@@ -44,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"awml merge: {exc}\n")
         return 4
     out = Path(args.output)
-    write_json_atomic(out, doc)
+    write_json(out, doc)
     for cid, project in doc["projects"].items():
         for name, entry in project["evaluation"]["backends"].items():
             head = entry.get("headline")
@@ -55,3 +57,90 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"awml merge: {line}\n")
     print(f"awml metrics JSON: {out}")
     return 1 if failures else 0
+
+
+def merge_files(paths: Sequence[Path], rootdir: Path, argv: Sequence[str] = ()) -> tuple[dict[str, Any], list[str]]:
+    """Shard files -> (metrics JSON document, gate failures). Loads each config from this
+    checkout (as the shard jobs did) for its evaluator and tolerances."""
+    from awml_harness.config.load import load_deploy_config
+    from awml_harness.evaluation.merge import merge_chunks
+    from awml_harness.evaluation.results import ERROR
+    from awml_harness.report.document import SCHEMA_VERSION, _project_entry, jsonable
+    from awml_harness.report.machine import machine_info
+    from awml_harness.session import ProjectContext, RunOptions
+    from awml_harness.split import ShardError, _check_samples, check_shards, config_digest, read_shard
+    from awml_harness.verification.judge import run_status
+
+    started = time.time()
+    if not paths:
+        raise ShardError("no shard files given")
+    shards = {str(p): read_shard(Path(p)) for p in paths}
+    if len(shards) < len(paths):
+        raise ShardError("the same shard file is given twice: " + ", ".join(map(str, paths)))
+    count = check_shards(shards)
+    first = next(iter(shards.values()))
+    load = first["load"]
+    root = Path(rootdir).resolve()
+
+    def path_of(rel: str | None) -> str | None:
+        return None if rel is None else str(root / rel)
+
+    projects: dict[str, Any] = {}
+    failures: list[str] = []
+    for cid in sorted(first["configs"]):
+        _check_samples(cid, shards, count)
+        entry0 = first["configs"][cid]
+        cfg = load_deploy_config(root / entry0["config"], overrides=load["cfg_options"], base_dir=root,
+                                 work_dir=load["work_dir"], device=load["device"], unsafe_load=load["unsafe_load"],
+                                 allow_python_in_yaml=load["allow_python_in_yaml"],
+                                 model_cfg=path_of(load["model_cfg"]), checkpoint=path_of(load["checkpoint"]))
+        if cfg.id != cid:  # two configs of one project: ids as the shard run made them
+            import dataclasses
+
+            cfg = dataclasses.replace(cfg, name=cid)
+        ctx = ProjectContext(cfg, RunOptions())
+        here = config_digest(ctx, root)
+        if here != entry0["config_digest"]:
+            raise ShardError(f"config {cid}: the shards were made from another config, checkpoint or code than "
+                             f"{root / entry0['config']} in {root} (digest {entry0['config_digest'][:12]}, here "
+                             f"{here[:12]}); merge in the checkout the shard jobs ran")
+        recs: list[Mapping[str, Any]] = [{"backends": s["configs"][cid]["backends"]} for s in shards.values()]
+        merged = merge_chunks(ctx.adapter, recs, cfg.evaluation.reference, cfg.evaluation.tolerance_for)
+        project = _project_entry(cfg)
+        for name, res in merged.items():
+            failures += [f"{cid} ({name}): {line.strip()}" for line in res.failures]
+            if res.status == ERROR:
+                failures.append(f"{cid} ({name}): evaluation failed on {res.reason}")
+            entry = res.record()
+            project["evaluation"]["directions"].update(entry.pop("directions", None) or {})
+            project["evaluation"]["backends"][name] = entry
+        results: dict[tuple[str, int], Any] = {}
+        for s in shards.values():
+            ver = s["configs"][cid].get("verification") or {}
+            for r in ver.get("results", []):
+                results.setdefault((r["scenario"], r["sample_index"]), r)
+        ver = project["verification"]
+        ver["results"] = [results[k] for k in sorted(results)]
+        ver["passed"] = sum(1 for r in ver["results"] if r["passed"])
+        ver["failed"] = len(ver["results"]) - ver["passed"]
+        ver["status"], reason = run_status(cfg, ver["results"])
+        if reason is not None:
+            ver["reason"] = reason + " (merged shards: verification comes from the shard jobs' runs)"
+        projects[cid] = project
+    now = time.time()
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        "run": {
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(now)),
+            "duration_s": round(now - started, 3), "exitstatus": 1 if failures else 0, "argv": list(argv),
+            "xdist_workers": 0, "tests": {}, "problems": [],
+            "unverified": [c for c, p in projects.items() if p["verification"]["status"] == "unverified"],
+            "merged_shards": [{"file": name, "index": s["shard"]["index"], "count": s["shard"]["count"],
+                               "created": s.get("created"), "machine": s.get("machine", {}).get("gpu") or
+                               s.get("machine", {}).get("cpu")} for name, s in shards.items()],
+        },
+        "machine": machine_info(),
+        "projects": projects,
+    }
+    return jsonable(doc), failures

@@ -23,14 +23,13 @@ def run(args: argparse.Namespace) -> int:
     doc = load_document(args.run)
     if importlib.util.find_spec("matplotlib") is None:
         raise CliError("the HTML report needs matplotlib: pip install 'awml-harness[report]'")
-    from awml_harness.atomic import atomic_open
+    from awml_harness.atomic import write_text
     from awml_harness.report.html import render_report
 
     text = render_report(doc)
     out = Path(args.output)
     try:
-        with atomic_open(out) as fh:
-            fh.write(text)
+        write_text(out, text)
     except OSError as exc:
         raise CliError(f"could not write {out}: {exc.strerror or exc}; pass a writable -o PATH") from None
     print(f"awml report: {out}")

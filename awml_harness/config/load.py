@@ -22,14 +22,7 @@ from typing import Any
 from awml_harness.config import seed
 from awml_harness.config.bases import YAML_SUFFIXES
 from awml_harness.config.errors import ConfigError
-from awml_harness.config.read import (  # noqa: F401 - moved there; imported from here by callers
-    PYTHON_IN_YAML_OPT_IN,
-    _merge,
-    check_bases,
-    python_in_yaml_allowed,
-    read_file,
-    refuse_python_from_yaml,
-)
+from awml_harness.config.read import python_in_yaml_allowed, read_file, refuse_python_from_yaml
 from awml_harness.config.schema import DeployConfig
 from awml_harness.config.validation import from_mapping
 
@@ -166,7 +159,7 @@ def _load_deploy_config(
 ) -> DeployConfig:
     import dataclasses
 
-    from awml_harness.project import load_project_class, project_search_roots, resolve_project
+    from awml_harness.project import check_project, load_project_class, project_search_roots, resolve_project
 
     path = Path(path).resolve()
     source = str(path)
@@ -238,6 +231,7 @@ def _load_deploy_config(
             raw=data,
         )
         _check_files(cfg)
+        check_project(project_cls, cfg)
         project_cls.check_config(cfg)  # its own checks first: they name the input shapes they bound
         check_model_size(project_cls, cfg)
     except ConfigError as exc:

@@ -382,13 +382,14 @@ class EvaluationConfig:
     # harness default (awml_harness/threads.py), 0: each library's own default.
     # --awml-threads overrides it.
     threads: NonNegInt | None = None
-    # a large evaluation is split into shards of samples (one test each, a unit of work of
-    # its own under pytest-xdist), each of at least shard_min_samples samples, at most
-    # max_shards; the count does not depend on -n, so test ids do not either. Shards are
-    # cheap: a worker sets the model up once whatever number it runs, and small shards let
-    # xdist hand the next one to whichever worker is free (fixtures.eval_shards)
-    shard_min_samples: PosInt = 50
-    max_shards: PosInt = 16
+    # a large evaluation is split into chunks of samples (one test each, a unit of work of
+    # its own under pytest-xdist), each of at least chunk_min_samples samples, at most
+    # max_chunks; the count does not depend on -n, so test ids do not either. Chunks are
+    # cheap: a worker sets the model up once whatever number it runs, and small chunks let
+    # xdist hand the next one to whichever worker is free (fixtures.eval_chunks). Not
+    # --awml-shard, which splits a run across machines
+    chunk_min_samples: PosInt = 50
+    max_chunks: PosInt = 16
 
     def validate(self, key: str) -> None:
         if self.num_samples < -1 or self.num_samples == 0:

@@ -75,6 +75,10 @@ def _alias(value: Any, aliases: Mapping[str, Any]) -> Any:
     return value
 
 
+#: keys of earlier harness versions -> their names now
+RENAMED_EVALUATION_KEYS = {"shard_min_samples": "chunk_min_samples", "max_shards": "max_chunks"}
+
+
 def normalize(data: dict[str, Any], config_path: Path, search_roots: Sequence[Path]) -> tuple[dict[str, Any], list[str]]:
     """Seed keys -> their meaning here (in place on a copy); returns the data and the
     notes on keys accepted but ignored. Refusals raise ConfigError."""
@@ -119,6 +123,14 @@ def normalize(data: dict[str, Any], config_path: Path, search_roots: Sequence[Pa
                     for side in ("ref_device", "test_device"):
                         if side in sc:
                             sc[side] = _alias(sc[side], aliases)
+
+    evaluation = data.get("evaluation")
+    for old_key, new_key in RENAMED_EVALUATION_KEYS.items():  # earlier names of this harness's own keys
+        found, value = _pop(evaluation, old_key)
+        if found:
+            evaluation.setdefault(new_key, value)  # type: ignore[union-attr]
+            notes.append(f"evaluation.{old_key}={value!r} is read as evaluation.{new_key} (renamed: a chunk of an "
+                         "evaluation is not a --awml-shard split)")
 
     export = data.setdefault("export", {}) if isinstance(data.get("export", {}), dict) else {}
     mode = export.get("mode", "onnx")

@@ -124,8 +124,11 @@ class Artifacts(ContextPart):
                "sources": {n: a.key for n, a in base.items()}, "tools": fp16_tool_versions(),
                "reference": scenario.ref.label, "tolerances": auto_mixed.tolerance_key(self.cfg, scenario),
                "samples": auto_mixed.samples_digest(ctx, indices), "search": auto_mixed.code_version()}
+        judge = ctx.runner_pool.verification_judge(scenario, indices)  # type: ignore[attr-defined]
         whole = self.store.get_or_build(
-            "auto-mixed-fp16", key, lambda tmp: auto_mixed.build_auto_mixed(ctx, base, tmp, scenario, indices),
+            "auto-mixed-fp16", key, lambda tmp: auto_mixed.build_auto_mixed(
+                base, tmp, judge, scenario=scenario.label, indices=indices, tolerances=key["tolerances"],
+                threads=ctx.thread_policy.intra_op),
             rebuild_before=self.options.rebuild_before,
         )
         summary = auto_mixed.read_summary(whole.folder)

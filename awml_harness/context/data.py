@@ -56,6 +56,10 @@ class ModelData:
                 if self._dataset_is_empty():
                     raise DatasetError(empty_dataset_message(self.cfg)) from exc
                 raise
+            got, declared = [g.name for g in graphs], list(self.adapter.graph_names())
+            if got != declared:  # test ids and artifact names go by graph_names(): they must agree
+                raise ValueError(f"{type(self.adapter).__module__}: graphs() returned graphs {got} but graph_names() "
+                                 f"declares {declared}; they must name the same graphs in the same order")
             self._graphs = {g.name: g for g in graphs}
         return self._graphs
 

@@ -4,14 +4,14 @@ a backend that cannot run is remembered with its reason."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from awml_harness.backends.base import BackendUnavailable
-from awml_harness.config.schema import Backend, BackendSpec
+from awml_harness.backends.base import BackendUnavailable, Runner
+from awml_harness.config.schema import Backend, BackendSpec, Scenario
 from awml_harness.context.artifacts import Artifacts
 from awml_harness.context.data import ContextPart, ModelData
 from awml_harness.project import NullTimer, Prepared, StageTimer
@@ -42,11 +42,21 @@ class RunnerPool(ContextPart):
             raise BackendUnavailable(self._unavailable[spec])
         if spec not in self._runners:
             try:
-                self._runners[spec] = self._make_runners(spec)
+                made = self._make_runners(spec)
+                for runner in made.values():
+                    runner.activate()
             except BackendUnavailable as exc:
                 self._unavailable[spec] = str(exc)
                 raise
+            self._runners[spec] = made
         return self._runners[spec]
+
+    def close(self) -> None:
+        """Deactivate every runner this pool opened (sessions, engines, device memory)."""
+        runners, self._runners = self._runners, {}
+        for made in runners.values():
+            for runner in made.values():
+                runner.deactivate()
 
     def _make_runners(self, spec: BackendSpec) -> dict[str, Any]:
         if spec.backend is Backend.PYTORCH:
@@ -77,7 +87,10 @@ class RunnerPool(ContextPart):
         raise BackendUnavailable(f"unknown backend {spec.backend}")  # pragma: no cover
 
     def run(self, spec: BackendSpec, prepared: Prepared, timer: StageTimer | None = None) -> RunResult:
-        runners = self.runners(spec)
+        return self.run_with(self.runners(spec), prepared, timer)
+
+    def run_with(self, runners: Mapping[str, Runner], prepared: Prepared, timer: StageTimer | None = None) -> RunResult:
+        """The project's pipeline on `prepared` with these runners, one per graph."""
         timer = timer or NullTimer()
 
         def run_graph(name: str, feeds: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
@@ -87,6 +100,27 @@ class RunnerPool(ContextPart):
         with timer("postprocess"):
             prediction = self.adapter.postprocess(outputs, prepared)
         return RunResult(outputs=outputs, prediction=prediction, stages=dict(timer.times))
+
+    def verification_judge(self, scenario: Scenario, indices: Sequence[int]) -> Callable[[Mapping[str, Runner]], tuple[bool, str]]:
+        """Runners per graph -> (passed, what failed first): the scenario's verification
+        (verification.judge) with these runners as its test side, on every sample of
+        `indices`, against the scenario's reference. What the automatic precision
+        searches are handed as their criterion."""
+        from awml_harness.verification.judge import judge
+
+        adapter, ver = self.adapter, self.cfg.verification
+
+        def verdict(runners: Mapping[str, Runner]) -> tuple[bool, str]:
+            for i in indices:
+                ref = self.reference_result(scenario.ref, i)
+                test = self.run_with(runners, self.prepared(i))
+                found = judge(ver, scenario, ref.outputs, test.outputs, adapter.detections(ref.prediction),
+                              adapter.detections(test.prediction), adapter.match_settings())
+                if not found.passed:
+                    return False, "\n".join(found.messages(f"sample {i}", hint=False))
+            return True, ""
+
+        return verdict
 
     def reference_result(self, spec: BackendSpec, index: int) -> RunResult:
         """Reference outputs are shared by every scenario that uses the same reference."""

@@ -18,18 +18,13 @@ that. A plain number is `atol` (two-sided), as before.
 
 from __future__ import annotations
 
-import fnmatch
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from awml_harness.config.schema import MetricTolerance, as_metric_tolerance
-
-HIGHER, LOWER, NONE, UNDECLARED = "higher", "lower", "none", "undeclared"
-DIRECTIONS = (HIGHER, LOWER, NONE)
-#: what every evaluator gets unless it declares otherwise: counts are no quality
-DEFAULT_DIRECTIONS: Mapping[str, str] = {"num_*": NONE}
+from awml_harness.directions import HIGHER, LOWER, NONE, direction_of
 
 
 def scalar_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -39,29 +34,6 @@ def scalar_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
 def metric_deltas(metrics: Mapping[str, Any], reference: Mapping[str, Any]) -> dict[str, float]:
     ref = scalar_metrics(reference)
     return {k: v - ref[k] for k, v in scalar_metrics(metrics).items() if k in ref}
-
-
-def check_directions(declared: Mapping[str, str], owner: str) -> None:
-    """An evaluator's table is code: a wrong word is a bug of the project, said at once."""
-    for pattern, direction in declared.items():
-        if direction not in DIRECTIONS:
-            raise ValueError(f"{owner}.directions[{pattern!r}] = {direction!r}: expected one of {DIRECTIONS}")
-
-
-def direction_of(metric: str, declared: Mapping[str, str]) -> str:
-    """The evaluator's own entry (exact name first, then its patterns in order), then the
-    harness default for counts, else "undeclared"."""
-    for table in (declared, DEFAULT_DIRECTIONS):
-        if metric in table:
-            return table[metric]
-        for pattern, direction in table.items():
-            if fnmatch.fnmatchcase(metric, pattern):
-                return direction
-    return UNDECLARED
-
-
-def resolve_directions(metrics: Iterable[str], declared: Mapping[str, str]) -> dict[str, str]:
-    return {m: direction_of(m, declared) for m in metrics}
 
 
 def worsening(delta: float, direction: str) -> float:

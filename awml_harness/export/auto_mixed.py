@@ -2,10 +2,10 @@
 fp32 so that the fp16 graphs still pass the harness's own verification.
 
 Why a search of our own rather than a converter's default: the criterion must be the
-one CI gates on, i.e. `compare()` with `tolerance_for(verification, <fp16 scenario>, path)`
-on every verification sample, plus detection matching where the project has boxes, all
-through the project's own pipeline (`adapter.forward` / `postprocess`, so a two-graph
-project is judged end to end). The engine that writes each candidate is
+one CI gates on. The caller hands it in (`judge`): the verification verdict
+(`awml_harness/verification/judge.py`) of the fp16 scenario on every verification
+sample, through the project's own pipeline (`adapter.forward` / `postprocess`, so a
+two-graph project is judged end to end); this module only writes the candidates. The engine that writes each candidate is
 onnxconverter-common's `convert_float_to_float16(node_block_list=...)`, the same converter
 the plain `onnx-fp16` backend falls back to, with the same always-fp32 operators.
 
@@ -32,12 +32,15 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from awml_harness.backends.base import BackendUnavailable
 from awml_harness.export.fp16 import FP32_OPS, isolate_outputs
 from awml_harness.export.onnx import ExportError, check_loads
-from awml_harness.verification.tolerance import tolerance_for
+
+if TYPE_CHECKING:  # pragma: no cover
+    from awml_harness.config.schema import DeployConfig, Scenario
+    from awml_harness.protocols import ContextLike
 
 SUMMARY_FILE = "auto_mixed.json"
 SEARCH_VERSION = 1  # bump when the search changes what it chooses
@@ -248,7 +251,7 @@ def search(candidates: Mapping[str, Sequence[str]], criterion: Criterion) -> Sea
 
 
 # -- the harness side: criterion = verification of the fp16 scenario -------------------------
-def fp16_scenario(cfg: Any) -> Any:
+def fp16_scenario(cfg: DeployConfig) -> Scenario:
     """The verification scenario whose tolerances the search must meet: the configured one
     testing onnx fp16 (first for this export mode), else pytorch:cpu vs onnx-fp16:cpu."""
     from awml_harness.config.schema import Backend, Scenario
@@ -263,7 +266,7 @@ def fp16_scenario(cfg: Any) -> Any:
     return Scenario(Backend.PYTORCH, Backend.ONNX, test_precision="fp16")
 
 
-def tolerance_key(cfg: Any, scenario: Any) -> dict[str, Any]:
+def tolerance_key(cfg: DeployConfig, scenario: Scenario) -> dict[str, Any]:
     """What of the config decides the criterion (for the artifact key)."""
     from awml_harness.config.validation import to_builtin
 
@@ -273,7 +276,7 @@ def tolerance_key(cfg: Any, scenario: Any) -> dict[str, Any]:
             "pair_outputs": to_builtin(ver.pair_outputs), "detection": to_builtin(ver.detection)}
 
 
-def samples_digest(ctx: Any, indices: Sequence[int]) -> str:
+def samples_digest(ctx: ContextLike, indices: Sequence[int]) -> str:
     """sha256 over the verification samples' ids and preprocessed input arrays."""
     import numpy as np
 
@@ -296,65 +299,46 @@ def code_version() -> str:
     return f"{SEARCH_VERSION}:{h.hexdigest()[:16]}"
 
 
-def verification_criterion(ctx: Any, scenario: Any, models: Mapping[str, bytes], indices: Sequence[int]) -> Criterion:
-    """A Criterion running the project's pipeline with candidate fp16 graphs against the
-    scenario's reference, judged as test_verification judges it."""
-    import onnxruntime as ort
+#: runners per graph (the candidate graphs) -> (passed, what failed): the caller's
+#: verification of the fp16 scenario on its samples (verification.judge), end to end
+Judge = Callable[[Mapping[str, Any]], "tuple[bool, str]"]
 
-    from awml_harness.backends.onnxruntime import session_options
-    from awml_harness.compare import compare
-    from awml_harness.matching import match_detections, match_settings
-    from awml_harness.project import NullTimer
 
-    ver = ctx.cfg.verification
-    refs = {i: ctx.reference_result(scenario.ref, i) for i in indices}
-    sessions: dict[tuple[str, frozenset[str]], Any] = {}
-    threads = ctx.thread_policy.intra_op
+class CandidateCriterion:
+    """A Criterion: blocked nodes -> the mixed graphs, run by ONNX Runtime runners (cached
+    per block list; every runner made is deactivated by `close`) -> the caller's `judge`."""
 
-    def session(graph: str, blocked: frozenset[str]) -> Any:
+    def __init__(self, models: Mapping[str, bytes], judge: Judge, threads: int = 0) -> None:
+        self.models, self.judge, self.threads = models, judge, threads
+        self._runners: dict[tuple[str, frozenset[str]], Any] = {}
+
+    def _runner(self, graph: str, blocked: frozenset[str]) -> Any:
+        from awml_harness.backends.onnxruntime import OnnxRuntimeRunner
+
         key = (graph, blocked)
-        if key not in sessions:
-            if len(sessions) > 64:
-                sessions.clear()
-            model = convert_mixed(models[graph], sorted(blocked))
-            sessions[key] = ort.InferenceSession(model.SerializeToString(), sess_options=session_options(threads),
-                                                 providers=["CPUExecutionProvider"])
-        return sessions[key]
+        if key not in self._runners:
+            if len(self._runners) > 64:
+                self.close()
+            made = OnnxRuntimeRunner(convert_mixed(self.models[graph], sorted(blocked)).SerializeToString(), "cpu",
+                                     self.threads, name="onnx-fp16-candidate")
+            made.activate()
+            self._runners[key] = made
+        return self._runners[key]
 
-    def tolerance(path: str) -> tuple[float, float]:
-        tol = tolerance_for(ver, scenario, path)
-        return tol.atol, tol.rtol
+    def __call__(self, blocked: Mapping[str, frozenset[str]]) -> tuple[bool, str]:
+        return self.judge({name: self._runner(name, blocked[name]) for name in self.models})
 
-    def criterion(blocked: Mapping[str, frozenset[str]]) -> tuple[bool, str]:
-        def run_graph(name: str, feeds: Mapping[str, Any]) -> dict[str, Any]:
-            sess = session(name, blocked[name])
-            names = [o.name for o in sess.get_outputs()]
-            inputs = {i.name: feeds[i.name] for i in sess.get_inputs()}
-            return dict(zip(names, sess.run(names, inputs), strict=True))
-
-        for i in indices:
-            ref = refs[i]
-            prepared = ctx.prepared(i)
-            outputs = ctx.adapter.forward(prepared, run_graph, NullTimer())
-            result = compare(ref.outputs, outputs, tolerance)
-            if not result.passed:
-                return False, result.message(f"sample {i}")
-            ref_det = ctx.adapter.detections(ref.prediction)
-            if ref_det is not None and ver.detection.enabled:
-                settings = match_settings(ctx.adapter.match_settings(), ver.detection)
-                test_det = ctx.adapter.detections(ctx.adapter.postprocess(outputs, prepared))
-                match = match_detections(ref_det, test_det, **settings)
-                if not match.passed:
-                    return False, f"sample {i}: {match.message()}"
-        return True, ""
-
-    return criterion
+    def close(self) -> None:
+        for made in self._runners.values():
+            made.deactivate()
+        self._runners.clear()
 
 
-def build_auto_mixed(ctx: Any, sources: Mapping[str, Any], folder: Path, scenario: Any,
-                     indices: Sequence[int]) -> str:
+def build_auto_mixed(sources: Mapping[str, Any], folder: Path, judge: Judge, *, scenario: str,
+                     indices: Sequence[int], tolerances: Mapping[str, Any], threads: int = 0) -> str:
     """Search, then write `<graph>_fp16.onnx` per graph and `auto_mixed.json` into `folder`;
-    returns the summary's file name (the artifact's main file)."""
+    returns the summary's file name (the artifact's main file). `judge` is the criterion
+    the mixed graphs must meet (the verification of `scenario` on `indices`)."""
     import onnx
 
     models = {name: prepare_source(art.path) for name, art in sources.items()}
@@ -362,8 +346,11 @@ def build_auto_mixed(ctx: Any, sources: Mapping[str, Any], folder: Path, scenari
     if not indices:
         raise AutoMixedError("precision_policy='auto_mixed' needs verification samples to search with "
                              "(verification.num_verify_samples is 0 or the dataset is empty)")
-    criterion = verification_criterion(ctx, scenario, blobs, indices)
-    found = search({name: candidate_nodes(m) for name, m in models.items()}, criterion)
+    criterion = CandidateCriterion(blobs, judge, threads)
+    try:
+        found = search({name: candidate_nodes(m) for name, m in models.items()}, criterion)
+    finally:
+        criterion.close()
     files = {}
     for name, art in sources.items():
         file_name = Path(art.path).name.replace(".onnx", "_fp16.onnx")
@@ -373,9 +360,8 @@ def build_auto_mixed(ctx: Any, sources: Mapping[str, Any], folder: Path, scenari
         check_loads(folder / file_name, "auto_mixed fp16 conversion (export/auto_mixed.py)")
         files[name] = file_name
     always = {name: [n.name for n in m.graph.node if n.op_type in FP32_OPS] for name, m in models.items()}
-    summary = {**found.as_dict(), "policy": "auto_mixed", "criterion": scenario.label, "always_fp32": always,
-               "verify_samples": list(indices), "files": files,
-               "tolerances": tolerance_key(ctx.cfg, scenario)}
+    summary = {**found.as_dict(), "policy": "auto_mixed", "criterion": scenario, "always_fp32": always,
+               "verify_samples": list(indices), "files": files, "tolerances": dict(tolerances)}
     (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=1, sort_keys=True))
     return SUMMARY_FILE
 

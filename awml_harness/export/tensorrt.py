@@ -43,10 +43,14 @@ import dataclasses
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from awml_harness.export.store import Artifact
 from awml_harness.export.trt_settings import BuildPlan, plan_builds, trt_major
+
+if TYPE_CHECKING:  # pragma: no cover
+    from awml_harness.config.schema import BackendSpec
+    from awml_harness.protocols import ContextLike
 
 ENGINE_FORMAT = 1  # bump when this module changes what it writes
 
@@ -68,7 +72,7 @@ def timing_cache_path(root: Path, version: str, gpu: str) -> Path:
     return Path(root) / f"timing-{version}-{safe}.cache"
 
 
-def build_engines(ctx: Any, spec: Any) -> dict[str, Artifact]:
+def build_engines(ctx: ContextLike, spec: BackendSpec) -> dict[str, Artifact]:
     """Engines for every graph of `ctx` under backend spec `spec` (device, precision)."""
     from awml_harness.backends.tensorrt import cuda_index, require_tensorrt
     from awml_harness.progress import step

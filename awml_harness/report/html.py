@@ -16,7 +16,6 @@ import base64
 import html
 import io
 import json
-from pathlib import Path
 from typing import Any
 
 from awml_harness.report import format as fmt
@@ -567,11 +566,3 @@ def render_report(doc: dict[str, Any]) -> str:
     parts.append("<h2>Machine</h2>" + _table(["", ""], [[k, v] for k, v in machine.items() if v is not None]))
     parts.append("</main></body></html>")
     return "\n".join(p for p in parts if p)
-
-
-def write_report(path: Path, doc: dict[str, Any]) -> None:
-    from awml_harness.atomic import atomic_open
-
-    text = render_report(doc)
-    with atomic_open(path) as fh:
-        fh.write(text)

@@ -18,7 +18,8 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what platform knows."""
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
@@ -48,7 +49,7 @@ def machine_info() -> dict[str, Any]:
         "hostname": platform.node(),
         "platform": platform.platform(),
         "python": sys.version.split()[0],
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "torch": _version("torch"),
         "onnx": _version("onnx"),

@@ -124,13 +124,6 @@ def github_annotations(doc: dict[str, Any]) -> list[str]:
     return out
 
 
-def write_markdown(path: Path, text: str) -> None:
-    from awml_harness.atomic import atomic_open
-
-    with atomic_open(path) as fh:
-        fh.write(text)
-
-
 def append_step_summary(text: str, environ: Any = None) -> Path | None:
     """Append to $GITHUB_STEP_SUMMARY when set (GitHub Actions); the file is GitHub's,
     so appended, never replaced. Returns the path written, or None."""

@@ -96,11 +96,10 @@ class Project(ProjectAdapter):
 
         profiles = []
         for entry in self.cfg.backend_config.model_inputs:
-            shapes = {INPUT_NAME: v for k, v in entry.input_shapes.items()
-                      if profile_input(k, GRAPH_NAME, (INPUT_NAME,)) == INPUT_NAME}
-            if shapes:
-                profiles.append({k: ShapeRange(tuple(v.min_shape), tuple(v.opt_shape), tuple(v.max_shape))
-                                 for k, v in shapes.items()})
+            mine = [v for k, v in entry.input_shapes.items() if profile_input(k, GRAPH_NAME, (INPUT_NAME,))]
+            if mine:  # both key forms in one entry: the one written last
+                v = mine[-1]
+                profiles.append({INPUT_NAME: ShapeRange(tuple(v.min_shape), tuple(v.opt_shape), tuple(v.max_shape))})
         dynamic_axes = dict(self.cfg.onnx_config.dynamic_axes or self.cfg.model_io.dynamic_axes)
         return [Graph(
             name=GRAPH_NAME,

@@ -7,7 +7,7 @@ import pytest
 
 from awml_harness.config.errors import ConfigError
 from awml_harness.config.load import apply_overrides, load_deploy_config, parse_override
-from awml_harness.config.schema import MetricTolerance, Backend, DeployConfig, Scenario, Tolerance
+from awml_harness.config.schema import Backend, DeployConfig, MetricTolerance, Scenario, Tolerance
 from awml_harness.config.validation import from_mapping
 from awml_harness.verification.tolerance import tolerance_for
 

@@ -15,11 +15,12 @@ import pytest
 
 from awml_harness.compare import compare
 from awml_harness.config.errors import ConfigError
-from awml_harness.config.load import apply_overrides, load_deploy_config, parse_override, read_file, unknown_scopes
+from awml_harness.config.load import apply_overrides, load_deploy_config, parse_override, unknown_scopes
+from awml_harness.config.read import read_file
 from awml_harness.config.schema import Backend, DeployConfig, Scenario, Tolerance
-from awml_harness.overrides import shadowed_overrides
 from awml_harness.config.validation import from_mapping
-from awml_harness.report.suggest import hint_pair, suggest_tolerances, verification_hint
+from awml_harness.overrides import shadowed_overrides
+from awml_harness.verification.suggest import hint_pair, suggest_tolerances, verification_hint
 from awml_harness.verification.tolerance import output_matches, tolerance_for
 
 TOY = Path(__file__).parents[1] / "toy"

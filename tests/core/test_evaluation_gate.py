@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from awml_harness.config.schema import MetricTolerance, EvalBackend, EvaluationConfig
+from awml_harness.config.schema import EvalBackend, EvaluationConfig, MetricTolerance
 from awml_harness.evaluation.gate import judge_metrics
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from awml_harness.report.metrics import validate_document
+from awml_harness.report.document import validate_document
 
 
 def metrics(pytester: pytest.Pytester) -> dict:

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-SHARDED = ("--cfg-options", "evaluation.shard_min_samples=2")  # Toy has 5 samples: 2 shards
+SHARDED = ("--cfg-options", "evaluation.chunk_min_samples=2")  # Toy has 5 samples: 2 shards
 
 
 def _junit(path) -> tuple[list[str], list[tuple[str, str, str]]]:
@@ -46,7 +46,7 @@ def test_junit_has_small_scalars_and_the_json_has_the_records(toy_repo):
         "verification", "True", "0", "onnx:cpu")
     lat = by_test["test_latency[Toy-onnx:cpu]"]
     assert lat["awml_kind"] == "latency" and float(lat["awml_p50"]) > 0 and lat["awml_unit"] == "ms"
-    assert by_test["test_evaluation[Toy-shard2of2]"]["awml_shard"] == "1"
+    assert by_test["test_evaluation[Toy-chunk2of2]"]["awml_index"] == "1"
     size = (toy_repo.path / "serial.xml").stat().st_size
     assert size < 15_000, size  # was about 12 KB for this run before the shards' predictions joined
     doc = json.loads((toy_repo.path / "work_dirs" / "toy" / "metrics.json").read_text())
@@ -62,7 +62,7 @@ def test_test_ids_are_the_same_with_and_without_xdist(toy_repo):
     for args in ((), SHARDED):  # one evaluation test per backend / two shards
         serial = _collected(toy_repo, *args)
         assert serial == _collected(toy_repo, "-n", "2", *args)
-    assert "suites/test_evaluation.py::test_evaluation[Toy-shard1of2]" in serial
+    assert "suites/test_evaluation.py::test_evaluation[Toy-chunk1of2]" in serial
     out = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-n", "2", "--junitxml=xdist.xml",
                                         "-k", "not latency", *SHARDED)
     assert out.ret == 0, out.stdout.str()[-3000:]
@@ -78,7 +78,7 @@ def test_test_ids_are_the_same_with_and_without_xdist(toy_repo):
 def _check_memory(doc: dict, lines: list[str]) -> None:
     """Item 7: each evaluated backend's peak RSS reaches the JSON (merged over shards) and
     the summary table's column."""
-    from awml_harness.report.metrics import validate_document
+    from awml_harness.report.document import validate_document
 
     validate_document(doc)
     for name, entry in doc["projects"]["Toy"]["evaluation"]["backends"].items():

@@ -10,8 +10,8 @@ import pytest
 from awml_harness.config.errors import ConfigError
 from awml_harness.config.schema import EvalBackend, EvaluationConfig
 from awml_harness.config.validation import from_mapping
-from awml_harness.metrics.latency import check_stability, spread, spread_warning, summarize
-from awml_harness.report.metrics import validate_document
+from awml_harness.latency import check_stability, spread, spread_warning, summarize
+from awml_harness.report.document import validate_document
 from awml_harness.report.summary import render_summary
 from awml_harness.threads import DEFAULT_THREADS, resolve
 
@@ -73,6 +73,7 @@ def test_torch_runner_holds_its_intra_op_threads():
     before = torch.get_num_threads()
     try:
         runner = TorchRunner(torch.nn.Linear(4, 2), ("x",), ("y",), threads=ThreadPolicy(1, 1, "default"))
+        runner.activate()
         assert torch.get_num_threads() == 1
         torch.set_num_threads(2)  # someone else in the process changes it ...
         runner.infer({"x": np.ones((1, 4), np.float32)})
@@ -94,6 +95,7 @@ def test_onnxruntime_session_gets_the_policy(tmp_path):
     model.ir_version = 8
     save(model, str(tmp_path / "m.onnx"))
     runner = OnnxRuntimeRunner(tmp_path / "m.onnx", threads=1, inter_op=1)
+    runner.activate()
     opts = runner.session.get_session_options()
     assert (opts.intra_op_num_threads, opts.inter_op_num_threads) == (1, 1)
     assert runner.infer({"x": -np.ones((1, 4), np.float32)})["y"].max() == 0.0
@@ -104,6 +106,7 @@ def test_onnxruntime_session_gets_the_policy(tmp_path):
     model.ir_version = 8
     save(model, str(tmp_path / "big.onnx"))
     large = OnnxRuntimeRunner(tmp_path / "big.onnx", threads=1, inter_op=1)
+    large.activate()
     assert not large.session.get_session_options().enable_cpu_mem_arena  # 32 MB input: no arena
     dyn = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
                             [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4])])
@@ -111,6 +114,7 @@ def test_onnxruntime_session_gets_the_policy(tmp_path):
     model.ir_version = 8
     save(model, str(tmp_path / "dyn.onnx"))
     dynamic = OnnxRuntimeRunner(tmp_path / "dyn.onnx", threads=1, inter_op=1)
+    dynamic.activate()
     assert not dynamic.session.get_session_options().enable_cpu_mem_arena  # dynamic axis: no arena
 
 
@@ -171,42 +175,42 @@ def test_config_scope_of_node_ids():
                         ids) == "CenterPoint"
     assert config_scope("suites/test_export.py::test_export[CenterPoint-deploy_config_full-x-onnx]",
                         ids) == "CenterPoint-deploy_config_full"
-    assert config_scope("suites/test_evaluation.py::test_evaluation[Toy-shard2of2]", ids) == "Toy-shard2"
+    assert config_scope("suites/test_evaluation.py::test_evaluation[Toy-chunk2of2]", ids) == "Toy-chunk2"
     assert config_scope("tests/core/test_x.py::test_y[Other-1]", ids) == "tests/core/test_x.py::test_y[Other-1]"
     assert config_scope("tests/core/test_x.py::test_z", ids) == "tests/core/test_x.py::test_z"
 
 
 def test_xdist_keeps_a_config_on_one_worker_and_shards_only_large_evaluations(toy_repo):
-    """5 samples < evaluation.shard_min_samples (200): no shards under -n 2, and the
+    """5 samples < evaluation.chunk_min_samples (200): no shards under -n 2, and the
     config's tests are one unit of work (one worker sets the model up)."""
     pytest.importorskip("xdist")
     one = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "evaluation or verification",
                                         "-n", "2", "-v")
     one.assert_outcomes(passed=4)
     out = one.stdout.str()
-    assert "ConfigScopeScheduling" in out and "-shard1of" not in out
+    assert "ConfigScopeScheduling" in out and "-chunk1of" not in out
     workers = {line.split("]")[0] for line in out.splitlines() if line.startswith("[gw") and "PASSED" in line}
     assert len(workers) == 1, out
     # sharded once shards keep >= shard_min_samples: 5 samples at 1 each, at most 4 shards
-    # (fixtures.eval_shards), each a unit of its own, spread over both workers
+    # (fixtures.eval_chunks), each a unit of its own, spread over both workers
     sharded = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "evaluation", "-n", "2", "-v",
-                                            "--cfg-options", "evaluation.shard_min_samples=1",
-                                            "evaluation.max_shards=4")
+                                            "--cfg-options", "evaluation.chunk_min_samples=1",
+                                            "evaluation.max_chunks=4")
     sharded.assert_outcomes(passed=4)
     lines = [x for x in sharded.stdout.str().splitlines() if x.startswith("[gw") and "PASSED" in x]
     assert sorted(x.split("PASSED ")[1].strip() for x in lines) == [
-        f"suites/test_evaluation.py::test_evaluation[Toy-shard{k}of4]" for k in range(1, 5)]
+        f"suites/test_evaluation.py::test_evaluation[Toy-chunk{k}of4]" for k in range(1, 5)]
     assert len({x.split("]")[0] for x in lines}) == 2
     bad = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "--cfg-options",
-                                        "evaluation.shard_min_samples=0")
+                                        "evaluation.chunk_min_samples=0")
     assert bad.ret == 4
-    bad.stderr.fnmatch_lines(["*evaluation.shard_min_samples*"])
+    bad.stderr.fnmatch_lines(["*evaluation.chunk_min_samples*"])
 
 
 def _shard_session(workers: int, samples: int, shard_min: int, max_shards: int) -> object:
     from types import SimpleNamespace
 
-    ev = SimpleNamespace(shard_min_samples=shard_min, max_shards=max_shards)
+    ev = SimpleNamespace(chunk_min_samples=shard_min, max_chunks=max_shards, num_samples=-1)
     return SimpleNamespace(shards=workers, configs={"C": SimpleNamespace(evaluation=ev)},
                            context=lambda cid: SimpleNamespace(num_eval_samples=lambda: samples))
 
@@ -219,9 +223,9 @@ def _shard_session(workers: int, samples: int, shard_min: int, max_shards: int) 
     (5000, 50, 1, 1),     # max_shards 1: never sharded
     (5, 1, 4, 4),
 ])
-def test_eval_shards_follow_the_data_not_the_worker_count(samples, shard_min, max_shards, expected):
+def test_eval_chunks_follow_the_data_not_the_worker_count(samples, shard_min, max_shards, expected):
     """The shard count, hence every evaluation test id, is the same serial and under -n."""
-    from awml_harness.fixtures import eval_shards
+    from awml_harness.fixtures import eval_chunks
 
-    got = {eval_shards(_shard_session(w, samples, shard_min, max_shards), "C") for w in (1, 2, 4)}
+    got = {eval_chunks(_shard_session(w, samples, shard_min, max_shards), "C") for w in (1, 2, 4)}
     assert got == {expected}

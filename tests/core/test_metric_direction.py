@@ -12,7 +12,8 @@ from awml_harness.cli.diff import Thresholds, compare_documents
 from awml_harness.config.errors import ConfigError
 from awml_harness.config.schema import EvaluationConfig, MetricTolerance
 from awml_harness.config.validation import from_mapping
-from awml_harness.evaluation.gate import direction_of, judge_metrics
+from awml_harness.directions import direction_of
+from awml_harness.evaluation.gate import judge_metrics
 from awml_harness.project import Evaluator
 
 

@@ -103,7 +103,7 @@ def test_a_failing_share_governed_output_gets_a_share_suggestion_that_passes():
     """The hint for a mask names the share that would pass, not an atol (which means
     nothing for class indices); pasted back, it passes."""
     from awml_harness.config.load import parse_override
-    from awml_harness.report.suggest import verification_hint
+    from awml_harness.verification.suggest import verification_hint
 
     ref, test = masks(1000, 20)
     result = compare({"mask": ref}, {"mask": test}, (0.0, 0.0, 0.01))

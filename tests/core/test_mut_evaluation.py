@@ -1,5 +1,5 @@
 """Metric deltas, the tolerance gate, the xdist wire format and the shard merge
-(awml_harness/evaluation.py), tested through its public functions."""
+(awml_harness/evaluation/), tested through its public functions."""
 
 from __future__ import annotations
 
@@ -9,14 +9,20 @@ import numpy as np
 import pytest
 
 from awml_harness.evaluation.gate import judge_metrics, metric_deltas, scalar_metrics
-from awml_harness.evaluation.merge import merge_shards
+from awml_harness.evaluation.merge import merge_chunks
 from awml_harness.evaluation.wire import decode, encode
+from awml_harness.project import Evaluator
+
+
+def merge_shards(adapter, chunks, reference, tolerance):
+    """The merged results as the metrics JSON records them, with the gate's failure lines."""
+    return {name: {**res.record(), "failures": res.failures}
+            for name, res in merge_chunks(adapter, chunks, reference, tolerance).items()}
 
 
 def delta_failures(metrics, reference, tolerance, directions=None):
     verdict = judge_metrics(metrics, reference, tolerance, directions)
     return verdict.deltas, verdict.failures
-from awml_harness.project import Evaluator
 
 
 def test_scalar_metrics_keep_numbers_only_and_make_them_floats():
@@ -190,7 +196,8 @@ def test_unavailable_and_failed_backends_are_not_evaluated():
     shards[1]["backends"]["onnx"]["error"] = "session crashed"
     adapter = Adapter()
     out = merge_shards(adapter, shards, "pytorch", lambda name: {"*": 0.0})
-    assert out["tensorrt"] == {"device": "cuda:0", "precision": "fp32", "status": "unavailable", "reason": "no GPU"}
+    assert out["tensorrt"] == {"device": "cuda:0", "precision": "fp32", "status": "unavailable", "reason": "no GPU",
+                               "failures": []}
     assert out["onnx"]["status"] == "error" and out["onnx"]["error"] == "session crashed"
     assert "metrics" not in out["onnx"] and "passed" not in out["onnx"]
     assert out["pytorch"]["status"] == "ok" and out["pytorch"]["passed"] is True

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from awml_harness.config.errors import ConfigError
-from awml_harness.config.load import apply_overrides, load_deploy_config, parse_override, read_file, scoped
+from awml_harness.config.load import apply_overrides, load_deploy_config, parse_override, scoped
+from awml_harness.config.read import read_file
 
 TOY = Path(__file__).parents[1] / "toy"
 HEAD = "project: Toy\ntask_type: classification\n"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from awml_harness.report.metrics import validate_document
+from awml_harness.report.document import validate_document
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -209,8 +209,8 @@ def test_metric_delta_beyond_tolerance_fails_serial_and_sharded(toy_repo):
     serial_doc = metrics(toy_repo)
     pytest.importorskip("xdist")
     sharded = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "evaluation", "-n", "2", "-v",
-                                            *skew, "evaluation.shard_min_samples=1", "evaluation.max_shards=2")
-    sharded.stdout.fnmatch_lines(["*test_evaluation*Toy-shard1of2*"])
+                                            *skew, "evaluation.chunk_min_samples=1", "evaluation.max_chunks=2")
+    sharded.stdout.fnmatch_lines(["*test_evaluation*Toy-chunk1of2*"])
     assert sharded.ret == 1
     sharded.stdout.fnmatch_lines(["*metrics differ from pytorch:*", "*- accuracy: *allowed 0*"])
     doc = metrics(toy_repo)

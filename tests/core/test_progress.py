@@ -38,9 +38,9 @@ def test_export_tests_run_first_also_under_k(toy_repo):
     ran = _ran(result)
     assert ran[:2] == ["test_export", "test_export"], ran
     assert "test_export" not in ran[2:] and {"test_evaluation", "test_verification"} <= set(ran[2:]), ran
-    # built inside the export tests, each announced with its time; no export stage needed
+    # built inside the export tests, each announced with its time; no prebuild needed
     out = result.stdout.str()
-    assert "awml export stage" not in out
+    assert "awml prebuild" not in out
     lines = result.stdout.lines
     start = lines.index("awml export Toy model onnx fp32 ...")
     assert re.fullmatch(r"awml export Toy model onnx fp32 done in \d+\.\d s", lines[start + 1])
@@ -55,7 +55,7 @@ def test_deselected_export_tests_leave_the_build_to_the_export_stage(toy_repo):
     result = repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "evaluation", "-rA", "--durations=0")
     result.assert_outcomes(passed=3)
     lines = result.stdout.lines
-    stage = lines.index("awml export stage Toy: onnx fp32, onnx fp16 (no selected export test builds them; "
+    stage = lines.index("awml prebuild Toy: onnx fp32, onnx fp16 (no selected export test builds them; "
                         "built here, outside any test)")
     first_test = min(i for i, line in enumerate(lines) if line.startswith("suites/test_evaluation.py"))
     assert stage < lines.index("awml export Toy model onnx fp16 ...") < first_test
@@ -85,7 +85,7 @@ def test_progress_lines_show_under_xdist(toy_repo):
     result = repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "evaluation", "-n", "2")
     result.assert_outcomes(passed=3)
     out = result.stdout.str() + result.stderr.str()
-    for line in ("awml export stage Toy:", "awml export Toy model onnx fp32 done in",
+    for line in ("awml prebuild Toy:", "awml export Toy model onnx fp32 done in",
                  "awml export Toy model onnx fp16: 2 warnings like:", "awml evaluate Toy [pytorch, onnx, onnx-fp16]: 5/5"):
         assert line in out, out
 
@@ -142,7 +142,7 @@ def test_step_reports_failure_with_its_time(capsys):
 def test_export_stage_turns_its_own_warnings_into_lines(capsys):
     """Warnings the stage raises outside any artifact build (building the model, e.g. a
     missing checkpoint) are the stage's lines, not entries pinned on the next test."""
-    from awml_harness.stage import ExportStage
+    from awml_harness.prebuild import Prebuild
 
     class Context:
         def onnx_artifacts(self, precision):
@@ -154,11 +154,11 @@ def test_export_stage_turns_its_own_warnings_into_lines(capsys):
 
     with warnings.catch_warnings(record=True) as outer:
         warnings.simplefilter("always")
-        ExportStage(Harness()).run("X", [("onnx", "fp32")])
+        Prebuild(Harness()).run("X", [("onnx", "fp32")])
     assert outer == []
     assert capsys.readouterr().err.splitlines() == [
-        "awml export stage X: onnx fp32 (no selected export test builds them; built here, outside any test)",
-        "awml export stage X: warning: UserWarning: checkpoint_path is None; using a seeded random initialization"]
+        "awml prebuild X: onnx fp32 (no selected export test builds them; built here, outside any test)",
+        "awml prebuild X: warning: UserWarning: checkpoint_path is None; using a seeded random initialization"]
 
 
 def test_export_tests_move_up_to_the_first_harness_test_only(toy_repo):

@@ -21,7 +21,7 @@ from types import SimpleNamespace
 import pytest
 
 from awml_harness.report import format as fmt
-from awml_harness.report.metrics import validate_document
+from awml_harness.report.document import validate_document
 
 REPO = Path(__file__).resolve().parents[2]
 BUDGET = "evaluation.backends.onnx.latency_budget={'p95_ms': 1e-06}"

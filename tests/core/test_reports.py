@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import runpy
 
-from awml_harness.report.metrics import validate_document
+from awml_harness.report.document import validate_document
 
 
 def test_report_suggestions_and_golden_round_trip(toy_repo, tmp_path):

@@ -99,7 +99,7 @@ def _pytest(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
                     reason="project checkpoints not generated")
 def test_three_shards_merge_to_the_serial_metrics_exactly(tmp_path, capsys):
     from awml_harness.cli import main
-    from awml_harness.report.metrics import validate_document
+    from awml_harness.report.document import validate_document
 
     serial = _pytest(tmp_path, "--awml-metrics-json", str(tmp_path / "serial.json"))
     assert serial.returncode == 0, serial.stdout[-3000:]
@@ -180,15 +180,15 @@ def _calibration_shards(tmp_path):
             harness._contexts[cfg.id] = ctx  # one model for the three slices (they are independent)
         ctx = harness.context(cfg.id)
         rec = {"kind": "evaluation-split", "config": cfg.id, "config_digest": config_digest(ctx, ROOT),
-               "num_samples": ctx.num_eval_samples(), "backends": ctx.evaluate_shard(k, 3)}
+               "num_samples": ctx.num_eval_samples(), "backends": ctx.evaluate_chunk(k, 3, "shard")}
         paths.append(tmp_path / f"s{k + 1}.json")
         write_shard(paths[-1], shard_document(harness, [rec], {}, load, ROOT))
     return paths, ctx
 
 
 def test_merged_calibration_metrics_equal_the_serial_pass_and_tampering_is_caught(tmp_path):
-    from awml_harness.report.metrics import jsonable
-    from awml_harness.split import merge
+    from awml_harness.cli.merge import merge_files as merge
+    from awml_harness.report.document import jsonable
 
     paths, ctx = _calibration_shards(tmp_path)
     doc, failures = merge(paths[::-1], ROOT)
@@ -197,7 +197,7 @@ def test_merged_calibration_metrics_equal_the_serial_pass_and_tampering_is_caugh
     got = doc["projects"][ctx.cfg.id]["evaluation"]["backends"]
     assert set(got) == set(serial) == {"pytorch", "onnx", "onnx-fp16"}
     for name, entry in serial.items():
-        assert got[name]["metrics"] == jsonable(entry["metrics"]) and got[name]["num_samples"] == 40
+        assert got[name]["metrics"] == jsonable(entry.metrics) and got[name]["num_samples"] == 40
 
     original = [p.read_text() for p in paths]
     data = json.loads(paths[1].read_text())

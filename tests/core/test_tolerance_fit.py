@@ -14,7 +14,7 @@ from awml_harness.compare import compare, compare_arrays, upper_hull
 from awml_harness.config.load import apply_overrides
 from awml_harness.config.schema import Backend, DeployConfig, Scenario
 from awml_harness.config.validation import from_mapping
-from awml_harness.report.suggest import round_up, suggest_tolerances, verification_hint
+from awml_harness.verification.suggest import round_up, suggest_tolerances, verification_hint
 from awml_harness.verification.tolerance import fit, resolve
 
 RNG = np.random.default_rng(0)

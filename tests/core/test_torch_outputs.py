@@ -50,9 +50,11 @@ EXPECTED = {"a": X * 2.0, "b": X.sum(axis=1), "c": np.maximum(X, 0.0) - 1.0}
 @pytest.mark.parametrize("form", ["dict-by-name", "dict-other-keys", "nested", "tuple"])
 def test_pytorch_and_onnx_agree_on_dict_and_nested_outputs(tmp_path, form):
     graph = _graph(form)
-    torch_out = TorchRunner(graph.module, graph.input_names, graph.output_names).infer({"x": X})
+    with TorchRunner(graph.module, graph.input_names, graph.output_names) as runner:
+        torch_out = runner.infer({"x": X})
     name = export_graph(graph, tmp_path, OnnxConfig())
-    ort_out = OnnxRuntimeRunner(tmp_path / name).infer({"x": X})
+    with OnnxRuntimeRunner(tmp_path / name) as runner:
+        ort_out = runner.infer({"x": X})
     assert list(torch_out) == list(ort_out) == ["a", "b", "c"]
     for n, want in EXPECTED.items():
         np.testing.assert_allclose(torch_out[n], want, rtol=1e-6, atol=1e-6)
@@ -65,7 +67,8 @@ def test_a_wrong_return_value_says_exactly_what_to_return(tmp_path, form, found)
     what = (rf"returned {found}.*declares 3 output\(s\) \(a, b, c\); forward\(\) must return a tensor per output: "
             r"a tuple \(a, b, c\) in that order, or a dict keyed by exactly those names")
     with pytest.raises(RuntimeError, match="pytorch:cpu: the module " + what):
-        TorchRunner(graph.module, graph.input_names, graph.output_names).infer({"x": X})
+        with TorchRunner(graph.module, graph.input_names, graph.output_names) as runner:
+            runner.infer({"x": X})
     with pytest.raises(ExportError, match="graph 'heads': the module " + what):
         export_graph(graph, tmp_path, OnnxConfig())
 

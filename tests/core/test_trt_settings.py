@@ -268,13 +268,14 @@ def test_engine_builds_and_runs_with_profiles(trt_cuda, tmp_path, policy):
     name = build_engine(trt_cuda, tmp_path / "m.onnx", plan, tmp_path, "m.engine", cache)
     assert cache.is_file() and (tmp_path / name).stat().st_size > 0
     runner = TensorRTRunner(tmp_path / name, "cuda:0")
+    runner.activate()
     for n in (1, 3, 9, 16, 2):  # both profiles, growing and shrinking shapes
         x = np.random.default_rng(n).standard_normal((n, 4)).astype(np.float32)
         y = runner.infer({"x": x})["y"]
         np.testing.assert_allclose(y, np.maximum(x @ w, 0), rtol=1e-2, atol=1e-2)
     with pytest.raises(ValueError, match="no optimization profile"):
         runner.infer({"x": np.zeros((17, 4), np.float32)})
-    runner.close()
+    runner.deactivate()
 
 
 @pytest.mark.gpu
@@ -285,7 +286,8 @@ def test_data_dependent_output_and_cuda_graph(trt_cuda, tmp_path):
     _onnx_model(tmp_path / "nz.onnx", dynamic=False, nonzero=True)
     plan = plan_build("auto", trt_major(trt_cuda.__version__), backend(), graph("nz", {"x": (2, 4)}))
     build_engine(trt_cuda, tmp_path / "nz.onnx", plan, tmp_path, "nz.engine", None)
-    runner = TensorRTRunner(tmp_path / "nz.engine", "cuda:0")
+    runner = TensorRTRunner((tmp_path / "nz.engine").read_bytes(), "cuda:0")  # an engine given as bytes
+    runner.activate()
     x = np.array([[1, -1, 2, 0], [0, 3, -2, 4]], np.float32)
     idx = runner.infer({"x": x})["idx"]
     np.testing.assert_array_equal(idx, np.stack(np.nonzero(x > 0)))
@@ -293,6 +295,7 @@ def test_data_dependent_output_and_cuda_graph(trt_cuda, tmp_path):
     _onnx_model(tmp_path / "s.onnx", dynamic=False)
     build_engine(trt_cuda, tmp_path / "s.onnx", plan, tmp_path, "s.engine", None)
     graphed = TensorRTRunner(tmp_path / "s.engine", "cuda:0", cuda_graph=True)
+    graphed.activate()
     first = graphed.infer({"x": x})["y"]
     again = graphed.infer({"x": x * 2})["y"]  # replayed graph reads the new input
     np.testing.assert_allclose(again, 2 * first, rtol=1e-2, atol=1e-2)

@@ -40,7 +40,7 @@ def _fp16_results(doc: dict) -> list[dict]:
 
 
 def test_auto_mixed_passes_where_plain_fp16_fails(tmp_path):
-    from awml_harness.report.metrics import validate_document
+    from awml_harness.report.document import validate_document
 
     verify = ["suites/test_verification.py", "-k", "onnx-fp16"]
     plain, proc = _run(tmp_path, "plain", *verify, "--cfg-options", "backend_config.common_config.precision_policy=auto")

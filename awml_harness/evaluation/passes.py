@@ -1,10 +1,18 @@
 """Evaluation passes of one deploy config: every available backend over the samples in
-one pass, so each sample is preprocessed once and only compact predictions are kept."""
+one pass, so each sample is preprocessed once and only compact predictions are kept.
+
+A serial run evaluates every sample here and judges the result once
+(`evaluation.results.judge_backends`); a large evaluation runs in chunks of samples
+(one test each, a unit of work of its own under pytest-xdist), each sending its
+predictions to the controller, which merges them (`evaluation.merge`) and judges there.
+`--awml-shard I/N` writes one job's slice to a shard file for `awml merge` (split.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from awml_harness.backends.base import BackendUnavailable
@@ -12,21 +20,25 @@ from awml_harness.config.schema import BackendSpec
 from awml_harness.config.validation import to_builtin
 from awml_harness.context.data import ContextPart, ModelData
 from awml_harness.context.runners import RunnerPool
+from awml_harness.evaluation.results import ERROR, UNAVAILABLE, BackendResult, judge_backends
+
+#: sink(backend name, sample index, sample id, prediction, target): where a pass hands each prediction
+Sink = Callable[[str, int, str, Any, Any], None]
 
 
 class EvaluationPasses(ContextPart):
-    """Metrics of every backend (serial runs) or one shard's predictions (xdist)."""
+    """Metrics of every backend (serial runs) or one chunk's predictions."""
 
     def __init__(self, data: ModelData, runner_pool: RunnerPool) -> None:
         super().__init__(data)
         self.runner_pool = runner_pool
-        self._evaluation: dict[str, Any] | None = None
+        self._evaluation: dict[str, BackendResult] | None = None
 
     def num_eval_samples(self) -> int:
         n = self.cfg.evaluation.num_samples
         return len(self.dataset) if n == -1 else min(n, len(self.dataset))
 
-    def _evaluation_pass(self, indices: Any, sink: Any, label: str = "") -> dict[str, Any]:
+    def _evaluation_pass(self, indices: Iterable[int], sink: Sink, label: str = "") -> dict[str, Any]:
         """Preprocess each sample once, run every available backend on it, hand the
         compact prediction to `sink(name, index, sample_id, prediction, target)`.
         Returns per backend: spec, seconds, memory (peak RSS of its set-up and inference,
@@ -75,9 +87,9 @@ class EvaluationPasses(ContextPart):
             status[name]["memory"] = memory.record(name)
         return status
 
-    def evaluate_all(self) -> dict[str, Any]:
-        """Metrics of every enabled backend from one pass over the samples (serial runs).
-        Only the evaluators' compact state is kept, never raw outputs."""
+    def evaluate_all(self) -> dict[str, BackendResult]:
+        """Every enabled backend from one pass over the samples (serial runs), judged
+        against the reference. Only the evaluators' compact state is kept, never raw outputs."""
         if self._evaluation is not None:
             return self._evaluation
         evaluators = {name: self.adapter.evaluator() for name in self.cfg.evaluation.specs()}
@@ -87,18 +99,29 @@ class EvaluationPasses(ContextPart):
 
         n = self.num_eval_samples()
         status = self._evaluation_pass(range(n), sink)
+        results = {}
         for name, entry in status.items():
-            if "unavailable" in entry or "error" in entry:
+            spec = entry["spec"]
+            cls = type(evaluators[name])
+            base = BackendResult(name, spec.device, spec.precision, seconds=entry["seconds"], memory=entry.get("memory"),
+                                 headline=cls.headline, directions=cls.directions, empty=entry.get("empty", 0))
+            if "unavailable" in entry:
+                results[name] = dataclasses.replace(base, status=UNAVAILABLE, reason=entry["unavailable"])
+                continue
+            if "error" in entry:
+                results[name] = dataclasses.replace(base, status=ERROR, reason=entry["error"])
                 continue
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                entry["metrics"] = to_builtin(evaluators[name].compute())
-            entry["num_samples"] = n
-        self._evaluation = status
-        return status
+                metrics = to_builtin(evaluators[name].compute())
+            results[name] = dataclasses.replace(base, metrics=metrics, num_samples=n)
+        ev = self.cfg.evaluation
+        self._evaluation = judge_backends(results, ev.reference, ev.tolerance_for)
+        return self._evaluation
 
-    def evaluate_shard(self, shard: int, of: int) -> dict[str, Any]:
-        """Predictions (wire-encoded) of samples i % of == shard, for the controller to merge."""
+    def evaluate_chunk(self, chunk: int, of: int, label: str = "chunk") -> dict[str, Any]:
+        """Predictions (wire-encoded) of samples i % of == chunk, for a merge elsewhere (the
+        xdist controller, or `awml merge` of --awml-shard files)."""
         from awml_harness.evaluation.wire import encode
 
         rows: dict[str, list[dict[str, Any]]] = {name: [] for name in self.cfg.evaluation.specs()}
@@ -107,12 +130,12 @@ class EvaluationPasses(ContextPart):
             rows[name].append({"index": index, "sample_id": sample_id,
                                "prediction": encode(prediction), "target": encode(target)})
 
-        status = self._evaluation_pass(range(shard, self.num_eval_samples(), of), sink,
-                                       label=f" shard {shard + 1}/{of}")
+        status = self._evaluation_pass(range(chunk, self.num_eval_samples(), of), sink,
+                                       label=f" {label} {chunk + 1}/{of}")
         out = {}
         for name, entry in status.items():
             spec = entry["spec"]
             out[name] = {"device": spec.device, "precision": spec.precision, "seconds": entry["seconds"],
-                         "memory": entry.get("memory"), "samples": rows[name],
+                         "memory": entry.get("memory"), "samples": rows[name], "empty": entry.get("empty", 0),
                          **{k: entry[k] for k in ("unavailable", "error") if k in entry}}
         return out

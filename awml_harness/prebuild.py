@@ -1,4 +1,4 @@
-"""Exports belong to the export step: test order and the export stage.
+"""Exports belong to the export step: test order and the prebuild.
 
 Artifacts are built lazily by whichever test needs one first. Without care that is an
 evaluation test (pytest collects `suites/test_evaluation.py` before `test_export.py`),
@@ -8,22 +8,26 @@ which then carries the export's ~50 s and its warnings. Two rules fix it:
   harness test, everything else keeps its order (under pytest-xdist the workers'
   collection order is what the config-scope scheduler hands out, so it holds there too).
 - When the export tests that would build an artifact are deselected (`-k evaluation`),
-  the artifact is built in an *export stage*: just before the first test of that
+  the artifact is *prebuilt*: just before the first test of that
   config, inside `pytest_runtest_protocol` but outside the test's setup/call/teardown,
   so its time is no test's duration and its output is not a test's captured output. The
-  stage announces itself and each build has its own progress line (progress.py).
-  A build that fails in the stage is reported in one line and left to the test that
-  needs it, which fails with the usual message.
+  prebuild announces itself and each build has its own progress line (progress.py).
+  A build that fails there is reported in one line and left to the test that needs it,
+  which fails with the usual message.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from awml_harness.cases import artifact_variants, onnx_target
 from awml_harness.fixtures import CASE_FIXTURES
 from awml_harness.progress import emit
+
+if TYPE_CHECKING:  # pragma: no cover
+    from awml_harness.protocols import HarnessLike
 
 
 def _case(item: pytest.Item) -> tuple[str, Any] | None:
@@ -39,17 +43,7 @@ def is_export_test(item: pytest.Item) -> bool:
     return found is not None and found[0] == "awml_export_case"
 
 
-def _variants(spec: Any) -> list[tuple[str, Any]]:
-    """The artifacts a backend spec runs on: ("onnx", precision) or ("tensorrt", spec)."""
-    kind = spec.backend.value
-    if kind == "onnx":
-        return [("onnx", "fp32")] + ([("onnx", "fp16")] if spec.precision == "fp16" else [])
-    if kind == "tensorrt":
-        return [("tensorrt", spec)]
-    return []
-
-
-def plan(harness: Any, items: list[pytest.Item]) -> dict[str, list[tuple[str, Any]]]:
+def plan(harness: HarnessLike, items: list[pytest.Item]) -> dict[str, list[tuple[str, Any]]]:
     """config id -> artifacts the selected tests need and no selected export test builds."""
     needs: dict[str, dict[tuple[str, Any], None]] = {}
     covered: dict[str, set[str]] = {}
@@ -73,22 +67,21 @@ def plan(harness: Any, items: list[pytest.Item]) -> dict[str, list[tuple[str, An
         else:
             specs = [case.spec]
         for spec in specs:
-            for v in _variants(spec):
+            for v in artifact_variants(spec):
                 needs.setdefault(cid, {})[v] = None
     out = {}
     for cid, wanted in needs.items():
         done = covered.get(cid, set())
-        names = {("onnx", "fp32"): "onnx", ("onnx", "fp16"): "onnx-fp16"}
-        rest = [v for v in wanted if names.get(v, v[0]) not in done]
+        rest = [v for v in wanted if (onnx_target(v[1]) if v[0] == "onnx" else v[0]) not in done]
         if rest:
             out[cid] = rest
     return out
 
 
-class ExportStage:
-    """pytest plugin: export tests first; the export stage for deselected export tests."""
+class Prebuild:
+    """pytest plugin: export tests first; a prebuild for the artifacts of deselected export tests."""
 
-    def __init__(self, harness: Any) -> None:
+    def __init__(self, harness: HarnessLike) -> None:
         self.harness = harness
         self.plan: dict[str, list[tuple[str, Any]]] | None = None
         self.done: set[str] = set()
@@ -123,13 +116,13 @@ class ExportStage:
         def label(v: tuple[str, Any]) -> str:
             return f"onnx {v[1]}" if v[0] == "onnx" else f"tensorrt {v[1].label}"
 
-        emit(f"awml export stage {cid}: {', '.join(label(v) for v in variants)} "
+        emit(f"awml prebuild {cid}: {', '.join(label(v) for v in variants)} "
              "(no selected export test builds them; built here, outside any test)")
         from awml_harness.progress import gathered_warnings, outside_tests
 
-        # the stage's own warnings (building the model, reading the checkpoint) are the
-        # stage's lines too, not pinned on the test that happens to come next
-        with outside_tests(), gathered_warnings(f"export stage {cid}"):
+        # the prebuild's own warnings (building the model, reading the checkpoint) are its
+        # lines too, not pinned on the test that happens to come next
+        with outside_tests(), gathered_warnings(f"prebuild {cid}"):
             self._build(cid, variants, label)
 
     def _build(self, cid: str, variants: list[tuple[str, Any]], label: Any) -> None:
@@ -143,7 +136,7 @@ class ExportStage:
                 else:
                     ctx.engine_artifacts(v[1])
             except BackendUnavailable as exc:
-                emit(f"awml export stage {cid}: {label(v)} unavailable ({exc})")
+                emit(f"awml prebuild {cid}: {label(v)} unavailable ({exc})")
             except Exception as exc:  # the test that needs it fails with the full message
-                emit(f"awml export stage {cid}: {label(v)} failed ({type(exc).__name__}); "
+                emit(f"awml prebuild {cid}: {label(v)} failed ({type(exc).__name__}); "
                      "the tests that need it report why")

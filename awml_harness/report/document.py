@@ -10,8 +10,12 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from awml_harness.config.schema import DeployConfig
 
 #: 2: metric directions (`evaluation.directions`) and the gate's per-metric record
 #: (`evaluation.backends.<name>.gate`); `awml diff` still reads version 1 files
@@ -39,7 +43,7 @@ def jsonable(obj: Any) -> Any:
     return str(obj)
 
 
-def _project_entry(cfg: Any) -> dict[str, Any]:
+def _project_entry(cfg: DeployConfig) -> dict[str, Any]:
     return {
         "project": cfg.project, "task_type": cfg.task_type, "config": cfg.source,
         "export_mode": cfg.export.mode, "artifacts": [],
@@ -50,7 +54,7 @@ def _project_entry(cfg: Any) -> dict[str, Any]:
     }
 
 
-def _resolved_config(cfg: Any) -> Any:
+def _resolved_config(cfg: DeployConfig) -> Any:
     """The deploy config after _base_, --cfg-options and the loader's defaults, as data."""
     import dataclasses
 
@@ -63,7 +67,7 @@ def _resolved_config(cfg: Any) -> Any:
     return data
 
 
-def _tolerances(cfg: Any, entry: dict[str, Any]) -> dict[str, Any]:
+def _tolerances(cfg: DeployConfig, entry: dict[str, Any]) -> dict[str, Any]:
     """The tolerances in force, resolved: per verification scenario and output (atol, rtol
     as the comparison used them) and per evaluation backend and metric (the gate's own
     record: the allowed change in the metric's units, the rule as written, one-sided or
@@ -82,41 +86,21 @@ def _tolerances(cfg: Any, entry: dict[str, Any]) -> dict[str, Any]:
     return {"verification": ver, "metrics": metrics}
 
 
-def verification_status(cfg: Any, results: list[dict[str, Any]]) -> tuple[str, str | None]:
-    """Whether this run compared a deployed backend (ONNX, fp16 ONNX, TensorRT) with a
-    reference: "verified", "failed", "unverified" (with the reason), or "not-deployed"
-    (export.mode "none" without an ONNX: only PyTorch ran)."""
-    deployed = [r for r in results if not str(r.get("test", "")).startswith("pytorch")]
-    if any(not r["passed"] for r in deployed):
-        return "failed", None
-    if deployed:
-        return "verified", None
-    mode, handed = cfg.export.mode, cfg.export.onnx_path is not None
-    if mode == "none" and not handed:
-        return "not-deployed", "export.mode='none' without export.onnx_path: only PyTorch ran"
-    if not cfg.verification.enabled:
-        return "unverified", "verification.enabled is False"
-    if not any(s.test_backend.value != "pytorch" for s in cfg.scenarios()):
-        reason = f"verification.scenarios has no scenario for export.mode={mode!r} that tests a deployed backend"
-        if handed and cfg.checkpoint_path is None:
-            reason += "; an export.onnx_path is compared with PyTorch only when checkpoint_path is set"
-        return "unverified", reason
-    return "unverified", "no verification test of a deployed backend ran (skipped, deselected, or failed before comparing)"
-
-
-def build_document(harness: Any, sink: Any, *, exitstatus: int, argv: list[str], workers: int,
-                   rootdir: Path | None = None) -> dict[str, Any]:
+def build_document(configs: Mapping[str, Any], run: Any, *, threads: Mapping[str, Any], exitstatus: int,
+                   argv: list[str], workers: int, rootdir: Path | None = None) -> dict[str, Any]:
+    """The metrics JSON of a run from its records (`run`: a RunRecord, chunked evaluations
+    already merged and judged into evaluation records): assembled, nothing judged here."""
     from awml_harness.report.machine import machine_info
     from awml_harness.report.provenance import command_line, git_info
-    from awml_harness.threads import thread_record
+    from awml_harness.verification.judge import run_status
 
     projects: dict[str, dict[str, Any]] = {}
     artifacts: dict[str, dict[str, dict[str, Any]]] = {}
-    for rec in sink.records:
+    for rec in run.records:
         cid = rec.get("config")
-        if cid not in harness.configs:
+        if cid not in configs:
             continue
-        entry = projects.setdefault(cid, _project_entry(harness.configs[cid]))
+        entry = projects.setdefault(cid, _project_entry(configs[cid]))
         for art in rec.get("artifacts", []):
             seen = artifacts.setdefault(cid, {})
             k = f"{art['name']}:{art['key']}"
@@ -138,24 +122,6 @@ def build_document(harness: Any, sink: Any, *, exitstatus: int, argv: list[str],
         elif kind == "shapes":
             entry["shapes"].append({"which": rec["which"], "scenario": rec["scenario"],
                                     "passed": all(c["passed"] for c in rec["checked"]), "checked": rec["checked"]})
-    shards: dict[str, list[dict[str, Any]]] = {}
-    for rec in sink.records:
-        if rec.get("kind") == "evaluation-shard" and rec.get("config") in projects:
-            shards.setdefault(rec["config"], []).append(rec)
-    for cid, recs in shards.items():
-        from awml_harness.evaluation.merge import merge_shards
-
-        cfg = harness.configs[cid]
-        merged = merge_shards(harness.adapter(cid), recs, cfg.evaluation.reference, cfg.evaluation.tolerance_for)
-        for name, entry in merged.items():
-            failures = entry.pop("failures", [])
-            if failures:  # one entry per backend: its headline and one line per metric
-                sink.gate_failures.append("\n".join([f"awml {cid}-{entry['precision']}:{entry['device']} ({name}): "
-                                                     f"metrics differ from {cfg.evaluation.reference}:", *failures]))
-            if entry.get("status") == "error":
-                sink.gate_failures.append(f"awml {cid} ({name}): evaluation failed on {entry['error']}")
-            projects[cid]["evaluation"]["directions"].update(entry.pop("directions", None) or {})
-            projects[cid]["evaluation"]["backends"][name] = entry
     for cid, arts in artifacts.items():
         found = [a.pop("auto_mixed") for a in arts.values() if "auto_mixed" in a]
         projects[cid]["artifacts"] = sorted(arts.values(), key=lambda a: (a["name"], a.get("variant", "")))
@@ -165,32 +131,32 @@ def build_document(harness: Any, sink: Any, *, exitstatus: int, argv: list[str],
     for cid, entry in projects.items():
         ver = entry["verification"]
         ver["results"].sort(key=lambda r: (r["scenario"], r["sample_index"]))
-        ver["status"], reason = verification_status(harness.configs[cid], ver["results"])
+        ver["status"], reason = run_status(configs[cid], ver["results"])
         if reason is not None:
             ver["reason"] = reason
         if ver["status"] == "unverified":
             unverified.append(cid)
         entry["shapes"].sort(key=lambda s: (s["scenario"], s["which"]))
-        entry["tolerances"] = _tolerances(harness.configs[cid], entry)
-        entry["resolved_config"] = _resolved_config(harness.configs[cid])
+        entry["tolerances"] = _tolerances(configs[cid], entry)
+        entry["resolved_config"] = _resolved_config(configs[cid])
     now = time.time()
     doc = {
         "schema_version": SCHEMA_VERSION,
         "run": {
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(sink.started)),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(run.started)),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(now)),
-            "duration_s": round(now - sink.started, 3),
+            "duration_s": round(now - run.started, 3),
             "exitstatus": exitstatus,
             "argv": argv,
             "command": command_line(argv),
             "git": git_info(rootdir) if rootdir is not None else None,
             "xdist_workers": workers,
-            "tests": dict(sink.outcomes),
-            "problems": sink.problems,
+            "tests": dict(run.outcomes),
+            "problems": list(run.problems),
             "unverified": unverified,
             # CPU thread policy per config (awml_harness/threads.py) and what this
             # process's torch really had; each latency entry records its own process's
-            "threads": thread_record(harness.thread_policies()),
+            "threads": dict(threads),
         },
         "machine": machine_info(),
         "projects": projects,
@@ -208,43 +174,34 @@ def auto_mixed_entry(summary: dict[str, Any], backends: dict[str, Any]) -> dict[
     return {**{k: summary[k] for k in keys if k in summary}, "metric_deltas": deltas}
 
 
-def record_failures(doc: dict[str, Any], sink: Any) -> None:
+def record_failures(doc: dict[str, Any], problems: Sequence[dict[str, Any]], gate_failures: Sequence[str]) -> None:
     """run.failures: every failing test's node id and one-line message, then the end-of-run
-    gate failures; called once the gates have run (they may add to sink.gate_failures)."""
+    gate failures; called once the gates have run."""
     from awml_harness.report.verdict import collect_failures
 
-    doc["run"]["failures"] = jsonable(collect_failures(sink.problems, sink.gate_failures))
+    doc["run"]["failures"] = jsonable(collect_failures(list(problems), list(gate_failures)))
 
 
-def metrics_path(harness: Any, option: str | None, rootdir: Path, doc_projects: Any = ()) -> Path:
+def metrics_path(configs: Mapping[str, Any], option: str | None, rootdir: Path, doc_projects: Any = ()) -> Path:
     if option:
         p = Path(option)
         return p if p.is_absolute() else rootdir / p
     # the configs that ran come first, so `-k <project>` writes beside that project's artifacts
-    ran = [harness.configs[c] for c in doc_projects if c in harness.configs]
-    ordered = ran + [c for c in harness.configs.values() if c not in ran]
+    ran = [configs[c] for c in doc_projects if c in configs]
+    ordered = ran + [c for c in configs.values() if c not in ran]
     for cfg in ordered:
         if cfg.report.metrics_json is not None:
             return Path(cfg.report.metrics_json)
     return Path(ordered[0].export.work_dir) / "metrics.json"
 
 
-def markdown_path(harness: Any, option: str | None, rootdir: Path, doc_projects: Any = ()) -> Path | None:
+def markdown_path(configs: Mapping[str, Any], option: str | None, rootdir: Path, doc_projects: Any = ()) -> Path | None:
     """--awml-markdown, else the first report.markdown among the configs that ran, else none."""
     if option:
         p = Path(option)
         return p if p.is_absolute() else rootdir / p
-    ran = [harness.configs[c] for c in doc_projects if c in harness.configs]
+    ran = [configs[c] for c in doc_projects if c in configs]
     return next((Path(c.report.markdown) for c in ran if c.report.markdown is not None), None)
-
-
-def write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
-    """Readers (CI steps, dashboards) never see half a file."""
-    from awml_harness.atomic import atomic_open
-
-    with atomic_open(path) as fh:
-        json.dump(doc, fh, indent=2, sort_keys=False, allow_nan=False)
-        fh.write("\n")
 
 
 def validate_document(doc: dict[str, Any]) -> None:

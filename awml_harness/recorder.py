@@ -1,5 +1,8 @@
 """Collects what tests report, on the process that writes the metrics JSON.
 
+`RunRecorder` is the pytest plugin that listens; `RunRecord` is what it heard, a frozen
+snapshot the end of the run (awml_harness/finish.py) works from.
+
 Tests attach builtin-typed records to their item (`awml_record`, stash key RECORDS_KEY);
 a makereport hook copies them onto every report as the attribute `awml_records`, and
 pytest-xdist ships a report's attributes from workers to the controller, so this one hook
@@ -18,7 +21,6 @@ from typing import Any
 
 import pytest
 
-RECORD_TAG = "awml"
 RECORDS_KEY = pytest.StashKey[list]()
 JUNIT_PREFIX = "awml_"
 _MAX_PROPERTY_CHARS = 200
@@ -44,23 +46,27 @@ def _small(value: Any) -> bool:
     return isinstance(value, (bool, int, float))
 
 
+@dataclass(frozen=True)
+class RunRecord:
+    """What the tests of a run reported: their records, outcomes and problems."""
+
+    started: float
+    records: tuple[dict[str, Any], ...] = ()
+    outcomes: dict[str, int] = field(default_factory=dict)
+    problems: tuple[dict[str, Any], ...] = ()
+    selected: int = 0
+
+
 @dataclass(eq=False)  # registered as a pluggy plugin: must stay hashable (by identity)
-class ResultSink:
+class RunRecorder:
     started: float
     records: list[dict[str, Any]] = field(default_factory=list)
     outcomes: dict[str, int] = field(default_factory=lambda: {"passed": 0, "failed": 0, "skipped": 0, "error": 0})
     problems: list[dict[str, Any]] = field(default_factory=list)
-    written: Any = None
     selected: int = 0
-    extra_output: list = field(default_factory=list)  # (title, text) for the terminal summary
-    gate_failures: list[str] = field(default_factory=list)  # sharded evaluation verdicts
-    # end-of-run bookkeeping: the pytest session, the exit status an escaping exception
-    # will give the process, a metrics JSON that could not be written, summary printed
-    session: Any = None
-    final_status: int | None = None
-    write_error: str | None = None
-    summary_printed: bool = False
-    markdown_path: Any = None  # where the markdown summary went (rewritten if the exit status changes)
+
+    def result(self) -> RunRecord:
+        return RunRecord(self.started, tuple(self.records), dict(self.outcomes), tuple(self.problems), self.selected)
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
