@@ -207,6 +207,16 @@ def bare(tmp_path, monkeypatch):
             def check_config(cls, cfg):
                 if cfg.verification.num_verify_samples == 13:
                     raise ConfigError("verification.num_verify_samples", 13, "not 13 (Bare's own rule)")
+
+            # the rest of the contract (awml_harness.project.ProjectAdapter), unused by these tests
+            def graph_names(self): return ("model",)
+            def build_model(self): return None
+            def graphs(self, model): return []
+            def dataset(self): return []
+            def target(self, sample): return None
+            def preprocess(self, sample): return None
+            def postprocess(self, outputs, prepared): return None
+            def evaluator(self): return None
     """)
     monkeypatch.syspath_prepend(str(tmp_path))
     return BARE

@@ -32,6 +32,16 @@ def painter(tmp_path, monkeypatch):
         class Painter(ProjectAdapter):
             name = "Painter"
             task_type = "inpainting2d"
+
+            # the rest of the contract (awml_harness.project.ProjectAdapter), unused by these tests
+            def graph_names(self): return ("model",)
+            def build_model(self): return None
+            def graphs(self, model): return []
+            def dataset(self): return []
+            def target(self, sample): return None
+            def preprocess(self, sample): return None
+            def postprocess(self, outputs, prepared): return None
+            def evaluator(self): return None
     """)
     monkeypatch.syspath_prepend(str(tmp_path))
     return "painter_mod:Painter"
