@@ -156,3 +156,34 @@ def check_regression(stats: Mapping[str, float], baseline: Mapping[str, float], 
             out.append(f"  - {stat} = {now:.3f} ms vs baseline {before:.3f} ms (+{100 * change:.1f} %) "
                        f"exceeds {key_prefix}.{stat} = {100 * limit:g} %")
     return out
+
+
+class BaselineError(ValueError):
+    """The latency baseline a run names cannot be used (none saved, test not in it)."""
+
+
+def judge_latency(stats: Mapping[str, float], name: str, backend: Any, baseline: Mapping[str, float] | None
+                  ) -> list[str]:
+    """Every latency gate of backend `name` (`evaluation.backends.<name>`: latency_budget,
+    latency_stability, latency_regression against `baseline`): one line per violation."""
+    key = f"evaluation.backends.{name}"
+    violations = check_budget(stats, backend.latency_budget, key_prefix=f"{key}.latency_budget")
+    violations += check_stability(stats, backend.latency_stability, key_prefix=f"{key}.latency_stability")
+    if baseline is not None and backend.latency_regression:
+        violations += check_regression(stats, baseline, backend.latency_regression,
+                                       key_prefix=f"{key}.latency_regression")
+    return violations
+
+
+def find_baseline(where: str, storage: Any, test_name: str) -> tuple[Any, dict[str, float]]:
+    """--awml-latency-baseline PATH|latest -> (the file, this test's statistics in it)."""
+    path = where
+    if where == "latest":
+        path = latest_baseline(storage)
+        if path is None:
+            raise BaselineError(f"--awml-latency-baseline latest: no saved run under {storage} "
+                                "(save one with --benchmark-autosave)")
+    stats = baseline_stats(path, test_name)
+    if stats is None:
+        raise BaselineError(f"{test_name} is not in the latency baseline {path}")
+    return path, stats

@@ -12,9 +12,10 @@ def test_latency(awml, awml_latency_case, awml_record, guard_backend, benchmark,
     import warnings
 
     from awml_harness.latency import (
+        BaselineError,
         LatencySpreadWarning,
-        check_budget,
-        check_stability,
+        find_baseline,
+        judge_latency,
         spread_warning,
         stage_medians,
         summarize,
@@ -59,37 +60,25 @@ def test_latency(awml, awml_latency_case, awml_record, guard_backend, benchmark,
         device_ms = cuda_event_times(model_call, rounds=ev.latency_rounds)
         if device_ms is not None:
             benchmark.extra_info["device_time_ms"] = device_ms
-    budget = ev.backends[case.name].latency_budget
-    violations = check_budget(stats, budget, key_prefix=f"evaluation.backends.{case.name}.latency_budget")
+    backend = ev.backends[case.name]
     warning = spread_warning(stats)
     if warning:
         warnings.warn(LatencySpreadWarning(f"{case.id}: {warning}"), stacklevel=1)
-    violations += check_stability(stats, ev.backends[case.name].latency_stability,
-                                  key_prefix=f"evaluation.backends.{case.name}.latency_stability")
-    limits = ev.backends[case.name].latency_regression
     baseline = None
-    if limits and pytestconfig.option.awml_latency_baseline:
-        from awml_harness.latency import baseline_stats, check_regression, latest_baseline
-
-        where = pytestconfig.option.awml_latency_baseline
-        if where == "latest":
-            storage = str(pytestconfig.getoption("benchmark_storage", ".benchmarks")).removeprefix("file://")
-            found = latest_baseline(pytestconfig.rootpath / storage)
-            if found is None:
-                pytest.fail(f"--awml-latency-baseline latest: no saved run under {storage} "
-                            "(save one with --benchmark-autosave)", pytrace=False)
-            where = found
-        name = f"test_latency[{case.id}]"
-        baseline = baseline_stats(where, name)
-        if baseline is None:
-            pytest.fail(f"{name} is not in the latency baseline {where}", pytrace=False)
-        violations += check_regression(stats, baseline, limits,
-                                       key_prefix=f"evaluation.backends.{case.name}.latency_regression")
+    where = pytestconfig.option.awml_latency_baseline
+    if backend.latency_regression and where:
+        storage = str(pytestconfig.getoption("benchmark_storage", ".benchmarks")).removeprefix("file://")
+        try:
+            _, baseline = find_baseline(where, pytestconfig.rootpath / storage, f"test_latency[{case.id}]")
+        except BaselineError as exc:
+            pytest.fail(str(exc), pytrace=False)
+    violations = judge_latency(stats, case.name, backend, baseline)
     awml_record({"kind": "latency", "config": case.config_id, "backend": case.name,
                  "device": case.spec.device, "precision": case.spec.precision, "unit": "ms",
                  **stats, "samples_ms": [t * 1e3 for t in benchmark.stats.stats.data], "stages_median_ms": stages, "device_time_ms": device_ms,
-                 "threads": threads, "stability_limits": dict(ev.backends[case.name].latency_stability),
-                 "spread_warning": warning, "budget": dict(budget), "regression_limits": dict(limits), "baseline_ms": baseline,
+                 "threads": threads, "stability_limits": dict(backend.latency_stability),
+                 "spread_warning": warning, "budget": dict(backend.latency_budget),
+                 "regression_limits": dict(backend.latency_regression), "baseline_ms": baseline,
                  "budget_violations": violations, "artifacts": ctx.all_artifacts()})
     if violations:
         pytest.fail(f"{case.id}: latency over budget, unstable or regressed:\n" + "\n".join(violations), pytrace=False)
