@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from awml_harness.evaluation.results import ERROR, UNAVAILABLE, BackendResult, judge_backends
+from awml_harness.evaluation.results import BackendResult, judge_backends
 from awml_harness.evaluation.wire import decode
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -44,17 +44,11 @@ def merge_chunks(adapter: AdapterLike, chunks: list[Mapping[str, Any]], referenc
                 meta["memory"] = merge([meta["memory"], entry["memory"]])
     results: dict[str, BackendResult] = {}
     for name, meta in info.items():
-        base = BackendResult(name, meta["device"], meta["precision"], seconds=meta["seconds"], memory=meta["memory"],
-                             empty=meta["empty"])
-        if "unavailable" in meta:
-            results[name] = dataclasses.replace(base, status=UNAVAILABLE, reason=meta["unavailable"])
-            continue
-        if "error" in meta:
-            results[name] = dataclasses.replace(base, status=ERROR, reason=meta["error"])
+        if "unavailable" in meta or "error" in meta:
+            results[name] = BackendResult.of_pass(name, meta["device"], meta["precision"], meta)
             continue
         evaluator = adapter.evaluator()
-        cls = type(evaluator)
-        base = dataclasses.replace(base, headline=cls.headline, directions=cls.directions)
+        base = BackendResult.of_pass(name, meta["device"], meta["precision"], meta, type(evaluator))
         ordered = sorted(rows.get(name, []), key=lambda r: r[0])
         for _, sample_id, prediction, target in ordered:
             evaluator.add(sample_id, decode(prediction), decode(target))

@@ -20,7 +20,7 @@ from awml_harness.config.schema import BackendSpec
 from awml_harness.config.validation import to_builtin
 from awml_harness.context.data import ContextPart, ModelData
 from awml_harness.context.runners import RunnerPool
-from awml_harness.evaluation.results import ERROR, UNAVAILABLE, BackendResult, judge_backends
+from awml_harness.evaluation.results import OK, BackendResult, judge_backends
 
 #: sink(backend name, sample index, sample id, prediction, target): where a pass hands each prediction
 Sink = Callable[[str, int, str, Any, Any], None]
@@ -102,14 +102,9 @@ class EvaluationPasses(ContextPart):
         results = {}
         for name, entry in status.items():
             spec = entry["spec"]
-            cls = type(evaluators[name])
-            base = BackendResult(name, spec.device, spec.precision, seconds=entry["seconds"], memory=entry.get("memory"),
-                                 headline=cls.headline, directions=cls.directions, empty=entry.get("empty", 0))
-            if "unavailable" in entry:
-                results[name] = dataclasses.replace(base, status=UNAVAILABLE, reason=entry["unavailable"])
-                continue
-            if "error" in entry:
-                results[name] = dataclasses.replace(base, status=ERROR, reason=entry["error"])
+            base = BackendResult.of_pass(name, spec.device, spec.precision, entry, type(evaluators[name]))
+            if base.status != OK:
+                results[name] = base
                 continue
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)

@@ -36,6 +36,20 @@ class BackendResult:
     gate: GateVerdict | None = None
     note: str | None = None  # a warning the suite raises (every sample empty)
 
+    @classmethod
+    def of_pass(cls, name: str, device: str, precision: str, entry: Mapping[str, Any],
+                evaluator: type | None = None) -> BackendResult:
+        """A backend as an evaluation pass left it (seconds, memory, empty samples, and
+        "unavailable"/"error" when it could not run), before its metrics are computed."""
+        base = cls(name, device, precision, seconds=entry.get("seconds", 0.0), memory=entry.get("memory"),
+                   empty=entry.get("empty", 0), headline=getattr(evaluator, "headline", None),
+                   directions=getattr(evaluator, "directions", None))
+        if "unavailable" in entry:
+            return replace(base, status=UNAVAILABLE, reason=entry["unavailable"])
+        if "error" in entry:
+            return replace(base, status=ERROR, reason=entry["error"])
+        return base
+
     @property
     def passed(self) -> bool:
         return self.status == OK and (self.gate is None or self.gate.passed)
