@@ -356,3 +356,22 @@ def test_a_config_without_project_is_in_no_scope(tmp_path):
     path = write(tmp_path / "c.yaml", "task_type: classification\n")
     cfg = load_deploy_config(path, base_dir=TOY, overrides=["project=Toy", "None:model_cfg.size=9"])
     assert cfg.model_settings.size != 9 and cfg.project == "Toy"
+
+
+@pytest.mark.parametrize("value", ["''", "projects", "projects/Toy"])
+def test_an_info_file_must_name_a_file(tmp_path, value):
+    """An empty string reads as the rootdir and a folder is no annotation file: both are refused by name."""
+    with pytest.raises(ConfigError) as info:
+        load_deploy_config(write(tmp_path / "c.yaml", HEAD + f"runtime_io: {{info_file: {value}}}\n"), base_dir=TOY)
+    assert info.value.key == "runtime_io.info_file"
+    assert ("an empty path names no file" if value == "''" else "not a directory") in str(info.value)
+
+
+def test_an_empty_info_file_exits_4(tmp_path):
+    import subprocess
+    import sys
+
+    cfg = write(tmp_path / "c.yaml", HEAD + "runtime_io: {info_file: ''}\n")
+    out = subprocess.run([sys.executable, "-m", "pytest", "--co", "-q", "-p", "no:cacheprovider", "--rootdir", str(TOY),
+                          "--deploy-cfg", str(cfg), str(tmp_path)], capture_output=True, text=True, cwd=TOY)
+    assert out.returncode == 4 and "runtime_io.info_file" in out.stderr, out.stdout[-1000:] + out.stderr[-1000:]
