@@ -147,7 +147,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
         if importlib.util.find_spec("matplotlib") is None:
             raise pytest.UsageError("--awml-report needs matplotlib: pip install 'awml-harness[report]'")
-    paths = [Path(p) for p in config.option.deploy_cfg] or list(config.getini("awml_deploy_configs"))
+    paths = ([Path(p) for p in config.option.deploy_cfg] or list(config.getini("awml_deploy_configs"))
+             or _embedded_default(config))
     if not paths:
         return
     from awml_harness.session import HarnessSession, RunOptions, with_unique_ids
@@ -205,6 +206,34 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(_FinalStatus(sink), "awml-final-status")
     if config.pluginmanager.hasplugin("benchmark"):
         config.pluginmanager.register(_BenchmarkHooks(sink), "awml-benchmark")
+
+
+def _embedded_default(config: pytest.Config) -> list[Path]:
+    """The deploy configs of a run that names none: when it collects the harness's own suites
+    (`pytest --pyargs awml_harness.suites[.test_x]`, or a path in that package's folder), the
+    `default_configs` of the projects registered in the entry-point group awml_harness.projects;
+    any other run (a repository's own tests beside the installed harness) loads no config."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("awml_harness.suites")
+    suites = [Path(p).resolve() for p in (spec.submodule_search_locations or [])] if spec else []
+
+    def collects_suites(arg: str) -> bool:
+        target = arg.split("::")[0]
+        if config.option.pyargs and (target == "awml_harness.suites" or target.startswith("awml_harness.suites.")):
+            return True
+        path = (config.invocation_params.dir / target).resolve()
+        return any(path == folder or folder in path.parents for folder in suites)
+
+    if not any(collects_suites(arg) for arg in config.args):
+        return []
+    from awml_harness.config.errors import ConfigError
+    from awml_harness.project import registered_default_configs
+
+    try:
+        return registered_default_configs()
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _read_configs(config: pytest.Config, paths: list[Path]) -> list[Any]:
