@@ -178,3 +178,31 @@ def check_overrides(config: pytest.Config, configs: list[Any]) -> None:
     for cfg in configs:
         for found in shadowed_overrides(cfg, overrides, work_dir=config.option.work_dir, device=config.option.device):
             config.issue_config_time_warning(pytest.PytestConfigWarning(found.message(cfg.id)), stacklevel=2)
+
+
+def embedded_default(config: pytest.Config) -> list[Path]:
+    """The deploy configs of a run that names none: when it collects the harness's own suites
+    (`pytest --pyargs awml_harness.suites[.test_x]`, or a path in that package's folder), the
+    `default_configs` of the projects registered in the entry-point group awml_harness.projects;
+    any other run (a repository's own tests beside the installed harness) loads no config."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("awml_harness.suites")
+    suites = [Path(p).resolve() for p in (spec.submodule_search_locations or [])] if spec else []
+
+    def collects_suites(arg: str) -> bool:
+        target = arg.split("::")[0]
+        if config.option.pyargs and (target == "awml_harness.suites" or target.startswith("awml_harness.suites.")):
+            return True
+        path = (config.invocation_params.dir / target).resolve()
+        return any(path == folder or folder in path.parents for folder in suites)
+
+    if not any(collects_suites(arg) for arg in config.args):
+        return []
+    from awml_harness.config.errors import ConfigError
+    from awml_harness.project import registered_default_configs
+
+    try:
+        return registered_default_configs()
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None

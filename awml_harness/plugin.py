@@ -66,6 +66,10 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError("--awml-report needs matplotlib: pip install 'awml-harness[report]'")
     paths = [Path(p) for p in config.option.deploy_cfg] or list(config.getini("awml_deploy_configs"))
     if not paths:
+        from awml_harness.options import embedded_default
+
+        paths = embedded_default(config)
+    if not paths:
         return
     from awml_harness.options import check_overrides, read_configs, run_options, worker_count
     from awml_harness.session import HarnessSession, with_unique_ids

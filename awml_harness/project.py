@@ -5,7 +5,9 @@ A project lives in `projects/<Name>/project.py` and defines `Project`, a subclas
 core finds the folder by one rule (:func:`project_search_roots`: upward from the config
 file, from the files it inherits, then from the rootdir) and imports it by file path
 under a private package name, so adding a project never means editing `awml_harness/`
-and a user's own `projects` package (AWML) stays theirs.
+and a user's own `projects` package (AWML) stays theirs. A name no folder answers is
+looked up in the entry-point group :data:`ENTRY_POINT_GROUP`, where any installed
+distribution registers its projects (`MyDetector = "my_pkg.project:Project"`).
 
 The pipeline is split so that every backend runs the same Python:
 
@@ -185,6 +187,11 @@ class ProjectAdapter(ABC):
     #: - model-level name -> why it is no graph tensor (the project's pipeline makes or
     #:   consumes it outside every graph); such a name is reported as ignored, not checked
     model_io_pipeline_tensors: ClassVar[Mapping[str, str]] = {}
+    #: deploy configs, relative to the folder of the module defining the class, that a run of
+    #: the installed suites takes when it names none (`pytest --pyargs awml_harness.suites`
+    #: with no --deploy-cfg and no ini key awml_deploy_configs), for a project registered in
+    #: the entry-point group ENTRY_POINT_GROUP; e.g. ("configs/deploy_config.py",)
+    default_configs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: DeployConfig) -> None:
         self.cfg = cfg
@@ -416,21 +423,75 @@ def _private_package(folder: Path) -> str:
     return name
 
 
+#: where installed distributions register projects: `Name = "module:Class"`, e.g. in a
+#: pyproject.toml `[project.entry-points."awml_harness.projects"]`
+ENTRY_POINT_GROUP = "awml_harness.projects"
+
+
+def registered_projects() -> dict[str, list[Any]]:
+    """The entry points of ENTRY_POINT_GROUP by name; nothing is imported."""
+    from importlib.metadata import entry_points
+
+    found: dict[str, list[Any]] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.name, []).append(ep)
+    return found
+
+
+def registered_project(name: str) -> str | None:
+    """`module:Class` that ENTRY_POINT_GROUP registers under `name`, None when none does;
+    ConfigError when two distributions register the name with different classes."""
+    eps = registered_projects().get(name, [])
+    values = sorted({ep.value for ep in eps})
+    if len(values) > 1:
+        owners = ", ".join(f"{getattr(ep.dist, 'name', '?')} ({ep.value})" for ep in eps)
+        raise ConfigError("project", name, f"a name one installed distribution registers in the entry-point group "
+                                           f"{ENTRY_POINT_GROUP}; {len(eps)} register it: {owners}")
+    return values[0] if values else None
+
+
+def registered_default_configs() -> list[Path]:
+    """The `default_configs` of every project in ENTRY_POINT_GROUP, in name order: what a run
+    of the installed suites takes when it names no deploy config (plugin.py). Imports each
+    registered project's module, which imports no torch (adapters import it lazily)."""
+    import inspect
+
+    paths: list[Path] = []
+    for name in sorted(registered_projects()):
+        ref = registered_project(name)
+        assert ref is not None  # a name registered_projects() listed
+        cls = load_project_class(ref)
+        folder = Path(inspect.getfile(cls)).resolve().parent
+        for entry in cls.default_configs:
+            path = folder / entry
+            if not path.is_file():
+                raise ConfigError(f"{cls.__module__}.{cls.__qualname__}.default_configs", entry,
+                                  f"a deploy config file relative to {folder} (project {name!r} of the entry-point "
+                                  f"group {ENTRY_POINT_GROUP})")
+            paths.append(path)
+    return paths
+
+
 def resolve_project(name: str, search_from: Sequence[Path]) -> str:
     """`pkg.module:Class` unchanged, or the absolute folder of `projects/<Name>` found by
-    :func:`project_search_roots`' rule; ConfigError when there is none."""
+    :func:`project_search_roots`' rule, or else the `module:Class` the entry-point group
+    ENTRY_POINT_GROUP registers as `<Name>`; ConfigError when there is none."""
     if ":" in name or Path(name).is_absolute():
         return name
     folder = find_project_dir(name, search_from)
-    if folder is None:
-        searched = ", ".join(str(p) for p in search_from)
-        raise ConfigError(
-            "project", name,
-            f"a folder projects/{name}/project.py above the deploy config, above a file it inherits "
-            f"through _base_, or above the rootdir (searched upward from: {searched}); "
-            "or 'package.module:Class'",
-        )
-    return str(folder)
+    if folder is not None:
+        return str(folder)
+    registered = registered_project(name)
+    if registered is not None:
+        return registered
+    searched = ", ".join(str(p) for p in search_from)
+    names = ", ".join(sorted(registered_projects())) or "none"
+    raise ConfigError(
+        "project", name,
+        f"a folder projects/{name}/project.py above the deploy config, above a file it inherits "
+        f"through _base_, or above the rootdir (searched upward from: {searched}); a project registered "
+        f"in the entry-point group {ENTRY_POINT_GROUP} (registered: {names}); or 'package.module:Class'",
+    )
 
 
 _GRAPH_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")

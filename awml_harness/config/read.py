@@ -7,7 +7,9 @@ DeployConfig and resolves the project above it.
 from __future__ import annotations
 
 import copy
-import runpy
+import os
+import re
+import types
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -30,6 +32,23 @@ def _merge(base: dict, override: Mapping) -> dict:
     return out
 
 
+#: mmengine's predefined variables: `{{ fileDirname }}` in a config's text is the folder of
+#: that file (each file of a `_base_` chain its own), so a config names its data relative
+#: to itself and works wherever it is installed (the shipped configs in a wheel)
+_FILE_VARIABLES = re.compile(r"\{\{\s*(fileDirname|fileBasenameNoExtension|fileBasename|fileExtname)\s*\}\}")
+
+
+def substitute_file_variables(text: str, path: Path) -> str:
+    """The text of config `path` with mmengine's predefined variables filled in, as
+    `mmengine.config.Config.fromfile` does (`fileDirname`, `fileBasename`,
+    `fileBasenameNoExtension`, `fileExtname`; backslashes written as `/`)."""
+    name = os.path.abspath(path)
+    base = os.path.basename(name)
+    values = {"fileDirname": os.path.dirname(name), "fileBasename": base,
+              "fileBasenameNoExtension": os.path.splitext(base)[0], "fileExtname": os.path.splitext(name)[1]}
+    return _FILE_VARIABLES.sub(lambda m: values[m.group(1)].replace("\\", "/"), text)
+
+
 def _read_python(path: Path) -> dict[str, Any]:
     try:
         from mmengine.config import Config  # type: ignore[import-not-found]
@@ -41,11 +60,14 @@ def _read_python(path: Path) -> dict[str, Any]:
         except Exception as exc:  # syntax errors, bad _base_ ...
             raise ConfigError("<file>", str(path), f"a loadable Python config ({type(exc).__name__}: {exc})") from None
         return cfg.to_dict()
+    namespace: dict[str, Any] = {"__name__": "<run_path>", "__file__": str(path)}
     try:
-        namespace = runpy.run_path(str(path))
+        text = substitute_file_variables(path.read_text(encoding="utf-8"), path)
+        exec(compile(text, str(path), "exec"), namespace)
     except Exception as exc:
         raise ConfigError("<file>", str(path), f"a loadable Python config ({type(exc).__name__}: {exc})") from None
-    data = {k: v for k, v in namespace.items() if not k.startswith("__") and not callable(v) and not isinstance(v, type(runpy))}
+    data = {k: v for k, v in namespace.items()
+            if not k.startswith("__") and not callable(v) and not isinstance(v, types.ModuleType)}
     return _apply_base(data, path)
 
 
@@ -53,7 +75,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     import yaml
 
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(substitute_file_variables(path.read_text(encoding="utf-8"), path))
     except yaml.YAMLError as exc:
         raise ConfigError("<file>", str(path), f"valid YAML ({exc})") from None
     if not isinstance(data, dict):

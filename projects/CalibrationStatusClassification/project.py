@@ -126,6 +126,7 @@ class Project(ProjectAdapter):
     task_type: ClassVar[str] = "classification"
     codebase: ClassVar[str | None] = "mmpretrain"  # an AWML deploy config's codebase_config.type
     settings_cls: ClassVar[type | None] = CalibrationSettings
+    default_configs: ClassVar[tuple[str, ...]] = ("configs/deploy_config.py",)  # the installed suites run it
 
     def __init__(self, cfg: DeployConfig) -> None:
         super().__init__(cfg)

@@ -36,6 +36,7 @@ class Project(ProjectAdapter):
     task_type = "detection3d"
     codebase = "mmdet3d"  # an AWML deploy config's codebase_config.type
     settings_cls = CenterPointSettings
+    default_configs = ("configs/deploy_config.py",)  # the installed suites run it
     settings: CenterPointSettings
     # The seed's model_io names the PyTorch model's voxelized inputs and head outputs. Here
     # the voxelizer (voxelize.py) makes those tensors in numpy and decorates them into

@@ -91,6 +91,7 @@ class Project(ProjectAdapter):
     task_type: ClassVar[str] = "segmentation2d"
     codebase: ClassVar[str | None] = None  # no OpenMMLab (mmseg) config translation here
     settings_cls: ClassVar[type | None] = SegmentationSettings
+    default_configs: ClassVar[tuple[str, ...]] = ("configs/deploy_config.py",)  # the installed suites run it
 
     def __init__(self, cfg: DeployConfig) -> None:
         super().__init__(cfg)

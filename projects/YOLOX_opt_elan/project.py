@@ -38,6 +38,7 @@ class Project(ProjectAdapter):
     task_type: ClassVar[str] = "detection2d"
     codebase: ClassVar[str | None] = "mmdet"  # an AWML deploy config's codebase_config.type
     settings_cls: ClassVar[type | None] = YoloxSettings
+    default_configs: ClassVar[tuple[str, ...]] = ("configs/deploy_config.py",)  # the installed suites run it
 
     settings: YoloxSettings
 

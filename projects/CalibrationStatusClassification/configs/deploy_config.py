@@ -4,13 +4,14 @@
 # (fixtures/calibration/train.py; accuracy on the eval split >= 0.90) at the data's
 # native 5x128x192, so export, verification and evaluation take seconds on a CPU.
 # The 20 eval samples are evaluated twice each (calibrated / miscalibrated) = 40 items.
-# Paths are relative to the repository root.
+# Data paths are relative to this file ({{ fileDirname }}: a clone and an installed wheel
+# alike), the work dir to the pytest rootdir.
 
-_data_root = "fixtures/calibration/data"
+_data_root = "{{ fileDirname }}/../../../fixtures/calibration/data"
 
 project = "CalibrationStatusClassification"
 task_type = "classification"
-checkpoint_path = "fixtures/calibration/checkpoint.pth"
+checkpoint_path = "{{ fileDirname }}/../../../fixtures/calibration/checkpoint.pth"
 
 model_cfg = dict(
     in_channels=5,

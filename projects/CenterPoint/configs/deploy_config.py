@@ -1,6 +1,7 @@
 # CenterPoint, small CI default: +-25.6 m, 0.4 m pillars (128 x 128 grid), narrow
 # channels, the shipped synthetic multi-sweep dataset and checkpoint (fixtures/centerpoint/).
-# `pytest suites/ -k centerpoint` runs on CPU in well under a minute.
+# `pytest suites/ -k centerpoint` runs on CPU in well under a minute. Data paths are
+# relative to this file ({{ fileDirname }}: a clone and an installed wheel alike).
 #
 # Profiles: the voxel encoder's input is (num_voxels, max_points, C) with
 # C = num_point_features + 6, derived by the project; backend_config below restates
@@ -18,7 +19,7 @@ _grid = 128
 
 project = "CenterPoint"
 task_type = "detection3d"
-checkpoint_path = "fixtures/centerpoint/checkpoint.pth"
+checkpoint_path = "{{ fileDirname }}/../../../fixtures/centerpoint/checkpoint.pth"
 
 model_cfg = dict(
     class_names=["car", "truck", "bus", "bicycle", "pedestrian"],
@@ -63,8 +64,8 @@ model_cfg = dict(
 export = dict(mode="onnx", work_dir="work_dirs/centerpoint")
 
 runtime_io = dict(
-    info_file="fixtures/centerpoint/infos_eval.pkl",
-    data_root="fixtures/centerpoint",
+    info_file="{{ fileDirname }}/../../../fixtures/centerpoint/infos_eval.pkl",
+    data_root="{{ fileDirname }}/../../../fixtures/centerpoint",
     sample_idx=0,
 )
 

@@ -2,14 +2,15 @@
 #
 # A compact UNet (base width 8, 3 stages, 30k parameters) trained on generated road
 # scenes (projects/SemanticSegmentation/train.py) and evaluated on the 16 shipped
-# 3x64x128 images of the same generator (another seed). Paths are relative to the
-# repository root.
+# 3x64x128 images of the same generator (another seed). Data paths are relative to this
+# file ({{ fileDirname }}: a clone and an installed wheel alike), the work dir to the
+# pytest rootdir.
 
-_data_root = "projects/SemanticSegmentation/data"
+_data_root = "{{ fileDirname }}/../data"
 
 project = "SemanticSegmentation"
 task_type = "segmentation2d"
-checkpoint_path = "projects/SemanticSegmentation/checkpoint.pth"
+checkpoint_path = "{{ fileDirname }}/../checkpoint.pth"
 
 model_cfg = dict(
     in_channels=3,

@@ -2,14 +2,15 @@
 # on the shipped synthetic COCO-format split (fixtures/yolox/, reproduce with
 # `python -m fixtures.yolox.generate` and `python -m fixtures.yolox.train`).
 # Exports in seconds, verifies PyTorch vs ONNX Runtime on CPU and evaluates COCO mAP.
-# Paths are relative to the repository root.
+# Data paths are relative to this file ({{ fileDirname }}: a clone and an installed wheel
+# alike), the work dir to the pytest rootdir.
 
 _input_hw = (192, 192)
 _num_priors = sum((_input_hw[0] // s) * (_input_hw[1] // s) for s in (8, 16, 32))  # 756
 
 project = "YOLOX_opt_elan"
 task_type = "detection2d"
-checkpoint_path = "fixtures/yolox/checkpoint.pth"
+checkpoint_path = "{{ fileDirname }}/../../../fixtures/yolox/checkpoint.pth"
 
 model_cfg = dict(
     input_size=_input_hw,
@@ -25,8 +26,8 @@ model_cfg = dict(
 export = dict(mode="onnx", work_dir="work_dirs/yolox_opt_elan")
 
 runtime_io = dict(
-    info_file="fixtures/yolox/data/annotations/instances_val.json",
-    data_root="fixtures/yolox/data",
+    info_file="{{ fileDirname }}/../../../fixtures/yolox/data/annotations/instances_val.json",
+    data_root="{{ fileDirname }}/../../../fixtures/yolox/data",
     sample_idx=0,
 )
 
