@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import copy
 import enum
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -111,9 +112,11 @@ def _normalize_keys(obj: Any) -> Any:
 
 
 def _resolve(path: Path | None, base: Path) -> Path | None:
+    """Relative to `base`; `a/b/../c` written as `a/c` (configs name their data relative to
+    themselves, `{{ fileDirname }}/../../fixtures/...`), without following links."""
     if path is None:
         return None
-    return path if path.is_absolute() else (base / path)
+    return Path(os.path.normpath(path if path.is_absolute() else (base / path)))
 
 
 def load_deploy_config(
