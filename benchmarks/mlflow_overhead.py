@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
                     logged.append(_run(repo, [*base, "--awml-mlflow", f"sqlite:///{store}"]))
         fresh = [_run(repo, [*base, "--awml-mlflow", f"sqlite:///{tmp / f'fresh{i}' / 'mlflow.db'}"])
                  for i in range(args.fresh)]
-    diffs = [b - a for a, b in zip(plain, logged)]
+    diffs = [b - a for a, b in zip(plain, logged, strict=True)]
     what = args.config or "Toy project"
     print(f"pytest suites/ ({what}), {args.pairs} interleaved pairs, load {load0:.1f} -> {os.getloadavg()[0]:.1f}")
     print(f"  plain                   median {statistics.median(plain):6.2f} s  ({', '.join(f'{x:.2f}' for x in plain)})")

@@ -158,7 +158,7 @@ def plan(doc: Mapping[str, Any]) -> Plan:
     """The metrics JSON document -> what each MLflow run gets (module docstring)."""
     from awml_harness.report.verdict import verdict
 
-    shared = _shared_tags(doc, verdict(doc))
+    shared = _shared_tags(doc, verdict(dict(doc)))
     projects = {cid: _project_log(cid, entry, shared) for cid, entry in sorted(doc.get("projects", {}).items())}
     return Plan(run=_run_log(doc, shared), projects=projects)
 
@@ -351,7 +351,7 @@ def publish_refusals(doc: Mapping[str, Any], cid: str) -> list[str]:
     out = []
     if run.get("exitstatus") != 0:
         out.append(f"the run ended with exit status {run.get('exitstatus')}, not 0")
-    failures = failures_of(doc)
+    failures = failures_of(dict(doc))
     if failures:
         shown = "; ".join(str(f.get("message", "")) for f in failures[:3])
         out.append(f"the run has {len(failures)} failure(s): {shown}" + (" ..." if len(failures) > 3 else ""))

@@ -153,7 +153,7 @@ class Tracking:
         every run terminated: FINISHED when it passed, else FAILED."""
         record = doc["run"]["mlflow"]
         planned = plan(doc)
-        runs = [(record["run_id"], planned.run, None)]
+        runs: list[tuple[str, RunLog, str | None]] = [(record["run_id"], planned.run, None)]
         runs += [(record["projects"][cid], log, cid) for cid, log in planned.projects.items() if cid in record["projects"]]
         for run_id, log, _ in runs:
             self._batch(run_id, log)
@@ -162,7 +162,7 @@ class Tracking:
                 self.client.log_artifact(record["run_id"], str(path))
         if models:
             for run_id, _, cid in runs[1:]:
-                self.log_deployed(run_id, doc["projects"][cid].get("artifacts", []))
+                self.log_deployed(run_id, doc["projects"][str(cid)].get("artifacts", []))
         self.terminate(doc)
 
     def terminate(self, doc: Mapping[str, Any]) -> None:
