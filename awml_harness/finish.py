@@ -114,9 +114,13 @@ def finish(harness: HarnessLike, run: RunRecord, exitstatus: int, opts: EndOptio
     try:
         write_json(path, doc)
     except OSError as exc:
-        return Outcome(doc, path, 1, tuple(failures), tuple(notes), write_error=_cannot(
-            "the metrics JSON", path, exc,
-            "set --awml-metrics-json (or report.metrics_json) to a writable file, or fix export.work_dir"))
+        error = _cannot("the metrics JSON", path, exc,
+                        "set --awml-metrics-json (or report.metrics_json) to a writable file, or fix export.work_dir")
+        if tracking is not None:  # the runs were created: they end FAILED, saying why
+            doc["run"]["exitstatus"] = 1
+            record_failures(doc, run.problems, [*failures, error])
+            _log_tracking(tracking, doc, [], _Writer([], []))
+        return Outcome(doc, path, 1, tuple(failures), tuple(notes), write_error=error)
     writer = _Writer(list(failures), list(notes))
     if harness.options.split is not None:
         _write_shard(harness, run, doc, path, opts, writer)

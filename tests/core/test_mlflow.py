@@ -202,6 +202,19 @@ def test_a_run_failed_at_the_very_end_is_failed_in_mlflow_and_refused(toy_repo, 
     assert client.search_registered_models() == []
 
 
+def test_runs_whose_metrics_json_cannot_be_written_end_failed(toy_repo, template_db):
+    uri = _store(template_db, toy_repo.path / "store")
+    (toy_repo.path / "afile").write_text("")
+    result = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "export", "--awml-mlflow", uri,
+                                           "--awml-metrics-json=afile/m.json")
+    assert result.ret == 1
+    client = _client(uri)
+    (parent,) = client.search_runs([e.experiment_id for e in client.search_experiments()],
+                                   filter_string="tags.`awml.kind` = 'run'")
+    assert parent.info.status == "FAILED" and parent.data.tags["awml.verdict"] == "FAILED"
+    assert parent.data.tags["awml.exitstatus"] == "1" and parent.data.metrics["run/failures"] == 1
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
