@@ -36,6 +36,8 @@ class EndOptions:
     markdown: str | None = None
     shard_json: str | None = None
     load: Mapping[str, Any] = field(default_factory=dict)  # how the configs were loaded (shard files)
+    mlflow_uri: str | None = None  # --awml-mlflow: None off, "" on with the default URI
+    mlflow_models: bool = False  # --awml-mlflow-models
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ class Outcome:
     notes: tuple[tuple[str, str], ...] = ()  # (title, text) for the terminal summary
     write_error: str | None = None  # the metrics JSON itself could not be written
     markdown: Path | None = None  # where the markdown summary went (rewritten if the status changes)
+    tracking: Any = None  # the MLflow store the run was logged to (report/mlflow_client.Tracking)
+    files: tuple[Path, ...] = ()  # the further files written (reports, summaries), logged with the run
 
 
 def _abs(path: str | None, root: Path) -> Path | None:
@@ -102,6 +106,7 @@ def finish(harness: HarnessLike, run: RunRecord, exitstatus: int, opts: EndOptio
         for cid in doc["run"].get("unverified", []):
             why = doc["projects"][cid]["verification"].get("reason", "")
             failures.append(f"awml {cid}: --awml-strict: no deployed artifact was verified ({why})")
+    tracking = _open_tracking(harness, doc, opts, failures, notes)
     status = 1 if failures and exitstatus == 0 else exitstatus
     doc["run"]["exitstatus"] = status
     record_failures(doc, run.problems, failures)
@@ -109,9 +114,13 @@ def finish(harness: HarnessLike, run: RunRecord, exitstatus: int, opts: EndOptio
     try:
         write_json(path, doc)
     except OSError as exc:
-        return Outcome(doc, path, 1, tuple(failures), tuple(notes), write_error=_cannot(
-            "the metrics JSON", path, exc,
-            "set --awml-metrics-json (or report.metrics_json) to a writable file, or fix export.work_dir"))
+        error = _cannot("the metrics JSON", path, exc,
+                        "set --awml-metrics-json (or report.metrics_json) to a writable file, or fix export.work_dir")
+        if tracking is not None:  # the runs were created: they end FAILED, saying why
+            doc["run"]["exitstatus"] = 1
+            record_failures(doc, run.problems, [*failures, error])
+            _log_tracking(tracking, doc, [], _Writer([], []))
+        return Outcome(doc, path, 1, tuple(failures), tuple(notes), write_error=error)
     writer = _Writer(list(failures), list(notes))
     if harness.options.split is not None:
         _write_shard(harness, run, doc, path, opts, writer)
@@ -130,6 +139,8 @@ def finish(harness: HarnessLike, run: RunRecord, exitstatus: int, opts: EndOptio
         writer.text(target, render_report(doc), "the HTML report", "pass a writable PATH to --awml-report",
                     (f"awml report: {target}", ""))
     markdown = _write_markdown(harness, doc, opts, writer)
+    if tracking is not None and not _log_tracking(tracking, doc, [path, *writer.written], writer):
+        tracking = None
     if writer.failures != failures:  # a further file failed: the JSON says so too
         status = status or 1
         doc["run"]["exitstatus"] = status
@@ -138,7 +149,49 @@ def finish(harness: HarnessLike, run: RunRecord, exitstatus: int, opts: EndOptio
             write_json(path, doc)
         except OSError as exc:
             writer.failures.append(_cannot("the metrics JSON", path, exc, "fix export.work_dir"))
-    return Outcome(doc, path, status, tuple(writer.failures), tuple(writer.notes), markdown=markdown)
+    return Outcome(doc, path, status, tuple(writer.failures), tuple(writer.notes), markdown=markdown,
+                   tracking=tracking, files=tuple(writer.written))
+
+
+def _open_tracking(harness: HarnessLike, doc: dict[str, Any], opts: EndOptions, failures: list[str],
+                   notes: list[tuple[str, str]]) -> Any:
+    """--awml-mlflow / report.mlflow: the MLflow runs, created before the metrics JSON is
+    written so that it names them (run.mlflow). Asked for and failing fails the run (a CI
+    job that asked for tracking must not pass untracked), with one line saying why."""
+    from awml_harness.report.mlflow import settings_for
+
+    settings = settings_for(list(harness.configs.values()), opts.mlflow_uri, opts.mlflow_models)
+    if settings is None:
+        return None
+    if harness.options.split is not None:
+        notes.append(("awml mlflow: a --awml-shard job logs nothing; `awml merge --mlflow` logs the merged run", ""))
+        return None
+    from awml_harness.report.mlflow_client import Tracking, TrackingError
+
+    try:
+        tracking = Tracking(settings.tracking_uri)
+        doc["run"]["mlflow"] = tracking.start(settings, doc)
+    except TrackingError as exc:
+        failures.append(str(exc))
+        doc["run"]["mlflow"] = {"tracking_uri": settings.tracking_uri, "error": str(exc)}
+        return None
+    return tracking
+
+
+def _log_tracking(tracking: Any, doc: dict[str, Any], files: list[Path], writer: _Writer) -> bool:
+    """The run's params, metrics, tags and files into the runs `_open_tracking` created."""
+    from awml_harness.report.mlflow_client import TrackingError
+
+    record = doc["run"]["mlflow"]
+    try:
+        tracking.log(doc, files, models=record["models_logged"])
+    except TrackingError as exc:
+        writer.failures.append(str(exc))
+        record["error"] = str(exc)
+        return False
+    writer.notes.append((f"awml mlflow: run {record['run_id']} in experiment {record['experiment']!r} at "
+                         f"{record['tracking_uri']}", ""))
+    return True
 
 
 def _cannot(what: str, path: Path, exc: OSError, fix: str) -> str:
@@ -151,6 +204,7 @@ class _Writer:
 
     failures: list[str]
     notes: list[tuple[str, str]]
+    written: list[Path] = field(default_factory=list)
 
     def text(self, path: Path, text: str, what: str, fix: str, note: tuple[str, str] | None) -> bool:
         from awml_harness.atomic import write_text
@@ -160,6 +214,7 @@ class _Writer:
         except OSError as exc:
             self.failures.append(_cannot(what, path, exc, fix))
             return False
+        self.written.append(path)
         if note is not None:
             self.notes.append(note)
         return True
@@ -235,6 +290,13 @@ def rewrite_status(outcome: Outcome, final: int, opts: EndOptions) -> str | None
             write_text(outcome.markdown, render_markdown(doc))
     except OSError as exc:
         return f"awml: could not update run.exitstatus in {outcome.path} and the reports: {exc.strerror or exc}"
+    if outcome.tracking is not None:
+        from awml_harness.report.mlflow_client import TrackingError
+
+        try:
+            outcome.tracking.update(doc, [outcome.path, *outcome.files])
+        except TrackingError as exc:
+            return f"{exc} (while recording exit status {final})"
     return None
 
 

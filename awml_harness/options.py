@@ -62,6 +62,14 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--awml-markdown", default=None, metavar="PATH",
                     help="write a compact markdown summary (verdict, failures, key metrics, latency, verification) "
                          "for a PR comment; under GitHub Actions it is also appended to $GITHUB_STEP_SUMMARY")
+    group.addoption("--awml-mlflow", nargs="?", const="", default=None, metavar="TRACKING_URI",
+                    help="log the run to MLflow: one run, a nested run per project (params: the resolved config; "
+                         "metrics per backend; tags: verdict, exit status, commit; artifacts: metrics JSON and "
+                         "reports). URI default: report.mlflow.tracking_uri, $MLFLOW_TRACKING_URI, else "
+                         "sqlite:///<work_dir>/mlflow.db. Needs pip install 'awml-harness[mlflow]'")
+    group.addoption("--awml-mlflow-models", action="store_true", default=False,
+                    help="with --awml-mlflow (implied): also log each project's deployed ONNX files and engines "
+                         "(report.mlflow.log_models)")
     group.addoption("--awml-suggest-tolerances", nargs="?", const="", default=None, metavar="PATH",
                     help="print (and write to PATH, default <work_dir>/suggested_tolerances.py) the per-output "
                          "tolerances observed in verification, in deploy-config syntax")
@@ -137,7 +145,41 @@ def end_options(config: pytest.Config) -> Any:
         argv=tuple(config.invocation_params.args), workers=worker_count(config), collect_only=bool(o.collectonly),
         strict=o.awml_strict, metrics_json=o.awml_metrics_json, suggest=o.awml_suggest_tolerances,
         headroom=o.awml_tolerance_headroom, report=o.awml_report, markdown=o.awml_markdown,
-        shard_json=o.awml_shard_json, load=load_options(o, config.rootpath) if o.awml_shard is not None else {})
+        shard_json=o.awml_shard_json, load=load_options(o, config.rootpath) if o.awml_shard is not None else {},
+        mlflow_uri=mlflow_uri(config), mlflow_models=o.awml_mlflow_models)
+
+
+def mlflow_uri(config: pytest.Config) -> str | None:
+    """--awml-mlflow: None when not given, "" bare, else the URI (a relative sqlite path is
+    relative to where pytest was invoked, like every command-line path)."""
+    uri = config.option.awml_mlflow
+    if not uri:
+        return uri
+    from awml_harness.config.schema import absolute_sqlite
+
+    return absolute_sqlite(uri, config.invocation_params.dir)
+
+
+def check_mlflow(config: pytest.Config, configs: list[Any]) -> None:
+    """Before any test: a malformed --awml-mlflow URI is a usage error, and so is asking for
+    MLflow (option or report.mlflow) where it is not installed (found without importing it)."""
+    from awml_harness.config.errors import ConfigError
+    from awml_harness.config.schema import check_tracking_uri
+
+    uri = config.option.awml_mlflow
+    if uri:
+        try:
+            check_tracking_uri("--awml-mlflow", uri)
+        except ConfigError as exc:
+            raise pytest.UsageError(f"--awml-mlflow {uri!r}: expected {exc.allowed}") from None
+    wanted = uri is not None or config.option.awml_mlflow_models or any(
+        c.report.mlflow is not None and c.report.mlflow.enabled for c in configs)
+    if wanted and not hasattr(config, "workerinput"):
+        import importlib.util
+
+        if importlib.util.find_spec("mlflow") is None:
+            why = "--awml-mlflow" if uri is not None or config.option.awml_mlflow_models else "report.mlflow"
+            raise pytest.UsageError(f"{why} needs MLflow: pip install 'awml-harness[mlflow]'")
 
 
 def read_configs(config: pytest.Config, paths: list[Path]) -> list[Any]:

@@ -71,7 +71,7 @@ def pytest_configure(config: pytest.Config) -> None:
         paths = embedded_default(config)
     if not paths:
         return
-    from awml_harness.options import check_overrides, read_configs, run_options, worker_count
+    from awml_harness.options import check_mlflow, check_overrides, read_configs, run_options, worker_count
     from awml_harness.session import HarnessSession, with_unique_ids
 
     handed = config.workerinput.get(HANDOFF_KEY) if _is_worker(config) else None
@@ -82,6 +82,7 @@ def pytest_configure(config: pytest.Config) -> None:
     else:
         configs = read_configs(config, paths)
         check_overrides(config, configs)
+        check_mlflow(config, configs)
     started = float(config.workerinput.get("awml_run_started") if _is_worker(config) else time.time())
     workers = int(config.workerinput.get("workercount", 1)) if _is_worker(config) else max(worker_count(config), 1)
     harness = HarnessSession(with_unique_ids(configs), run_options(config, started), shards=workers)

@@ -4,6 +4,7 @@
     awml report RUN.json -o out.html render any saved run as the HTML report
     awml show RUN.json               the end-of-run summary table
     awml merge SHARD.json... -o metrics.json   join `pytest --awml-shard I/N` jobs' shard files
+    awml publish RUN.json --name NAME  register a verified run's deployed artifacts in MLflow (exit 1: refused)
 
 One module per subcommand, each with `add_parser(subparsers)` setting `func=run`
 (`run(args) -> int`). Exit status: 0 fine, 1 regression found (diff), 2 usage error or a
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 from awml_harness.cli.common import CliError
 
 # subcommand modules under awml_harness.cli, in the order `awml --help` lists them
-SUBCOMMANDS: tuple[str, ...] = ("diff", "report", "show", "merge")
+SUBCOMMANDS: tuple[str, ...] = ("diff", "report", "show", "merge", "publish")
 
 
 def build_parser() -> argparse.ArgumentParser:

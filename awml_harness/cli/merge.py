@@ -2,9 +2,13 @@
 `pytest --awml-shard I/N` across N jobs, computed once from all N shard files.
 
 Exit status: 0 every metric gate passed, 1 a gate failed or a backend's evaluation
-failed (the metrics JSON is written either way), 2 the shard files do not belong
-together or cannot be read (nothing written), 4 a deploy config the shards name is
-wrong in this checkout (a config error, as in pytest).
+failed, or MLflow logging was asked for and failed (the metrics JSON is written either
+way), 2 the shard files do not belong together or cannot be read (nothing written), 4 a
+deploy config the shards name is wrong in this checkout (a config error, as in pytest),
+or a malformed --mlflow URI.
+
+`--mlflow [URI]` (or report.mlflow in the configs) logs the merged run to MLflow as
+pytest's --awml-mlflow logs a serial one; the shard jobs themselves log nothing.
 """
 
 from __future__ import annotations
@@ -28,17 +32,23 @@ def add_parser(subparsers: Any) -> None:
                    help="metrics JSON to write (default: metrics.json)")
     p.add_argument("--rootdir", default=".", metavar="DIR",
                    help="repository root the shard jobs ran pytest in (config paths are relative to it; default: .)")
+    p.add_argument("--mlflow", nargs="?", const="", default=None, metavar="TRACKING_URI",
+                   help="log the merged run to MLflow, as pytest --awml-mlflow does (URI default: "
+                        "report.mlflow.tracking_uri, $MLFLOW_TRACKING_URI, else sqlite:///<work_dir>/mlflow.db)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from awml_harness.atomic import write_json
     from awml_harness.config.errors import ConfigError
+    from awml_harness.config.schema import absolute_sqlite, check_tracking_uri
     from awml_harness.split import ShardError
 
     try:
-        doc, failures = merge_files([Path(p) for p in args.shards], Path(args.rootdir),
-                              argv=["awml", "merge", *args.shards, "-o", args.output])
+        if args.mlflow:
+            check_tracking_uri("--mlflow", args.mlflow)
+        doc, failures, configs = _merge([Path(p) for p in args.shards], Path(args.rootdir),
+                                        argv=["awml", "merge", *args.shards, "-o", args.output])
     except ShardError as exc:
         sys.stderr.write(f"awml merge: {exc}\n")
         return 2
@@ -46,7 +56,13 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"awml merge: {exc}\n")
         return 4
     out = Path(args.output)
-    write_json(out, doc)
+    from awml_harness.report.mlflow import settings_for
+
+    settings = settings_for(configs, absolute_sqlite(args.mlflow, Path.cwd()) if args.mlflow else args.mlflow)
+    if settings is None:
+        write_json(out, doc)
+    else:
+        failures += _log(settings, doc, out)
     for cid, project in doc["projects"].items():
         for name, entry in project["evaluation"]["backends"].items():
             head = entry.get("headline")
@@ -59,14 +75,44 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _log(settings: Any, doc: dict[str, Any], out: Path) -> list[str]:
+    """The merged run into MLflow (report/mlflow_client.py): the JSON names the runs; a
+    failure is the run's too (exit 1, in run.failures and run.mlflow.error)."""
+    from awml_harness.atomic import write_json
+    from awml_harness.report.mlflow_client import Tracking, TrackingError
+    from awml_harness.report.verdict import collect_failures
+
+    def write() -> list[Path]:
+        write_json(out, doc)
+        return [out]
+
+    try:
+        Tracking.run(settings, doc, write)
+    except TrackingError as exc:
+        doc["run"]["mlflow"] = {**doc["run"].get("mlflow", {}), "tracking_uri": settings.tracking_uri, "error": str(exc)}
+        doc["run"]["exitstatus"] = 1
+        doc["run"]["failures"] = [*doc["run"].get("failures", []), *collect_failures([], [str(exc)])]
+        write_json(out, doc)
+        return [str(exc)]
+    rec = doc["run"]["mlflow"]
+    print(f"awml mlflow: run {rec['run_id']} in experiment {rec['experiment']!r} at {rec['tracking_uri']}")
+    return []
+
+
 def merge_files(paths: Sequence[Path], rootdir: Path, argv: Sequence[str] = ()) -> tuple[dict[str, Any], list[str]]:
     """Shard files -> (metrics JSON document, gate failures). Loads each config from this
     checkout (as the shard jobs did) for its evaluator and tolerances."""
+    doc, failures, _ = _merge(paths, rootdir, argv)
+    return doc, failures
+
+
+def _merge(paths: Sequence[Path], rootdir: Path, argv: Sequence[str] = ()) -> tuple[dict[str, Any], list[str], list[Any]]:
     from awml_harness.config.load import load_deploy_config
     from awml_harness.evaluation.merge import merge_chunks
     from awml_harness.evaluation.results import ERROR
-    from awml_harness.report.document import SCHEMA_VERSION, _project_entry, jsonable
+    from awml_harness.report.document import SCHEMA_VERSION, _project_entry, jsonable, record_failures
     from awml_harness.report.machine import machine_info
+    from awml_harness.report.provenance import git_info
     from awml_harness.session import ProjectContext, RunOptions
     from awml_harness.split import ShardError, _check_samples, check_shards, config_digest, read_shard
     from awml_harness.verification.judge import run_status
@@ -87,6 +133,7 @@ def merge_files(paths: Sequence[Path], rootdir: Path, argv: Sequence[str] = ()) 
 
     projects: dict[str, Any] = {}
     failures: list[str] = []
+    configs: list[Any] = []
     for cid in sorted(first["configs"]):
         _check_samples(cid, shards, count)
         entry0 = first["configs"][cid]
@@ -98,6 +145,7 @@ def merge_files(paths: Sequence[Path], rootdir: Path, argv: Sequence[str] = ()) 
             import dataclasses
 
             cfg = dataclasses.replace(cfg, name=cid)
+        configs.append(cfg)
         ctx = ProjectContext(cfg, RunOptions())
         here = config_digest(ctx, root)
         if here != entry0["config_digest"]:
@@ -134,7 +182,7 @@ def merge_files(paths: Sequence[Path], rootdir: Path, argv: Sequence[str] = ()) 
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(now)),
             "duration_s": round(now - started, 3), "exitstatus": 1 if failures else 0, "argv": list(argv),
-            "xdist_workers": 0, "tests": {}, "problems": [],
+            "git": git_info(root), "xdist_workers": 0, "tests": {}, "problems": [],
             "unverified": [c for c, p in projects.items() if p["verification"]["status"] == "unverified"],
             "merged_shards": [{"file": name, "index": s["shard"]["index"], "count": s["shard"]["count"],
                                "created": s.get("created"), "machine": s.get("machine", {}).get("gpu") or
@@ -143,4 +191,5 @@ def merge_files(paths: Sequence[Path], rootdir: Path, argv: Sequence[str] = ()) 
         "machine": machine_info(),
         "projects": projects,
     }
-    return jsonable(doc), failures
+    record_failures(doc, [], failures)  # run.failures, as a pytest run's: `awml publish` and the reports read it
+    return jsonable(doc), failures, configs

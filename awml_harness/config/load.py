@@ -119,6 +119,17 @@ def _resolve(path: Path | None, base: Path) -> Path | None:
     return Path(os.path.normpath(path if path.is_absolute() else (base / path)))
 
 
+def _resolve_mlflow(cfg: Any, base: Path) -> Any:
+    """report.mlflow: a relative sqlite store is relative to the rootdir, as paths are."""
+    if cfg is None or cfg.tracking_uri is None:
+        return cfg
+    import dataclasses
+
+    from awml_harness.config.schema import absolute_sqlite
+
+    return dataclasses.replace(cfg, tracking_uri=absolute_sqlite(cfg.tracking_uri, base))
+
+
 def load_deploy_config(
     path: Path | str,
     *,
@@ -227,7 +238,8 @@ def _load_deploy_config(
             runtime_io=dataclasses.replace(cfg.runtime_io, info_file=_resolve(cfg.runtime_io.info_file, base_dir),
                                            data_root=_resolve(cfg.runtime_io.data_root, base_dir)),
             report=dataclasses.replace(cfg.report, metrics_json=_resolve(cfg.report.metrics_json, base_dir),
-                                       markdown=_resolve(cfg.report.markdown, base_dir)),
+                                       markdown=_resolve(cfg.report.markdown, base_dir),
+                                       mlflow=_resolve_mlflow(cfg.report.mlflow, base_dir)),
             source=source,
             project_dir=project_ref,
             model_settings=settings,

@@ -421,10 +421,62 @@ class EvaluationConfig:
 TASK_TYPE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 
 
+#: a tracking URI names its scheme: sqlite:///..., http(s)://..., postgresql://..., databricks
+TRACKING_URI_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S*")
+TRACKING_URI_EXPECTED = ("a tracking URI with its scheme, e.g. sqlite:///work_dirs/mlflow.db, http://127.0.0.1:5000 "
+                         "or databricks")
+
+
+def check_tracking_uri(key: str, uri: str) -> None:
+    """One rule for report.mlflow.tracking_uri, --awml-mlflow URI and `awml merge --mlflow URI`."""
+    if not TRACKING_URI_RE.fullmatch(uri) and uri != "databricks":
+        raise ConfigError(key, uri, TRACKING_URI_EXPECTED)
+
+
+def absolute_sqlite(uri: str, base: Path) -> str:
+    """`sqlite:///rel/mlflow.db` names a file relative to the process's cwd (SQLAlchemy's
+    rule); the harness resolves it against `base` (the rootdir, or where the command was
+    invoked) like its other paths. Absolute (`sqlite:////abs`) and other URIs are kept."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix) or uri.startswith(prefix + "/") or uri == prefix:
+        return uri
+    path, sep, query = uri[len(prefix):].partition("?")
+    return prefix + str(Path(base) / path) + sep + query
+
+
+@dataclass(frozen=True)
+class MlflowConfig:
+    """report.mlflow: log the run to MLflow (awml_harness/report/mlflow.py). Present and
+    enabled = on, like --awml-mlflow; the option's URI wins over tracking_uri."""
+
+    enabled: bool = True
+    # None: $MLFLOW_TRACKING_URI, else sqlite:///<export.work_dir of the first config>/mlflow.db;
+    # a relative sqlite path resolves against the rootdir like every config path
+    tracking_uri: str | None = None
+    experiment: str = "awml"
+    # the deployed ONNX files and engines as artifacts of each project's run (sha256-checked);
+    # `awml publish` uploads them itself when the run did not
+    log_models: bool = False
+    # where a new experiment keeps its artifacts; None: beside a sqlite DB (mlartifacts/), the
+    # server's own for http(s)/databricks, else <work_dir>/mlartifacts (never the cwd)
+    artifact_location: str | None = None
+
+    def validate(self, key: str) -> None:
+        if self.tracking_uri is not None:
+            check_tracking_uri(f"{key}.tracking_uri", self.tracking_uri)
+        if not self.experiment.strip() or len(self.experiment) > 500:
+            raise ConfigError(f"{key}.experiment", self.experiment, "a non-empty experiment name of at most 500 characters")
+        if self.artifact_location is not None and not TRACKING_URI_RE.fullmatch(self.artifact_location) \
+                and not self.artifact_location.startswith("/"):
+            raise ConfigError(f"{key}.artifact_location", self.artifact_location,
+                              "an absolute path or a URI (file:///..., s3://..., mlflow-artifacts:/...)")
+
+
 @dataclass(frozen=True)
 class ReportConfig:
     metrics_json: Path | None = None  # default: <work_dir>/metrics.json
     markdown: Path | None = None  # PR-comment summary; --awml-markdown overrides; default: none
+    mlflow: MlflowConfig | None = None  # MLflow tracking; --awml-mlflow turns it on too
 
 
 @dataclass(frozen=True)
