@@ -107,6 +107,8 @@ def match_settings(defaults: Any, detection: Any) -> dict[str, Any]:
     if detection.box_atol is not None:
         settings["box_atol"] = detection.box_atol
     settings["score_atol"] = detection.score_atol
+    if detection.min_score is not None:  # unmatched boxes up to min_score + score_atol are borderline
+        settings["score_threshold"] = max(float(settings.get("score_threshold", 0.0)), detection.min_score)
     return settings
 
 

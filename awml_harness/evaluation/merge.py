@@ -31,6 +31,8 @@ def merge_chunks(adapter: AdapterLike, chunks: list[Mapping[str, Any]], referenc
         for name, entry in chunk["backends"].items():
             meta = info.setdefault(name, {"device": entry["device"], "precision": entry["precision"],
                                           "seconds": 0.0, "empty": 0, "memory": None})
+            if entry.get("calibration"):
+                meta["calibration"] = entry["calibration"]
             if "unavailable" in entry or "error" in entry:
                 meta.update({k: entry[k] for k in ("unavailable", "error") if k in entry})
                 continue
@@ -45,7 +47,7 @@ def merge_chunks(adapter: AdapterLike, chunks: list[Mapping[str, Any]], referenc
     results: dict[str, BackendResult] = {}
     for name, meta in info.items():
         base = BackendResult(name, meta["device"], meta["precision"], seconds=meta["seconds"], memory=meta["memory"],
-                             empty=meta["empty"])
+                             empty=meta["empty"], calibration=meta.get("calibration"))
         if "unavailable" in meta:
             results[name] = dataclasses.replace(base, status=UNAVAILABLE, reason=meta["unavailable"])
             continue
