@@ -356,17 +356,24 @@ def handed_precision(cfg: DeployConfig) -> DeployConfig:
     from awml_harness.config.schema import Backend
 
     runs_it = (Backend.ONNX, Backend.TENSORRT)
-    backends = {name: dataclasses.replace(be, precision="int8")
-                if "-" not in name and Backend(name) in runs_it and be.precision == "fp32" else be
-                for name, be in cfg.evaluation.backends.items()}
+    backends: dict[str, Any] = {}
+    for name, be in cfg.evaluation.backends.items():
+        if "-" not in name and Backend(name) in runs_it and be.precision == "fp32":
+            be = dataclasses.replace(be, precision="int8")
+            if f"{name}-int8" in cfg.evaluation.backends:  # the config names the int8 backend itself: that one runs
+                continue
+        backends[name] = be
 
     def side(sc: Any) -> Any:
         changes = {f"{which}_precision": "int8" for which in ("ref", "test")
                    if getattr(sc, f"{which}_backend") in runs_it and getattr(sc, f"{which}_precision") == "fp32"}
         return dataclasses.replace(sc, **changes)
 
-    scenarios = {mode: tuple(side(sc) for sc in scs) for mode, scs in cfg.verification.scenarios.items()}
-    return dataclasses.replace(cfg, evaluation=dataclasses.replace(cfg.evaluation, backends=backends),
+    scenarios = {mode: tuple(dict.fromkeys(side(sc) for sc in scs)) for mode, scs in cfg.verification.scenarios.items()}
+    reference = cfg.evaluation.reference
+    if reference not in backends and f"{reference}-int8" in backends:
+        reference = f"{reference}-int8"
+    return dataclasses.replace(cfg, evaluation=dataclasses.replace(cfg.evaluation, backends=backends, reference=reference),
                                verification=dataclasses.replace(cfg.verification, scenarios=scenarios))
 
 

@@ -119,7 +119,7 @@ def build_auto_int8(sources: Mapping[str, Any], int8_folder: Path, folder: Path,
             if metrics is None:
                 return {}
             metrics({g: criterion_runner.runner(g, blocked[g]) for g in graphs})
-            return dict(metrics.last)
+            return _scalars(metrics.last)
 
         plain_metrics, chosen_metrics = measured({g: frozenset() for g in graphs}), measured(chosen)
         files = {}
@@ -141,11 +141,15 @@ def build_auto_int8(sources: Mapping[str, Any], int8_folder: Path, folder: Path,
                "config_excluded_count": sum(len(v) for v in excluded.values()),
                "plain_failure": found.plain_detail, "search_samples": dict(samples), "files": files,
                "tolerances": dict(tolerances), "metrics_on_search_samples": {
-                   "reference": dict(metrics.reference) if metrics is not None else {}, "plain_int8": plain_metrics,
+                   "reference": _scalars(metrics.reference) if metrics is not None else {}, "plain_int8": plain_metrics,
                    "auto_int8": chosen_metrics},
                "int8_key": plain.get("key"), "calibration": plain.get("samples"), "method": plain.get("method")}
     (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=1, sort_keys=True, default=str))
     return SUMMARY_FILE
+
+
+def _scalars(metrics: Mapping[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def read_summary(folder: Path) -> dict[str, Any]:

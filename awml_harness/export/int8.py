@@ -81,13 +81,25 @@ def prepare(src: Path, dst: Path) -> Any:
     ONNX shape inference), falling back to plain shape inference when symbolic inference
     gives up; every node named (exclusion lists and TensorRT layers go by node name).
     Writes `dst` and returns the model."""
+    import os
+    import tempfile
+
     import onnx
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    try:
-        quant_pre_process(str(src), str(dst))
-    except Exception:  # symbolic shape inference fails on some graphs; the rest still helps
-        quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
+    src, dst = Path(src).resolve(), Path(dst).resolve()
+    here = os.getcwd()
+    # a symbolic inference that gives up saves its partial model (with uuid-named external
+    # data files) into the working directory: let it write them into a folder of its own
+    with tempfile.TemporaryDirectory(prefix="awml-int8-") as scratch:
+        os.chdir(scratch)
+        try:
+            try:
+                quant_pre_process(str(src), str(dst))
+            except Exception:  # symbolic shape inference fails on some graphs; the rest still helps
+                quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
+        finally:
+            os.chdir(here)
     model = onnx.load(str(dst))
     taken = {n.name for n in model.graph.node if n.name}
     renamed = False
@@ -260,7 +272,40 @@ def quantize(prepared: Path, dst: Path, ranges: Mapping[str, tuple[float, float]
     finally:
         cache.unlink(missing_ok=True)
     out = onnx.load(str(dst))
+    if release_inputs(out, excluded):
+        onnx.save(out, str(dst))
     return Placement(dst.name, qdq_count(out), tuple(quantized_nodes(out)), excluded, time.perf_counter() - start)
+
+
+def release_inputs(model: Any, nodes: Iterable[str]) -> int:
+    """Give the `nodes` left out of quantization their float inputs back, in place; returns
+    how many inputs were rewired. A tensor's Q/DQ pair is shared by all its readers (one
+    QuantizeLinear per tensor, as TensorRT wants it), so an excluded node that reads a
+    tensor a quantized node also reads would still get the dequantized copy: excluded
+    would not mean float. Q/DQ nodes nobody reads any more are dropped."""
+    graph = model.graph
+    inits = {i.name for i in graph.initializer}
+    producers = {o: n for n in graph.node for o in n.output}
+    wanted, rewired = set(nodes), 0
+    for node in graph.node:
+        if node.name not in wanted:
+            continue
+        for k, name in enumerate(node.input):
+            dq = producers.get(name)
+            q = producers.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
+            if q is not None and q.op_type == "QuantizeLinear" and q.input[0] not in inits:
+                node.input[k] = q.input[0]
+                rewired += 1
+    if rewired:
+        outputs = {o.name for o in graph.output}
+        while True:
+            read = {i for n in graph.node for i in n.input} | outputs
+            dead = [n for n in graph.node if n.op_type in QDQ_OPS and not any(o in read for o in n.output)]
+            if not dead:
+                break
+            for n in dead:
+                graph.node.remove(n)
+    return rewired
 
 
 def check_trt_form(model: Any) -> list[str]:
