@@ -30,11 +30,14 @@ def target_precision(target: str) -> str | None:
     return "fp32" if target == "onnx" else target.removeprefix("onnx-")
 
 
-def artifact_variants(spec: BackendSpec) -> list[tuple[str, Any]]:
+def artifact_variants(spec: BackendSpec, handed: str | None = None) -> list[tuple[str, Any]]:
     """The artifacts a backend spec runs on: ("onnx", precision), the fp32 source of a
-    reduced-precision variant first, or ("tensorrt", spec)."""
+    reduced-precision variant first, or ("tensorrt", spec). `handed`: the precision of a
+    handed-over export.onnx_path, which is its own source (an int8 file has no fp32 one)."""
     kind = spec.backend.value
     if kind == "onnx":
+        if handed is not None and spec.precision == handed:
+            return [("onnx", spec.precision)]
         return [("onnx", "fp32")] + ([("onnx", spec.precision)] if spec.precision != "fp32" else [])
     if kind == TENSORRT:
         return [(TENSORRT, spec)]

@@ -107,7 +107,18 @@ def match_settings(defaults: Any, detection: Any) -> dict[str, Any]:
     if detection.box_atol is not None:
         settings["box_atol"] = detection.box_atol
     settings["score_atol"] = detection.score_atol
+    if detection.min_score is not None:  # unmatched boxes up to min_score + score_atol are borderline
+        settings["score_threshold"] = max(float(settings.get("score_threshold", 0.0)), detection.min_score)
     return settings
+
+
+def box_delta(a: np.ndarray, b: np.ndarray, is_3d: bool) -> float:
+    """The largest parameter difference of two matched boxes; a 3D box's yaw (index 6) as
+    an angle, so -3.06 and 3.05 rad (0.12 apart across +-pi) are not 6.1 apart."""
+    diff = np.abs(np.asarray(a, np.float64).ravel() - np.asarray(b, np.float64).ravel())
+    if is_3d and diff.size > 6:
+        diff[6] = abs((diff[6] + np.pi) % (2 * np.pi) - np.pi)
+    return float(diff.max()) if diff.size else 0.0
 
 
 def match_detections(
@@ -169,7 +180,7 @@ def match_detections(
     worst = None
     for r, t in pairs:
         ds = abs(float(ref.scores[r]) - float(test.scores[t]))
-        db = float(np.max(np.abs(np.asarray(ref.boxes[r], np.float64) - np.asarray(test.boxes[t], np.float64)))) if ref.boxes.size else 0.0
+        db = box_delta(ref.boxes[r], test.boxes[t], is_3d) if ref.boxes.size else 0.0
         if ds > max_score or db > max_box or worst is None:
             worst = {"ref": _box_record(ref, r), "test": _box_record(test, t)}
         max_score, max_box = max(max_score, ds), max(max_box, db)

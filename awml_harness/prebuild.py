@@ -67,7 +67,7 @@ def plan(harness: HarnessLike, items: list[pytest.Item]) -> dict[str, list[tuple
         else:
             specs = [case.spec]
         for spec in specs:
-            for v in artifact_variants(spec):
+            for v in artifact_variants(spec, cfg.handed_precision):
                 needs.setdefault(cid, {})[v] = None
     out = {}
     for cid, wanted in needs.items():

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import dataclasses
 import enum
 import os
 from collections.abc import Mapping, Sequence
@@ -240,12 +241,17 @@ def _load_deploy_config(
             report=dataclasses.replace(cfg.report, metrics_json=_resolve(cfg.report.metrics_json, base_dir),
                                        markdown=_resolve(cfg.report.markdown, base_dir),
                                        mlflow=_resolve_mlflow(cfg.report.mlflow, base_dir)),
+            quantization=dataclasses.replace(
+                cfg.quantization, info_file=_resolve(cfg.quantization.info_file, base_dir),
+                data_root=_resolve(cfg.quantization.data_root, base_dir),
+                calibration_cache=_resolve(cfg.quantization.calibration_cache, base_dir)),
             source=source,
             project_dir=project_ref,
             model_settings=settings,
             raw=data,
         )
         _check_files(cfg)
+        cfg = handed_precision(cfg)
         check_project(project_cls, cfg)
         project_cls.check_config(cfg)  # its own checks first: they name the input shapes they bound
         check_model_size(project_cls, cfg)
@@ -336,6 +342,54 @@ def _check_files(cfg: DeployConfig) -> None:
         raise ConfigError("runtime_io.data_root", str(cfg.runtime_io.data_root), "an existing directory")
     if cfg.export.onnx_path is not None and not cfg.export.onnx_path.exists():
         raise ConfigError("export.onnx_path", str(cfg.export.onnx_path), "an existing ONNX file or folder")
+    q = cfg.quantization
+    for key, value, is_file in (("info_file", q.info_file, True), ("data_root", q.data_root, False),
+                                ("calibration_cache", q.calibration_cache, True)):
+        if value is not None and not (value.is_file() if is_file else value.is_dir()):
+            raise ConfigError(f"quantization.{key}", str(value), "an existing file" if is_file else "an existing directory")
+
+
+def handed_precision(cfg: DeployConfig) -> DeployConfig:
+    """An export.onnx_path holding Q/DQ nodes (export.onnx_precision None: detected) is the
+    int8 deployment: every ONNX / TensorRT side that would run it as fp32 (evaluation
+    backends, scenarios) runs, verifies and reports as int8 instead, so it is held to the
+    int8 tolerances and no fp32 label hides a quantized graph."""
+    if cfg.export.onnx_path is None:
+        return cfg
+    precision = cfg.export.onnx_precision
+    if precision is None:
+        from awml_harness.io.onnx_file import file_precision
+
+        try:
+            precision = file_precision(cfg.export.onnx_path)
+        except Exception as exc:  # an unreadable file: the export test names it; say it here too
+            raise ConfigError("export.onnx_path", str(cfg.export.onnx_path),
+                              f"a readable ONNX file or folder ({type(exc).__name__}: {exc})") from None
+    cfg = dataclasses.replace(cfg, export=dataclasses.replace(cfg.export, onnx_precision=precision))
+    if precision != "int8":
+        return cfg
+    from awml_harness.config.schema import Backend
+
+    runs_it = (Backend.ONNX, Backend.TENSORRT)
+    backends: dict[str, Any] = {}
+    for name, be in cfg.evaluation.backends.items():
+        if "-" not in name and Backend(name) in runs_it and be.precision == "fp32":
+            be = dataclasses.replace(be, precision="int8")
+            if f"{name}-int8" in cfg.evaluation.backends:  # the config names the int8 backend itself: that one runs
+                continue
+        backends[name] = be
+
+    def side(sc: Any) -> Any:
+        changes = {f"{which}_precision": "int8" for which in ("ref", "test")
+                   if getattr(sc, f"{which}_backend") in runs_it and getattr(sc, f"{which}_precision") == "fp32"}
+        return dataclasses.replace(sc, **changes)
+
+    scenarios = {mode: tuple(dict.fromkeys(side(sc) for sc in scs)) for mode, scs in cfg.verification.scenarios.items()}
+    reference = cfg.evaluation.reference
+    if reference not in backends and f"{reference}-int8" in backends:
+        reference = f"{reference}-int8"
+    return dataclasses.replace(cfg, evaluation=dataclasses.replace(cfg.evaluation, backends=backends, reference=reference),
+                               verification=dataclasses.replace(cfg.verification, scenarios=scenarios))
 
 
 def pack_for_workers(configs: Sequence[DeployConfig]) -> dict[str, Any] | None:

@@ -45,9 +45,12 @@ class Backend(str, enum.Enum):
 
 
 ExportMode = Literal["onnx", "trt", "both", "none"]
-# auto_mixed: fp16 with the fewest nodes kept in fp32 that pass verification (export/auto_mixed.py)
-PrecisionPolicy = Literal["auto", "fp16", "fp32_tf32", "strongly_typed", "auto_mixed"]
-Precision = Literal["fp32", "fp16"]
+# auto_mixed: fp16 with the fewest nodes kept in fp32 that pass verification (export/auto_mixed.py);
+# int8: the Q/DQ ONNX (export/int8.py); auto_int8: int8 with the fewest nodes left unquantized that
+# pass verification and the metric gate (export/auto_int8.py)
+PrecisionPolicy = Literal["auto", "fp16", "fp32_tf32", "strongly_typed", "auto_mixed", "int8", "auto_int8"]
+Precision = Literal["fp32", "fp16", "int8"]
+PRECISIONS = ("fp32", "fp16", "int8")
 _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
 
@@ -89,6 +92,9 @@ class ExportConfig:
     # an existing ONNX file / folder: mode="trt" builds engines from it, mode="none" runs it
     # as is; either way it is verified against PyTorch when a checkpoint is given
     onnx_path: Path | None = None
+    # what onnx_path holds; None: the loader decides from the file (Q/DQ nodes: "int8"),
+    # and an int8 file runs, verifies and reports as onnx-int8 (config/load.py)
+    onnx_precision: Literal["fp32", "int8"] | None = None
 
     def validate(self, key: str) -> None:
         if self.onnx_path is not None and self.mode not in ("trt", "none"):
@@ -290,7 +296,9 @@ class DetectionMatch:
     threshold: float | None = None  # IoU (2D) or center distance in m (3D); None: project default
     score_atol: float = 0.05
     box_atol: float | None = None  # None: project default
-    min_score: float | None = None  # ignore boxes below this score (near the threshold flicker)
+    # a box up to min_score + score_atol that finds no partner is borderline, not lost or extra
+    # (near-tied low-score boxes flicker between backends; matched pairs are still held to the atols)
+    min_score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -311,9 +319,13 @@ class VerificationConfig:
     devices: Mapping[str, str] = field(default_factory=dict)  # seed compatibility, informational
     scenarios: Mapping[ExportMode, tuple[Scenario, ...]] = field(default_factory=dict)
     detection: DetectionMatch = field(default_factory=DetectionMatch)
+    # per pair ("pytorch->onnx-int8"; keys as in `pairs`): detection matching of that pair
+    # instead of `detection` (an int8 graph moves scores further than fp16)
+    # (verification/tolerance.py: detection_for)
+    pair_detection: Mapping[str, DetectionMatch] = field(default_factory=dict)
 
     def validate(self, key: str) -> None:
-        for section in ("pairs", "pair_outputs"):
+        for section in ("pairs", "pair_outputs", "pair_detection"):
             for pair in getattr(self, section):
                 if "->" not in pair:
                     raise ConfigError(f"{key}.{section}.{pair}", pair, "a key like 'pytorch->onnx'")
@@ -395,9 +407,10 @@ class EvaluationConfig:
         if self.num_samples < -1 or self.num_samples == 0:
             raise ConfigError(f"{key}.num_samples", self.num_samples, "-1 (all) or a positive integer")
         for name in self.backends:
-            base = name.split("-", 1)[0]
-            if base not in {b.value for b in Backend}:
-                raise ConfigError(f"{key}.backends.{name}", name, f"a backend among {[b.value for b in Backend]} (optionally '-fp16')")
+            base, _, prec = name.partition("-")
+            if base not in {b.value for b in Backend} or (prec and prec not in PRECISIONS):
+                raise ConfigError(f"{key}.backends.{name}", name, f"a backend among {[b.value for b in Backend]} "
+                                                                  f"(optionally '-fp16' or '-int8')")
         if self.enabled and self.reference not in self.backends:
             raise ConfigError(f"{key}.reference", self.reference, f"one of the configured backends {sorted(self.backends)}")
 
@@ -415,6 +428,50 @@ class EvaluationConfig:
             base, _, prec = name.partition("-")
             out[name] = BackendSpec(Backend(base), be.device, (prec or be.precision))  # type: ignore[arg-type]
         return out
+
+
+QuantMethod = Literal["minmax", "max", "entropy", "percentile", "mse"]
+
+
+@dataclass(frozen=True)
+class QuantizationConfig:
+    """int8 as a Q/DQ ONNX (backend `onnx-int8`, precision policies "int8" / "auto_int8";
+    export/int8.py, docs/int8.md): where the calibration samples come from, how ranges are
+    calibrated and what stays unquantized. Calibration runs each graph on the inputs it
+    sees in the project's pipeline (the fp32 ONNX graphs in ONNX Runtime)."""
+
+    quantizer: Literal["onnxruntime", "modelopt"] = "onnxruntime"
+    #: minmax (= max with symmetric activations), entropy, percentile, mse (onnxruntime);
+    #: max, entropy (modelopt)
+    method: QuantMethod = "minmax"
+    percentile: Annotated[float, Interval(gt=50.0, le=100.0)] = 99.999
+    bins: Annotated[int, Interval(ge=128, le=1 << 16)] = 2048  # histogram bins: entropy, percentile, mse
+    num_samples: PosInt = 32
+    seed: NonNegInt = 0  # which samples, when more are available than asked for
+    #: calibrate on another split (an info file of the same format as runtime_io.info_file);
+    #: None: the evaluated dataset, samples outside the evaluated ones first
+    info_file: Path | None = None
+    data_root: Path | None = None  # of info_file; None: runtime_io.data_root
+    #: "zeros": every graph input replaced by zeros (a diagnostic: a blank calibration must fail the gate)
+    inputs: Literal["dataset", "zeros"] = "dataset"
+    graphs: tuple[str, ...] | None = None  # graphs to quantize (None: all); the others stay float
+    op_types: tuple[str, ...] = ()  # () = the TensorRT-guided default (export/int8.py TRT_OP_TYPES)
+    exclude_nodes: tuple[str, ...] = ()  # regexes, searched in node names: those nodes stay float
+    exclude_op_types: tuple[str, ...] = ()
+    #: a TensorRT calibration cache (text) whose scales replace the calibrated ones where it names a tensor
+    calibration_cache: Path | None = None
+    #: auto_int8: the metric gate on the search samples is part of the criterion (else verification only)
+    search_metric: bool = True
+
+    def validate(self, key: str) -> None:
+        for i, pattern in enumerate(self.exclude_nodes):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ConfigError(f"{key}.exclude_nodes[{i}]", pattern, f"a regular expression ({exc})") from None
+        if self.quantizer == "modelopt" and self.method not in ("minmax", "max", "entropy"):
+            raise ConfigError(f"{key}.method", self.method, "'max' or 'entropy' with quantizer='modelopt' (its ONNX "
+                                                            "PTQ has no percentile or MSE calibration); or quantizer='onnxruntime'")
 
 
 #: what a task type name looks like; which names exist is up to the projects
@@ -499,6 +556,7 @@ class DeployConfig:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    quantization: QuantizationConfig = field(default_factory=QuantizationConfig)
     devices: Mapping[str, str] = field(default_factory=dict)  # seed compatibility
     # checkpoints / info files that need full unpickling run code from the file: opt-in only
     unsafe_load: bool = False
@@ -542,7 +600,7 @@ class DeployConfig:
         return configured if implicit is None else (*configured, implicit)
 
     def implicit_onnx_scenario(self, configured: tuple[Scenario, ...]) -> Scenario | None:
-        """pytorch:cpu vs onnx:cpu for modes whose deployed ONNX no configured scenario holds
+        """pytorch:cpu vs onnx:cpu (onnx-int8:cpu for a Q/DQ graph) for modes whose deployed ONNX no configured scenario holds
         to PyTorch: mode "trt" (the ONNX the engines are built from) and an ONNX handed in
         as export.onnx_path ("trt" or "none"). A handed ONNX needs the checkpoint it came
         from: without one, PyTorch has random weights and nothing can be compared."""
@@ -551,10 +609,16 @@ class DeployConfig:
             return None
         if handed and self.checkpoint_path is None:
             return None
-        if any(s.ref_backend is Backend.PYTORCH and s.test_backend is Backend.ONNX and s.test_precision == "fp32"
+        precision = self.handed_precision or "fp32"
+        if any(s.ref_backend is Backend.PYTORCH and s.test_backend is Backend.ONNX and s.test_precision == precision
                for s in configured):
             return None
-        return Scenario(Backend.PYTORCH, Backend.ONNX)
+        return Scenario(Backend.PYTORCH, Backend.ONNX, test_precision=precision)  # type: ignore[arg-type]
+
+    @property
+    def handed_precision(self) -> str | None:
+        """The precision of a handed-over export.onnx_path ("int8" for a Q/DQ graph), else None."""
+        return (self.export.onnx_precision or "fp32") if self.export.onnx_path is not None else None
 
     def needs_onnx(self) -> bool:
         return self.export.mode in ("onnx", "both", "trt")

@@ -11,6 +11,7 @@ from awml_harness.backends.base import BackendUnavailable
 from awml_harness.config.schema import BackendSpec
 from awml_harness.config.validation import to_builtin
 from awml_harness.context.data import ContextPart, ModelData
+from awml_harness.context.quantized import Quantized
 from awml_harness.export.store import Artifact, ArtifactStore, file_sha256
 
 ARTIFACT_FORMAT = 1  # bump when the export code changes what it writes
@@ -27,6 +28,7 @@ class Artifacts(ContextPart):
         self._artifacts: dict[str, dict[str, Artifact]] = {}
         self.auto_mixed: dict[str, Any] | None = None  # the auto_mixed search summary, once built
         self.store = ArtifactStore(Path(data.cfg.export.work_dir) / "artifacts")
+        self.quantized = Quantized(data, self)  # int8 / auto_int8 (context/quantized.py)
 
     @functools.cached_property
     def checkpoint_digest(self) -> str:
@@ -64,13 +66,23 @@ class Artifacts(ContextPart):
         }
 
     def onnx_artifacts(self, precision: str = "fp32") -> dict[str, Artifact]:
-        """fp32 ONNX per graph (exported, or taken from export.onnx_path); fp16 derived from it."""
+        """fp32 ONNX per graph (exported, or taken from export.onnx_path); fp16 and int8 derived
+        from it (a Q/DQ export.onnx_path is the int8 one itself, and there is no fp32 one)."""
         if precision in self._artifacts:
             return self._artifacts[precision]
         mode = self.cfg.export.mode
+        policy = self.cfg.backend_config.common_config.precision_policy
+        handed = self.cfg.handed_precision
         from awml_harness.progress import step
 
-        if precision == "fp32":
+        if handed == "int8" and precision in ("fp32", "int8"):
+            if precision == "fp32":
+                raise BackendUnavailable(f"export.onnx_path={self.cfg.export.onnx_path} is an int8 (Q/DQ) graph: it "
+                                         "runs as onnx-int8, and there is no fp32 ONNX to run or convert")
+            arts = self._external_onnx()
+        elif precision == "int8":
+            arts = self.quantized.auto_int8_artifacts() if policy == "auto_int8" else self.quantized.int8_artifacts()
+        elif precision == "fp32":
             if self.cfg.export.onnx_path is not None:
                 arts = self._external_onnx()
             elif mode == "none":
@@ -88,7 +100,7 @@ class Artifacts(ContextPart):
                              lambda tmp, g=graph, f=file_name: export_graph(g, tmp, self.cfg.onnx_config, f)),
                         rebuild_before=self.options.rebuild_before,
                     )
-        elif self.cfg.backend_config.common_config.precision_policy == "auto_mixed":
+        elif policy == "auto_mixed":
             arts = self._auto_mixed_artifacts()
         else:
             from awml_harness.export.fp16 import convert_to_fp16, fp16_tool_versions
@@ -170,5 +182,13 @@ class Artifacts(ContextPart):
                 entry = {**art.as_dict(), "variant": precision}
                 if precision == "fp16" and self.auto_mixed is not None:
                     entry["auto_mixed"] = self.auto_mixed  # the metrics JSON's project "auto_mixed" section
+                if precision == "int8" and (found := self.quantized.record(arts)) is not None:
+                    entry["int8"] = found  # the metrics JSON's project "int8" section
                 out.append(entry)
         return out
+
+    def calibration_note(self, spec: BackendSpec) -> str | None:
+        """For an int8 backend: what its graphs were calibrated on (a failing gate names it)."""
+        if spec.precision != "int8":
+            return None
+        return self.quantized.note()

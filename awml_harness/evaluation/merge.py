@@ -31,6 +31,8 @@ def merge_chunks(adapter: AdapterLike, chunks: list[Mapping[str, Any]], referenc
         for name, entry in chunk["backends"].items():
             meta = info.setdefault(name, {"device": entry["device"], "precision": entry["precision"],
                                           "seconds": 0.0, "empty": 0, "memory": None})
+            if entry.get("calibration"):
+                meta["calibration"] = entry["calibration"]
             if "unavailable" in entry or "error" in entry:
                 meta.update({k: entry[k] for k in ("unavailable", "error") if k in entry})
                 continue

@@ -12,18 +12,33 @@ from __future__ import annotations
 import dataclasses
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from awml_harness.backends.base import BackendUnavailable
+from awml_harness.backends.base import BackendUnavailable, Runner
 from awml_harness.config.schema import BackendSpec
 from awml_harness.config.validation import to_builtin
 from awml_harness.context.data import ContextPart, ModelData
-from awml_harness.context.runners import RunnerPool
+from awml_harness.context.runners import RunnerPool, RunResult
 from awml_harness.evaluation.results import OK, BackendResult, judge_backends
+from awml_harness.project import Prepared
 
 #: sink(backend name, sample index, sample id, prediction, target): where a pass hands each prediction
 Sink = Callable[[str, int, str, Any, Any], None]
+
+
+@dataclass
+class MetricJudge:
+    """`metric_judge`'s criterion; `last` keeps the metrics of the latest call."""
+
+    verdict: Callable[[Mapping[str, Runner]], tuple[bool, str, dict[str, Any]]]
+    reference: dict[str, Any]
+    last: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self, runners: Mapping[str, Runner]) -> tuple[bool, str]:
+        ok, detail, self.last = self.verdict(runners)
+        return ok, detail
 
 
 class EvaluationPasses(ContextPart):
@@ -54,6 +69,7 @@ class EvaluationPasses(ContextPart):
                 with memory.measure(name, spec.device):
                     self.runner_pool.runners(spec)
                 active[name] = spec
+                status[name]["calibration"] = self.runner_pool.artifacts.calibration_note(spec)
             except BackendUnavailable as exc:
                 status[name]["unavailable"] = str(exc)
             except Exception as exc:  # a failed build (fp16 conversion, engine) fails this backend only
@@ -114,6 +130,34 @@ class EvaluationPasses(ContextPart):
         self._evaluation = judge_backends(results, ev.reference, ev.tolerance_for)
         return self._evaluation
 
+    def metric_judge(self, backend: str, samples: Sequence[tuple[Prepared, Any]]) -> MetricJudge:
+        """Runners per graph -> (passed, what failed): the metric gate of evaluation backend
+        `backend` (its metric tolerances) against the reference backend, both evaluated on
+        `samples` ((prepared, target) pairs). The auto_int8 search's second criterion."""
+        from awml_harness.evaluation.gate import judge_metrics
+
+        ev, adapter = self.cfg.evaluation, self.adapter
+
+        def metrics(run: Callable[[Prepared], RunResult]) -> dict[str, Any]:
+            evaluator = adapter.evaluator()
+            for k, (prepared, target) in enumerate(samples):
+                evaluator.add(f"{k}:{prepared.sample_id}", run(prepared).prediction, target)
+            return dict(evaluator.compute())
+
+        reference: dict[str, Any] = {}  # computed on the first call: a warm run that reuses the choice never asks
+        directions = type(adapter.evaluator()).directions
+
+        def verdict(runners: Mapping[str, Runner]) -> tuple[bool, str, dict[str, Any]]:
+            if not reference:
+                reference.update(metrics(lambda p: self.runner_pool.run(ev.specs()[ev.reference], p)))
+            found = metrics(lambda p: self.runner_pool.run_with(runners, p))
+            gate = judge_metrics(found, reference, ev.tolerance_for(backend), directions)
+            detail = "" if gate.passed else (f"metric gate on {len(samples)} search samples (vs {ev.reference}):\n"
+                                             + "\n".join(gate.failures))
+            return gate.passed, detail, found
+
+        return MetricJudge(verdict, reference)
+
     def evaluate_chunk(self, chunk: int, of: int, label: str = "chunk") -> dict[str, Any]:
         """Predictions (wire-encoded) of samples i % of == chunk, for a merge elsewhere (the
         xdist controller, or `awml merge` of --awml-shard files)."""
@@ -132,5 +176,5 @@ class EvaluationPasses(ContextPart):
             spec = entry["spec"]
             out[name] = {"device": spec.device, "precision": spec.precision, "seconds": entry["seconds"],
                          "memory": entry.get("memory"), "samples": rows[name], "empty": entry.get("empty", 0),
-                         **{k: entry[k] for k in ("unavailable", "error") if k in entry}}
+                         **{k: entry[k] for k in ("unavailable", "error", "calibration") if entry.get(k)}}
         return out

@@ -35,6 +35,7 @@ class BackendResult:
     directions: Mapping[str, str] | None = None  # the evaluator's declared table
     gate: GateVerdict | None = None
     note: str | None = None  # a warning the suite raises (every sample empty)
+    calibration: str | None = None  # an int8 backend: what its graphs were calibrated on
 
     @classmethod
     def of_pass(cls, name: str, device: str, precision: str, entry: Mapping[str, Any],
@@ -43,7 +44,7 @@ class BackendResult:
         "unavailable"/"error" when it could not run), before its metrics are computed."""
         base = cls(name, device, precision, seconds=entry.get("seconds", 0.0), memory=entry.get("memory"),
                    empty=entry.get("empty", 0), headline=getattr(evaluator, "headline", None),
-                   directions=getattr(evaluator, "directions", None))
+                   directions=getattr(evaluator, "directions", None), calibration=entry.get("calibration"))
         if "unavailable" in entry:
             return replace(base, status=UNAVAILABLE, reason=entry["unavailable"])
         if "error" in entry:
@@ -77,6 +78,8 @@ class BackendResult:
                        directions=self.gate.directions)
         if self.note is not None:
             out["note"] = self.note
+        if self.calibration is not None:
+            out["calibration"] = self.calibration
         return out
 
 
@@ -105,5 +108,10 @@ def judge_backends(results: Mapping[str, BackendResult], reference: str,
 
 
 def gate_message(label: str, reference: str, result: BackendResult) -> str:
-    """The failure block of a backend the gate failed: a headline and a line per metric."""
-    return "\n".join([f"{label}: metrics differ from {reference}:", *result.failures])
+    """The failure block of a backend the gate failed: a headline and a line per metric,
+    and for an int8 backend what it was calibrated on (the first suspect of an int8 miss)."""
+    lines = [f"{label}: metrics differ from {reference}:", *result.failures]
+    if result.calibration:
+        lines.append(f"  {result.calibration}\n  -> check the calibration (quantization.inputs, num_samples, "
+                     "method) before the tolerance")
+    return "\n".join(lines)

@@ -58,21 +58,26 @@ class AutoMixedError(ExportError):
 
 @dataclass(frozen=True)
 class SearchResult:
-    fp32_nodes: dict[str, tuple[str, ...]]  # graph -> node names kept in fp32 (beyond FP32_OPS)
+    """What `search` chose: per graph the candidates it keeps out of the reduced precision
+    (fp32 for auto_mixed, unquantized for auto_int8)."""
+
+    fp32_nodes: dict[str, tuple[str, ...]]  # graph -> node names kept (auto_mixed: in fp32, beyond FP32_OPS)
     candidates: dict[str, int]  # graph -> nodes the search could choose from
     evaluations: int
     seconds: float
-    plain_fp16_passed: bool
+    plain_fp16_passed: bool  # nothing kept passed (plain fp16 / plain int8)
     history: tuple[tuple[int, bool], ...] = field(default=())  # (nodes blocked, passed) per evaluation
+    plain_detail: str = ""  # what failed with nothing kept ("" when it passed)
 
     @property
     def count(self) -> int:
         return sum(len(v) for v in self.fp32_nodes.values())
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"fp32_nodes": {g: list(v) for g, v in self.fp32_nodes.items()}, "fp32_node_count": self.count,
+    def as_dict(self, kept: str = "fp32_nodes", plain: str = "plain_fp16_passed") -> dict[str, Any]:
+        """JSON keys as auto_mixed writes them; auto_int8 names its own (`kept`, `plain`)."""
+        return {kept: {g: list(v) for g, v in self.fp32_nodes.items()}, kept.removesuffix("s") + "_count": self.count,
                 "candidates": dict(self.candidates), "evaluations": self.evaluations,
-                "search_seconds": round(self.seconds, 3), "plain_fp16_passed": self.plain_fp16_passed}
+                "search_seconds": round(self.seconds, 3), plain: self.plain_fp16_passed}
 
 
 # -- conversion ------------------------------------------------------------------------------
@@ -188,9 +193,12 @@ def skip_round_trips(model: Any) -> int:
 
 
 # -- search ----------------------------------------------------------------------------------
-def search(candidates: Mapping[str, Sequence[str]], criterion: Criterion) -> SearchResult:
+def search(candidates: Mapping[str, Sequence[str]], criterion: Criterion,
+           unreachable: Callable[[int, str], Exception] | None = None) -> SearchResult:
     """The fewest candidates to block so that `criterion` passes (see the module docstring).
-    `candidates` per graph, each outputs first; graphs are searched jointly."""
+    `candidates` per graph, each outputs first; graphs are searched jointly. When even
+    blocking every candidate fails, `unreachable(count, detail)` is raised (default: the
+    auto_mixed error); auto_int8 (export/auto_int8.py) searches with its own."""
     start = time.perf_counter()
     history: list[tuple[int, bool]] = []
     order = [(g, n) for g, names in candidates.items() for n in names]
@@ -206,13 +214,16 @@ def search(candidates: Mapping[str, Sequence[str]], criterion: Criterion) -> Sea
         return SearchResult(
             fp32_nodes={g: tuple(n for n in names if (g, n) in chosen) for g, names in candidates.items()},
             candidates={g: len(v) for g, v in candidates.items()}, evaluations=len(history),
-            seconds=time.perf_counter() - start, plain_fp16_passed=plain, history=tuple(history))
+            seconds=time.perf_counter() - start, plain_fp16_passed=plain, history=tuple(history),
+            plain_detail=plain_detail)
 
-    ok, _ = passes([])
+    ok, plain_detail = passes([])
     if ok:
         return result([], True)
     ok, detail = passes(order)
     if not ok:
+        if unreachable is not None:
+            raise unreachable(len(order), detail)
         raise AutoMixedError(
             f"precision_policy='auto_mixed': even with all {len(order)} candidate nodes in fp32 the fp16 graph "
             f"fails verification:\n{detail}\n  -> the tolerance is tighter than fp32 rounding of the remaining casts "
@@ -273,7 +284,8 @@ def tolerance_key(cfg: DeployConfig, scenario: Scenario) -> dict[str, Any]:
     ver = cfg.verification
     return {"scenario": scenario.label, "default": to_builtin(ver.default), "tolerance": ver.tolerance,
             "pairs": to_builtin(ver.pairs), "outputs": to_builtin(ver.outputs),
-            "pair_outputs": to_builtin(ver.pair_outputs), "detection": to_builtin(ver.detection)}
+            "pair_outputs": to_builtin(ver.pair_outputs), "detection": to_builtin(ver.detection),
+            "pair_detection": to_builtin(ver.pair_detection)}
 
 
 def samples_digest(ctx: ContextLike, indices: Sequence[int]) -> str:
@@ -305,28 +317,30 @@ Judge = Callable[[Mapping[str, Any]], "tuple[bool, str]"]
 
 
 class CandidateCriterion:
-    """A Criterion: blocked nodes -> the mixed graphs, run by ONNX Runtime runners (cached
-    per block list; every runner made is deactivated by `close`) -> the caller's `judge`."""
+    """A Criterion: blocked nodes -> each graph's candidate model (`build(graph, blocked)`
+    -> ONNX bytes: the mixed fp16 graph here, the partly quantized one for auto_int8), run
+    by ONNX Runtime runners (cached per block list; every runner made is deactivated by
+    `close`) -> the caller's `judge`."""
 
-    def __init__(self, models: Mapping[str, bytes], judge: Judge, threads: int = 0) -> None:
-        self.models, self.judge, self.threads = models, judge, threads
+    def __init__(self, graphs: Sequence[str], build: Callable[[str, frozenset[str]], bytes], judge: Judge,
+                 threads: int = 0, name: str = "onnx-fp16-candidate") -> None:
+        self.graphs, self.build, self.judge, self.threads, self.name = list(graphs), build, judge, threads, name
         self._runners: dict[tuple[str, frozenset[str]], Any] = {}
 
-    def _runner(self, graph: str, blocked: frozenset[str]) -> Any:
+    def runner(self, graph: str, blocked: frozenset[str]) -> Any:
         from awml_harness.backends.onnxruntime import OnnxRuntimeRunner
 
         key = (graph, blocked)
         if key not in self._runners:
             if len(self._runners) > 64:
                 self.close()
-            made = OnnxRuntimeRunner(convert_mixed(self.models[graph], sorted(blocked)).SerializeToString(), "cpu",
-                                     self.threads, name="onnx-fp16-candidate")
+            made = OnnxRuntimeRunner(self.build(graph, blocked), "cpu", self.threads, name=self.name)
             made.activate()
             self._runners[key] = made
         return self._runners[key]
 
     def __call__(self, blocked: Mapping[str, frozenset[str]]) -> tuple[bool, str]:
-        return self.judge({name: self._runner(name, blocked[name]) for name in self.models})
+        return self.judge({name: self.runner(name, blocked[name]) for name in self.graphs})
 
     def close(self) -> None:
         for made in self._runners.values():
@@ -346,7 +360,8 @@ def build_auto_mixed(sources: Mapping[str, Any], folder: Path, judge: Judge, *, 
     if not indices:
         raise AutoMixedError("precision_policy='auto_mixed' needs verification samples to search with "
                              "(verification.num_verify_samples is 0 or the dataset is empty)")
-    criterion = CandidateCriterion(blobs, judge, threads)
+    criterion = CandidateCriterion(list(blobs), lambda g, b: convert_mixed(blobs[g], sorted(b)).SerializeToString(),
+                                   judge, threads)
     try:
         found = search({name: candidate_nodes(m) for name, m in models.items()}, criterion)
     finally:

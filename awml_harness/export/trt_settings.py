@@ -12,6 +12,8 @@ Precision policies (seed names) per TensorRT major version. Builder flags are th
     fp16            BuilderFlag FP16 (weak typing)        fp16 ONNX conversion, then strongly typed
     fp32_tf32       BuilderFlag TF32                      strongly typed + TF32
     strongly_typed  STRONGLY_TYPED network, no flags      strongly typed (the only mode in 11)
+    int8            Q/DQ ONNX (export/int8.py), strongly typed, no flags   the same
+    auto_int8       auto_int8's Q/DQ ONNX, strongly typed, no flags        the same
 
 Why these rules:
 - TensorRT 11 removed every weak-typing flag (FP16, BF16, INT8, FP8, INT4, FP4,
@@ -29,6 +31,16 @@ Why these rules:
 - A backend spec with precision "fp16" (evaluation backend `tensorrt-fp16`) asks for an
   fp16 engine whatever the configured policy: auto/fp32_tf32 become fp16, and
   strongly_typed becomes "fp16 ONNX + strongly typed build" on both majors.
+- int8 is explicit quantization only: the engine is built from the Q/DQ ONNX the harness
+  verified on CPU (its key holds that artifact's key), never with an implicit calibrator
+  (deprecated in 10.1, removed in 11 with BuilderFlag.INT8). Strongly typed on 10.x too,
+  because TensorRT's explicit-quantization guide says to use strong typing and no
+  precision flags, and because then the engine computes what the verified ONNX states:
+  int8 where the Q/DQ pairs are, fp32 elsewhere. The weakly typed alternative
+  (INT8 + FP16 flags, as AWML's "int8" policy sets FP16) would let TensorRT move the
+  unquantized layers to fp16 unverified, and weak typing is deprecated since 10.12. A
+  spec with precision "int8" (`tensorrt-int8`) asks for it whatever the policy (auto_int8
+  keeps its own graphs); an "int8"/"auto_int8" policy builds int8 for a plain `tensorrt`.
 
 Optimization profiles come from `backend_config.model_inputs` (one entry per profile).
 Names are matched per graph, so one entry may list inputs of several graphs (a two-graph
@@ -52,7 +64,8 @@ from awml_harness.backends.trt_version import check_major as check_major
 from awml_harness.backends.trt_version import trt_major as trt_major
 from awml_harness.config.errors import ConfigError
 
-POLICIES = ("auto", "fp16", "fp32_tf32", "strongly_typed", "auto_mixed")
+POLICIES = ("auto", "fp16", "fp32_tf32", "strongly_typed", "auto_mixed", "int8", "auto_int8")
+INT8_POLICIES = ("int8", "auto_int8")
 
 Shape = tuple[int, ...]
 ShapeTriple = tuple[Shape, Shape, Shape]
@@ -75,11 +88,12 @@ class BuildPlan:
     # auto_mixed on a weakly typed build: ONNX node names whose layers must run in fp32
     # (export/auto_mixed.py's choice plus the always-fp32 operators); filled by build_engines
     fp32_layers: tuple[str, ...] = ()
+    quantized: bool = False  # build from the int8 Q/DQ ONNX (policies int8, auto_int8)
 
     @property
     def onnx_precision(self) -> str:
         """Which ONNX artifact the build starts from (`ProjectContext.onnx_artifacts`)."""
-        return "fp16" if self.convert_fp16 else "fp32"
+        return "int8" if self.quantized else "fp16" if self.convert_fp16 else "fp32"
 
     def as_dict(self) -> dict[str, Any]:
         """JSON data for the artifact key and the metrics JSON."""
@@ -88,7 +102,7 @@ class BuildPlan:
             "strongly_typed": self.strongly_typed, "convert_fp16": self.convert_fp16,
             "workspace_bytes": self.workspace_bytes, "optimization_level": self.optimization_level,
             "profiles": [{n: [list(s) for s in triple] for n, triple in p.items()} for p in self.profiles],
-            "fp32_layers": list(self.fp32_layers),
+            "fp32_layers": list(self.fp32_layers), "quantized": self.quantized,
         }
 
 
@@ -96,13 +110,17 @@ def _precision_settings(policy: str, major: int, precision: str) -> tuple[str, t
     """(effective policy, flags, strongly_typed, convert_fp16)."""
     if policy not in POLICIES:
         raise ConfigError("backend_config.common_config.precision_policy", policy, f"one of {list(POLICIES)}")
-    if precision not in ("fp32", "fp16"):
-        raise ValueError(f"backend precision must be 'fp32' or 'fp16', got {precision!r}")
+    if precision not in ("fp32", "fp16", "int8"):
+        raise ValueError(f"backend precision must be 'fp32', 'fp16' or 'int8', got {precision!r}")
     check_major(major)
+    if precision == "int8" and policy not in INT8_POLICIES:
+        policy = "int8"
     if precision == "fp16" and policy != "auto_mixed":  # auto_mixed is fp16 already, with its fp32 nodes
         if policy == "strongly_typed":
             return "strongly_typed", (), True, True
         policy = "fp16"
+    if policy in INT8_POLICIES:  # explicit quantization: the Q/DQ ONNX, strongly typed (module docstring)
+        return policy, (), True, False
     if major == 10:
         table: dict[str, tuple[tuple[str, ...], bool, bool]] = {
             "auto": ((), False, False),
@@ -208,13 +226,14 @@ def check_profile_names(backend_config: Any, graphs: Iterable[Any]) -> None:
 def plan_build(policy: str, trt_major: int, backend_config: Any, graph: Any, *, precision: str = "fp32") -> BuildPlan:
     """The build settings for `graph`: precision rules, workspace, level, profiles."""
     effective, flags, strongly_typed, convert = _precision_settings(policy, trt_major, precision)
+    quantized = effective in INT8_POLICIES
     common = backend_config.common_config
     if common.max_workspace_size <= 0:
         raise ConfigError("backend_config.common_config.max_workspace_size", common.max_workspace_size,
                           "a positive byte count")
     return BuildPlan(
         graph=graph.name, policy=effective, trt_major=trt_major, flags=flags, strongly_typed=strongly_typed,
-        convert_fp16=convert, workspace_bytes=int(common.max_workspace_size),
+        convert_fp16=convert, quantized=quantized, workspace_bytes=int(common.max_workspace_size),
         optimization_level=int(common.builder_optimization_level),
         profiles=resolve_profiles(backend_config, graph),
     )

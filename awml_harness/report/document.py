@@ -124,9 +124,13 @@ def build_document(configs: Mapping[str, Any], run: Any, *, threads: Mapping[str
                                     "passed": all(c["passed"] for c in rec["checked"]), "checked": rec["checked"]})
     for cid, arts in artifacts.items():
         found = [a.pop("auto_mixed") for a in arts.values() if "auto_mixed" in a]
+        quantized = [a.pop("int8") for a in arts.values() if "int8" in a]
         projects[cid]["artifacts"] = sorted(arts.values(), key=lambda a: (a["name"], a.get("variant", "")))
         if found:
             projects[cid]["auto_mixed"] = auto_mixed_entry(found[0], projects[cid]["evaluation"]["backends"])
+        if quantized:
+            projects[cid]["int8"] = int8_entry(quantized[-1], projects[cid]["evaluation"]["backends"],
+                                               projects[cid]["latency"])
     unverified = []
     for cid, entry in projects.items():
         ver = entry["verification"]
@@ -172,6 +176,35 @@ def auto_mixed_entry(summary: dict[str, Any], backends: dict[str, Any]) -> dict[
     deltas = {name: b["deltas"] for name, b in backends.items()
               if b.get("precision") == "fp16" and name.startswith("onnx") and "deltas" in b}
     return {**{k: summary[k] for k in keys if k in summary}, "metric_deltas": deltas}
+
+
+def int8_entry(summary: dict[str, Any], backends: dict[str, Any], latency: dict[str, Any]) -> dict[str, Any]:
+    """The int8 deployment: its calibration (quantizer, method, samples and their overlap
+    with evaluation, seconds, ranges digest), per graph what was quantized, the metric
+    deltas of every int8 backend, its p50 latency against the fp32 backend of the same
+    runtime, and auto_int8's choice when the policy searched."""
+    keys = ("quantizer", "method", "samples", "calibration_seconds", "ranges_digest", "build_seconds", "reused",
+            "key", "handed_over", "qdq_nodes")
+    out: dict[str, Any] = {k: summary[k] for k in keys if k in summary}
+    out["graphs"] = {g: {k: v for k, v in e.items() if k != "ops"} for g, e in summary.get("graphs", {}).items()}
+    out["metric_deltas"] = {n: b["deltas"] for n, b in backends.items() if b.get("precision") == "int8" and "deltas" in b}
+    speed = {}
+    for name, lat in latency.items():
+        if lat.get("precision") != "int8" or "p50" not in lat:
+            continue
+        runtime = name.partition("-")[0]
+        base = next((lat2 for n2, lat2 in latency.items() if n2.partition("-")[0] == runtime
+                     and lat2.get("precision") == "fp32" and "p50" in lat2), None)
+        speed[name] = {"p50_ms": lat["p50"], "fp32_p50_ms": base["p50"] if base else None,
+                       "ratio": lat["p50"] / base["p50"] if base and base["p50"] else None}
+    out["latency"] = speed
+    auto = summary.get("auto_int8")
+    if auto:
+        keys = ("unquantized_nodes", "unquantized_node_count", "config_excluded", "config_excluded_count", "candidates",
+                "evaluations", "search_seconds", "plain_int8_passed", "plain_failure", "criterion",
+                "metrics_on_search_samples", "search_samples", "reused")
+        out["auto_int8"] = {k: auto[k] for k in keys if k in auto}
+    return out
 
 
 def record_failures(doc: dict[str, Any], problems: Sequence[dict[str, Any]], gate_failures: Sequence[str]) -> None:

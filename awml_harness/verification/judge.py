@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from awml_harness.compare import CompareResult, compare
 from awml_harness.config.schema import Scenario, VerificationConfig
 from awml_harness.matching import Detections, MatchResult, match_detections, match_settings
-from awml_harness.verification.tolerance import resolve
+from awml_harness.verification.tolerance import detection_for, resolve
 
 if TYPE_CHECKING:  # pragma: no cover
     from awml_harness.config.schema import DeployConfig
@@ -40,7 +40,8 @@ class Verdict:
             out.append(self.outputs.message(context, hint=self.hint() if hint else ""))
         if self.detections is not None and not self.detections.passed:
             out.append(f"{context}: " + self.detections.message()
-                       + "\n  -> if the difference is acceptable, raise verification.detection.score_atol / box_atol")
+                       + "\n  -> if the difference is acceptable, raise verification.detection.score_atol / box_atol "
+                         "(or this pair's verification.pair_detection entry)")
         return out
 
     def summary(self) -> str:
@@ -70,7 +71,8 @@ def judge(ver: VerificationConfig, scenario: Scenario, ref: Any, test: Any,
           ref_detections: Detections | None = None, test_detections: Detections | None = None,
           match_defaults: Mapping[str, Any] | None = None) -> Verdict:
     """Judge `test` against `ref` (nested raw outputs) under `ver`'s tolerances for
-    `scenario`; with both sides' detections (and `verification.detection.enabled`), the
+    `scenario`; with both sides' detections (and the pair's detection matching enabled:
+    `verification.pair_detection` for the pair, else `verification.detection`), the
     boxes are matched too, under the project's defaults (`match_defaults`) and the config's."""
     rules: dict[str, str] = {}
 
@@ -81,9 +83,9 @@ def judge(ver: VerificationConfig, scenario: Scenario, ref: Any, test: Any,
 
     outputs = compare(ref, test, tolerance)
     match = None
-    if ref_detections is not None and test_detections is not None and ver.detection.enabled:
-        match = match_detections(ref_detections, test_detections,
-                                 **match_settings(match_defaults or {}, ver.detection))
+    detection = detection_for(ver, scenario)
+    if ref_detections is not None and test_detections is not None and detection.enabled:
+        match = match_detections(ref_detections, test_detections, **match_settings(match_defaults or {}, detection))
     return Verdict(scenario, outputs, rules, match)
 
 

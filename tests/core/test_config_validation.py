@@ -31,7 +31,7 @@ def test_three_mistakes_are_one_exit_4_error_listing_all_three(toy_repo):
     result.stderr.fnmatch_lines([
         "*deploy.yaml: config has 3 mistakes:",
         "  - config key 'export.mdoe' = 'onnx' is invalid; expected no such key; known keys under 'export': "
-        "['mode', 'onnx_path', 'work_dir']",
+        "['mode', 'onnx_path', 'onnx_precision', 'work_dir']",
         "  - config key 'verification.num_verify_samples' = 'two' is invalid; expected a valid integer*",
         "  - config key 'evaluation.latency_rounds' = 0 is invalid; expected greater than 0",
     ])

@@ -107,7 +107,7 @@ def test_version_string_parsing():
 
 def test_unknown_policy_names_the_config_key():
     with pytest.raises(ConfigError, match="precision_policy"):
-        plan_build("int8", 10, backend(), graph())
+        plan_build("int4", 10, backend(), graph())
 
 
 # -- workspace, optimization level --------------------------------------------------------
