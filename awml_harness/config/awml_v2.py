@@ -147,24 +147,26 @@ def _components(data: dict[str, Any], notes: list[str]) -> dict[str, str]:
         if not isinstance(graph, str):
             raise ConfigError(f"{key}.name", graph, "the name of a graph (a string)")
         graphs[str(cid)] = graph
-        for name in ("onnx_file", "engine_file"):
-            if name in comp:
-                _note(notes, f"{key}.{name}", comp.pop(name), "the harness names its files after the graph "
-                      f"({graph}.onnx, engines per device) in the artifact cache under export.work_dir")
+        files = {name: comp.pop(name) for name in ("onnx_file", "engine_file") if name in comp}
+        if files:
+            _note(notes, f"{key}.{'/'.join(files)}", files, "the harness names its files after the graph "
+                  f"({graph}.onnx, engines per device) in the artifact cache under export.work_dir")
         spec = _mapping(comp.pop("io", None), f"{key}.io", "a dict(inputs, outputs, dynamic_axes)")
         for side, target in (("inputs", "additional_inputs"), ("outputs", "additional_outputs")):
             entries = spec.pop(side, None) or []
             if not isinstance(entries, (list, tuple)):
                 raise ConfigError(f"{key}.io.{side}", entries, "a list of dict(name=..., dtype=...)")
-            names = []
+            names, dtypes = [], {}
             for i, entry in enumerate(entries):
                 entry = _mapping(entry, f"{key}.io.{side}[{i}]", "a dict(name=..., dtype=...)")
                 if not isinstance(entry.get("name"), str) or not entry["name"]:
                     raise ConfigError(f"{key}.io.{side}[{i}].name", entry.get("name"), "a tensor name")
                 names.append(entry["name"])
                 if "dtype" in entry:
-                    _note(notes, f"{key}.io.{side}[{i}].dtype", entry["dtype"], "the graph's traced dtype is what "
-                          "the file holds (upstream parses this key and never uses it either)")
+                    dtypes[entry["name"]] = entry["dtype"]
+            if dtypes:
+                _note(notes, f"{key}.io.{side}[*].dtype", dtypes, "the graph's traced dtype is what the file "
+                      "holds (upstream parses this key and never uses it either)")
             have = list(io.get(target, []))
             listed = {(e.get("name") if isinstance(e, Mapping) else e) for e in have}
             io[target] = have + [(dict(name=n) if side == "inputs" else n) for n in names if n not in listed]

@@ -324,8 +324,7 @@ def settings_from_profiles(project_cls: Any, cfg: DeployConfig, settings: Any) -
     from (`ProjectAdapter.profile_settings`: `"<graph>.<input>"` -> (axis, settings field)),
     where the settings leave that field unset (None). A field set differently stays: the
     project's own check then names the mismatch."""
-    import dataclasses
-
+    from awml_harness.config.validation import to_builtin
     from awml_harness.graph import profile_input
 
     mapping = getattr(project_cls, "profile_settings", None) or {}
@@ -337,8 +336,12 @@ def settings_from_profiles(project_cls: Any, cfg: DeployConfig, settings: Any) -
             shapes = [p for k, p in entry.input_shapes.items() if profile_input(k, graph, (input_name,))]
             if shapes and all(len(s) > axis for s in (shapes[-1].min_shape, shapes[-1].opt_shape, shapes[-1].max_shape)):
                 p = shapes[-1]
-                triple = (int(p.min_shape[axis]), int(p.opt_shape[axis]), int(p.max_shape[axis]))
-                settings = dataclasses.replace(settings, **{name: triple})
+                triple = [int(p.min_shape[axis]), int(p.opt_shape[axis]), int(p.max_shape[axis])]
+                try:  # validated as if written in model_cfg
+                    settings = from_mapping(type(settings), {**to_builtin(settings), name: triple}, "model_cfg")
+                except ConfigError as exc:
+                    raise ConfigError(exc.key, exc.value, f"{exc.allowed} (model_cfg.{name} comes from the "
+                                                          f"TensorRT profile of {target})") from None
                 break
     return settings
 
