@@ -16,6 +16,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from awml_harness.config.schema import DeployConfig
 
 TENSORRT = "tensorrt"
+#: the export target that writes a config's Autoware package (ExportCase graph PACKAGE)
+AUTOWARE = "autoware"
+PACKAGE = "package"
 
 
 def onnx_target(precision: str) -> str:
@@ -24,8 +27,9 @@ def onnx_target(precision: str) -> str:
 
 
 def target_precision(target: str) -> str | None:
-    """The ONNX precision an export target builds; None for the TensorRT engines."""
-    if target == TENSORRT:
+    """The ONNX precision an export target builds; None for the TensorRT engines and the
+    Autoware package."""
+    if target in (TENSORRT, AUTOWARE):
         return None
     return "fp32" if target == "onnx" else target.removeprefix("onnx-")
 
@@ -118,6 +122,21 @@ class SplitCase:
     @property
     def id(self) -> str:
         return f"{self.config_id}-split{self.index + 1}of{self.count}"
+
+
+@dataclass(frozen=True)
+class PackageCase:
+    """One value of a config's Autoware package: a key of a parameter file, a file's JSON
+    schema (`schema`) or an ONNX file's I/O (`io`), against the model config and the
+    exported ONNX (suites/test_package.py)."""
+
+    config_id: str
+    file: str
+    key: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.config_id}-{self.file}-{self.key}"
 
 
 @dataclass(frozen=True)

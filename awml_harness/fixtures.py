@@ -17,17 +17,33 @@ from awml_harness.stash_keys import SESSION_KEY
 if TYPE_CHECKING:  # pragma: no cover
     from awml_harness.protocols import HarnessLike
 
-CASE_FIXTURES = ("awml_export_case", "awml_verify_case", "awml_eval_case", "awml_latency_case", "awml_shape_case")
+CASE_FIXTURES = ("awml_export_case", "awml_verify_case", "awml_eval_case", "awml_latency_case", "awml_shape_case",
+                 "awml_package_case")
 
 
 def generate_cases(session: HarnessLike, kind: str) -> list[Any]:
-    from awml_harness.cases import BackendCase, ChunkCase, ExportCase, ShapeCase, VerifyCase, export_targets
+    from awml_harness.cases import (
+        AUTOWARE,
+        PACKAGE,
+        BackendCase,
+        ChunkCase,
+        ExportCase,
+        PackageCase,
+        ShapeCase,
+        VerifyCase,
+        export_targets,
+    )
+    from awml_harness.context.package import has_package, package_cases
 
     cases: list[Any] = []
     for cid, cfg in session.configs.items():
         adapter = session.adapter(cid)
         if kind == "awml_export_case":
             cases += [ExportCase(cid, g, target) for target in export_targets(cfg) for g in adapter.graph_names()]
+            if cfg.package.enabled and has_package(adapter) and (cfg.export.mode != "none" or cfg.export.onnx_path):
+                cases.append(ExportCase(cid, PACKAGE, AUTOWARE))
+        elif kind == "awml_package_case":
+            cases += [PackageCase(cid, file, key) for file, key in package_cases(adapter)]
         elif kind == "awml_verify_case":
             n = cfg.verification.num_verify_samples
             cases += [VerifyCase(cid, sc, i) for sc in cfg.scenarios() for i in range(n)]
@@ -146,6 +162,7 @@ def guard_backend(awml_unavailable: Any) -> Iterator[Any]:
     unwritable work dir) -> a one-block failure message instead of a traceback through the harness."""
     from contextlib import contextmanager
 
+    from awml_harness.autoware import PackageError
     from awml_harness.backends.base import BackendUnavailable
     from awml_harness.checkpoint import CheckpointError
     from awml_harness.export.onnx import ExportError
@@ -160,7 +177,7 @@ def guard_backend(awml_unavailable: Any) -> Iterator[Any]:
             yield
         except BackendUnavailable as exc:
             awml_unavailable(str(exc))
-        except (CheckpointError, DataError, ExportError, ArtifactError) as exc:
+        except (CheckpointError, DataError, ExportError, ArtifactError, PackageError) as exc:
             message = f"{type(exc).__name__}: {exc}"
         if message is not None:  # without the context: no "during handling ..." chain in the log
             raise pytest.fail.Exception(message, pytrace=False) from None

@@ -79,3 +79,19 @@ def profile_input(key: str, graph_name: str, input_names: tuple[str, ...] | list
     if dot and head == graph_name and rest in input_names:
         return rest
     return None
+
+
+def io_signature(path: Any) -> dict[str, dict[str, list]]:
+    """Names and shapes (ints, or the symbolic axis names) of an ONNX file's inputs/outputs."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    init = {i.name for i in model.graph.initializer}
+
+    def dims(v: Any) -> list:
+        return [d.dim_param if d.dim_param else d.dim_value for d in v.type.tensor_type.shape.dim]
+
+    return {
+        "inputs": {v.name: dims(v) for v in model.graph.input if v.name not in init},
+        "outputs": {v.name: dims(v) for v in model.graph.output},
+    }

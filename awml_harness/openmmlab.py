@@ -82,6 +82,13 @@ class ConfigReader:
         self.root = root
         self.source = source
         self.problems: list[Problem] = []
+        #: settings field -> (value, where the config implies it): values a deploy config may
+        #: set otherwise (the model config's evaluator picks the metric; the deploy config wins)
+        self.soft: dict[str, tuple[Any, str]] = {}
+        #: settings field -> the refusal raised unless the deploy config sets that field
+        self.refusals: dict[str, Problem] = {}
+        #: keys read and deliberately not reproduced, with the reason (IgnoredConfigKey warnings)
+        self.notes: list[str] = []
 
     # paths ---------------------------------------------------------------------------
     def key(self, path: str) -> str:
@@ -110,6 +117,18 @@ class ConfigReader:
 
     def problem(self, path: str, value: Any, allowed: str) -> None:
         self.problems.append(Problem(path, value, allowed))
+
+    def suggest(self, field: str, value: Any, source: str) -> None:
+        """`field` = `value`, implied by the config at `source`, unless the deploy config
+        sets the field (then that wins, and the model config's value is reported ignored)."""
+        self.soft[field] = (value, source)
+
+    def refuse_unless_set(self, field: str, path: str, value: Any, allowed: str) -> None:
+        """A problem at `path` that a deploy config setting `field` itself makes moot."""
+        self.refusals[field] = Problem(path, value, allowed)
+
+    def note(self, path: str, value: Any, reason: str) -> None:
+        self.notes.append(f"{self.key(path)}={value!r} is ignored: {reason}")
 
     # checks --------------------------------------------------------------------------
     def check_keys(self, path: str, known: Sequence[str], ignored: Sequence[str] = ()) -> Mapping[str, Any]:
@@ -247,10 +266,29 @@ def load_settings(settings_cls: type, model_cfg: Any, config_dir: Path, translat
         if k in derived and derived[k] != v:
             raise ConfigError(f"{ROOT}.{k}", v, f"no override: the OpenMMLab config {source} sets it to "
                                                 f"{derived[k]!r}; change it there")
-    values = {**derived, **overrides}
+    for k, p in reader.refusals.items():
+        if k not in overrides:
+            where = f" (in {source})" if source else ""
+            raise ConfigError(reader.key(p.path), p.value, f"{p.allowed}{where}; or choose it in the deploy config: "
+                                                           f"model_cfg=dict(openmmlab=..., {k}=...)")
+    _warn(reader.notes, source)
+    soft = {k: v for k, (v, _) in reader.soft.items()}
+    _warn([f"{reader.key(where)} implies {k}={soft[k]!r}, which is ignored: the deploy config sets "
+           f"{ROOT}.{k}={overrides[k]!r} (the deploy config wins)"
+           for k, (_, where) in reader.soft.items() if k in overrides and overrides[k] != soft[k]], source)
+    values = {**soft, **derived, **overrides}
     if source is not None and SOURCE_FIELD in fields:
         values[SOURCE_FIELD] = str(source.resolve())
     return from_mapping(settings_cls, values, ROOT)
+
+
+def _warn(notes: Sequence[str], source: Path | None) -> None:
+    import warnings
+
+    from awml_harness.config.errors import IgnoredConfigKey
+
+    for note in notes:
+        warnings.warn(IgnoredConfigKey(f"{source}: {note}" if source else note), stacklevel=4)
 
 
 # -- checkpoints ---------------------------------------------------------------------------

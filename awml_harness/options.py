@@ -36,6 +36,13 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--checkpoint", default=None, metavar="PATH",
                     help="checkpoint for every deploy config (the seed's third positional argument); "
                          "replaces checkpoint_path")
+    group.addoption("--rot-y-axis-reference", action="store_true", default=False,
+                    help="export heads in Autoware's box layout (AWML's deployment CLI flag): "
+                         "model_cfg.rot_y_axis_reference=True for every config whose project has that setting")
+    group.addoption("--awml-package", default=None, metavar="DIR",
+                    help="an existing Autoware package folder test_package checks against the model config and "
+                         "the exported ONNX (package.check_dir of every config); default: the package the "
+                         "harness writes")
     group.addoption("--work-dir", default=None, metavar="DIR", help="override export.work_dir (artifact cache)")
     group.addoption("--device", default=None, metavar="DEVICE",
                     help="run the pytorch/onnx evaluation backends on this device (cpu, cuda:N)")
@@ -187,10 +194,14 @@ def read_configs(config: pytest.Config, paths: list[Path]) -> list[Any]:
     from awml_harness.config.load import load_deploy_config
 
     configs, errors = [], []
+    overrides = list(config.option.cfg_options)
+    if config.option.awml_package is not None:
+        overrides.insert(0, f"package.check_dir={cli_path(config.option.awml_package, config)!r}")
+    flags = ["model_cfg.rot_y_axis_reference=True"] if config.option.rot_y_axis_reference else []
     for path in paths:  # every config is read, so one run names every config's mistakes
         try:
             configs.append(load_deploy_config(
-                path, overrides=config.option.cfg_options, base_dir=config.rootpath,
+                path, overrides=overrides, model_flags=flags, base_dir=config.rootpath,
                 work_dir=config.option.work_dir, device=config.option.device,
                 unsafe_load=config.option.awml_unsafe_load,
                 allow_python_in_yaml=config.option.awml_allow_python_in_yaml,
@@ -200,7 +211,17 @@ def read_configs(config: pytest.Config, paths: list[Path]) -> list[Any]:
             errors.append(str(exc))
     if errors:
         raise pytest.UsageError("\n".join(errors))
+    if flags and configs and not any(_has_setting(cfg, "rot_y_axis_reference") for cfg in configs):
+        raise pytest.UsageError("--rot-y-axis-reference: no loaded deploy config's project has the setting "
+                                "rot_y_axis_reference (it selects Autoware's box layout of a 3D detector's head)")
     return configs
+
+
+def _has_setting(cfg: Any, name: str) -> bool:
+    import dataclasses
+
+    settings = cfg.model_settings
+    return dataclasses.is_dataclass(settings) and name in {f.name for f in dataclasses.fields(settings)}
 
 
 def check_overrides(config: pytest.Config, configs: list[Any]) -> None:

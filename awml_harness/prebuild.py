@@ -64,6 +64,10 @@ def plan(harness: HarnessLike, items: list[pytest.Item]) -> dict[str, list[tuple
             specs = [sc.test] if getattr(case, "golden", False) else [sc.ref, sc.test]
         elif kind == "awml_eval_case":
             specs = list(cfg.evaluation.specs().values())  # one pass runs every backend
+        elif kind == "awml_package_case":  # compared with the exported fp32 ONNX
+            if cfg.export.mode != "none" or cfg.export.onnx_path is not None:
+                needs.setdefault(cid, {})[("onnx", "fp32")] = None
+            continue
         else:
             specs = [case.spec]
         for spec in specs:

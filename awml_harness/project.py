@@ -39,6 +39,7 @@ import numpy as np
 from awml_harness.config.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from awml_harness.autoware import PackageValue
     from awml_harness.config.schema import DeployConfig
     from awml_harness.graph import Graph
     from awml_harness.matching import Detections
@@ -139,7 +140,45 @@ class Evaluator(ABC):
         """Flat scalars plus optional nested dicts (per-class values). JSON-ready."""
 
 
-class ProjectAdapter(ABC):
+class DeploymentHooks:
+    """The optional members of ProjectAdapter about the deployed form: how a config's
+    shapes map onto the project, and the Autoware package (see ProjectAdapter)."""
+
+    #: why this project's graphs() fixes which axes are dynamic itself (None: graphs take the
+    #: config's model_io / onnx_config dynamic_axes, as single_input_graph does). When set,
+    #: dynamic axes a config declares are reported as ignored, with this reason.
+    fixed_dynamic_axes: ClassVar[str | None] = None
+    #: `"<graph>.<input>"` -> (axis, settings field): the TensorRT profile a config writes for
+    #: that input gives the field its (min, opt, max) along that axis, where the settings
+    #: leave the field None (the loader, config/load.py settings_from_profiles)
+    profile_settings: ClassVar[Mapping[str, tuple[int, str]]] = {}
+    #: file of the Autoware package -> the JSON schema (draft-07, a path relative to the
+    #: project's folder) it must validate against (test_package[<config>-<file>-schema])
+    autoware_schemas: ClassVar[Mapping[str, str]] = {}
+
+    # -- Autoware package (optional) --------------------------------------------------
+    def autoware_package(self, onnx_files: Mapping[str, Path]) -> Mapping[str, str] | None:
+        """The files Autoware's node for this model reads besides the ONNX files, derived
+        from the settings: {file name: text}. `onnx_files`: graph -> its ONNX file, already
+        in the package folder under the name the package gives it. The core writes the
+        files into that folder with `deploy_metadata.yaml` (the `autoware` export target).
+        None: the project ships no package. A model the node cannot run raises
+        awml_harness.autoware.PackageError naming the setting."""
+        return None
+
+    def autoware_metadata(self) -> Mapping[str, Any]:
+        """Keys of `deploy_metadata.yaml` besides the core's (what made the package)."""
+        return {}
+
+    def autoware_checks(self) -> Mapping[tuple[str, str], Callable[[Mapping[str, Path]], PackageValue]]:
+        """(package file, key) -> a function of the exported ONNX files (graph -> path)
+        giving what the model decides for that key (awml_harness.autoware.PackageValue).
+        test_package compares each with the package's value; the keys are known without
+        building anything (they name the tests)."""
+        return {}
+
+
+class ProjectAdapter(DeploymentHooks, ABC):
     """Base of every project: the whole contract between a project and the core.
 
     Required (checked when a config naming the project loads, `check_project`):
@@ -166,6 +205,15 @@ class ProjectAdapter(ABC):
       match_settings() [{}]          box matching defaults
       has_dynamic_shapes() [from the config's dynamic axes]  whether the shape sweep runs
       single_input_graph(...)        a helper for one-input, one-output projects
+      fixed_dynamic_axes [None]      why graphs() decides its own dynamic axes (the config's
+                                     model_io/onnx_config dynamic_axes are then reported as ignored)
+      profile_settings [{}]          "<graph>.<input>" -> (axis, settings field): a TensorRT
+                                     profile the config writes gives that field (min, opt, max)
+      autoware_package(onnx_files) [None]  the parameter files Autoware's node for the model
+                                     reads, {file name: text}, written beside the ONNX files
+      autoware_metadata() [{}]       project keys of the package's deploy_metadata.yaml
+      autoware_schemas [{}]          package file -> its JSON schema (relative to the project folder)
+      autoware_checks() [{}]         (file, key) -> what the model decides for it (test_package)
     """
 
     name: ClassVar[str]
@@ -376,11 +424,28 @@ def _base_files(path: Path, seen: set[Path]) -> list[Path]:
 
 
 def find_project_dir(name: str, search_from: Sequence[Path]) -> Path | None:
+    """`projects/<name>/project.py` by the lookup rule; the exact name first, then a
+    folder whose name differs only in case (`centerpoint`, as AWML's new deployment CLI
+    writes its projects, finds `projects/CenterPoint/`) when exactly one such folder
+    lies at the first level that has any."""
     for start in search_from:
         for folder in (start, *start.parents):
             candidate = folder / "projects" / name / "project.py"
             if candidate.is_file():
                 return candidate.parent.resolve()
+    if not name or "/" in name or name != name.strip():
+        return None
+    for start in search_from:
+        for folder in (start, *start.parents):
+            base = folder / "projects"
+            if not base.is_dir():
+                continue
+            try:
+                matches = [p for p in base.iterdir() if p.name.lower() == name.lower() and (p / "project.py").is_file()]
+            except OSError:
+                continue
+            if len(matches) == 1:
+                return matches[0].resolve()
     return None
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from awml_harness.config.schema import BackendSpec, DeployConfig, Scenario
 from awml_harness.context.artifacts import ARTIFACT_FORMAT, EXPORT_CODE, Artifacts
 from awml_harness.context.data import ModelData, RunOptions
+from awml_harness.context.package import Package
 from awml_harness.context.runners import RunnerPool, RunResult
 from awml_harness.evaluation.passes import EvaluationPasses
 from awml_harness.evaluation.results import BackendResult
@@ -43,6 +44,7 @@ class ProjectContext(ModelData):
         self.store = self.artifacts.store
         self.runner_pool = RunnerPool(self, self.artifacts)
         self.passes = EvaluationPasses(self, self.runner_pool)
+        self.package = Package(self, self.artifacts)
 
     # -- artifacts (context/artifacts.py) -------------------------------------------------
     @property
@@ -66,6 +68,13 @@ class ProjectContext(ModelData):
 
     def all_artifacts(self) -> list[dict[str, Any]]:
         return self.artifacts.all_artifacts()
+
+    # -- the Autoware package (context/package.py) ----------------------------------------
+    def package_artifact(self) -> Artifact:
+        return self.package.artifact()
+
+    def check_package(self, file: str, key: str) -> Any:
+        return self.package.check(file, key)
 
     # -- runners (context/runners.py) -----------------------------------------------------
     def runners(self, spec: BackendSpec) -> dict[str, Any]:

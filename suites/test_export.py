@@ -6,11 +6,19 @@ import pytest
 
 
 def test_export(awml, awml_export_case, awml_record, guard_backend):
-    from awml_harness.cases import target_precision
+    from awml_harness.cases import AUTOWARE, target_precision
 
     case = awml_export_case
     ctx = awml.context(case.config_id)
     cfg = ctx.cfg
+    if case.target == AUTOWARE:  # the parameter files Autoware's node reads, beside the ONNX files
+        with guard_backend():
+            package = ctx.package_artifact()
+        awml_record({"kind": "export", "config": case.config_id, "artifacts": ctx.all_artifacts()})
+        from awml_harness.autoware import METADATA_FILE
+
+        assert (package.folder / METADATA_FILE).is_file(), f"{package.folder}: no {METADATA_FILE}"
+        return
     with guard_backend():
         precision = target_precision(case.target)
         if precision is None:

@@ -6,6 +6,11 @@ from collections.abc import Sequence
 from typing import Any
 
 
+class IgnoredConfigKey(UserWarning):
+    """A config key (deploy config or model config) accepted for compatibility that has
+    no effect here, and why. config.seed re-exports it under its old home."""
+
+
 class ConfigError(ValueError):
     """A config value the harness cannot use.
 

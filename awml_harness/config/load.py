@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from awml_harness.config import seed
+from awml_harness.config import awml_v2, seed
 from awml_harness.config.bases import YAML_SUFFIXES
 from awml_harness.config.errors import ConfigError
 from awml_harness.config.read import python_in_yaml_allowed, read_file, refuse_python_from_yaml
@@ -142,15 +142,19 @@ def load_deploy_config(
     allow_python_in_yaml: bool = False,
     model_cfg: str | None = None,
     checkpoint: str | None = None,
+    model_flags: Sequence[str] = (),
 ) -> DeployConfig:
     """Read, override, validate. Relative paths resolve against `base_dir` (the rootdir).
     `allow_python_in_yaml`: a YAML config may name `.py` files (`_base_`, `model_cfg`).
     `model_cfg` / `checkpoint` are the seed's positional arguments (`--model-cfg`,
-    `--checkpoint`): they replace the config's `model_cfg` / `checkpoint_path`."""
+    `--checkpoint`): they replace the config's `model_cfg` / `checkpoint_path`.
+    `model_flags`: `model_cfg.<field>=<value>` overrides (command-line flags such as
+    --rot-y-axis-reference) applied, like --cfg-options, where the project's settings have
+    that field, and skipped where they do not."""
     with python_in_yaml_allowed(allow_python_in_yaml):
         return _load_deploy_config(path, overrides=overrides, base_dir=base_dir, work_dir=work_dir,
                                    device=device, unsafe_load=unsafe_load, model_cfg=model_cfg,
-                                   checkpoint=checkpoint)
+                                   checkpoint=checkpoint, model_flags=model_flags)
 
 
 def _refuse_python_model_cfg(model_cfg: Any, yaml_file: Path) -> None:
@@ -171,6 +175,7 @@ def _load_deploy_config(
     unsafe_load: bool,
     model_cfg: str | None,
     checkpoint: str | None,
+    model_flags: Sequence[str] = (),
 ) -> DeployConfig:
     import dataclasses
 
@@ -202,7 +207,11 @@ def _load_deploy_config(
         if checkpoint is not None:
             data["checkpoint_path"] = str(Path(checkpoint).resolve())
         roots = project_search_roots(path, base_dir)
-        data, notes = seed.normalize(data, path, roots)
+        v2 = awml_v2.normalize(data, path.parent)  # the new framework's shapes (PR 115), if it is one
+        data, notes = seed.normalize(v2.data, path, roots)
+        notes[:0] = v2.notes
+        if v2.form is not None and not data.get("task_type") and isinstance(data.get("project"), str):
+            data["task_type"] = load_project_class(resolve_project(data["project"], roots)).task_type
         if str(data.get("project", "")) not in scope_names:  # a project the seed format inferred
             late = (str(data.get("project", "")),)
             data = apply_overrides(data, [o for o in overrides if o not in model_overrides and scoped(o)[0] in late],
@@ -219,6 +228,8 @@ def _load_deploy_config(
         if path.suffix in YAML_SUFFIXES:
             _refuse_python_model_cfg(cfg.model_cfg, path)
         project_ref = resolve_project(cfg.project, roots)
+        if Path(project_ref).is_absolute() and Path(project_ref).name != cfg.project:  # `centerpoint` as upstream
+            cfg = dataclasses.replace(cfg, project=Path(project_ref).name)  # writes it: the folder's own name
         project_cls = load_project_class(project_ref)
         check_task_type(cfg.task_type, project_cls)
         model_io, io_notes = seed.model_io_onto_graphs(cfg.model_io, project_cls)
@@ -228,7 +239,11 @@ def _load_deploy_config(
         if project_cls.settings_cls is not None:
             settings = project_cls.load_settings(cfg.model_cfg, path.parent)  # type: ignore[attr-defined]
             if deferred:
-                settings = _override_settings(settings, project_cls.settings_cls, deferred, scope_names)
+                settings = _override_settings(settings, project_cls.settings_cls, deferred, scope_names, notes)
+            flags = [f for f in model_flags if _flag_field(f) in {x.name for x in dataclasses.fields(settings)}]
+            if flags:
+                settings = _override_settings(settings, project_cls.settings_cls, flags, scope_names, notes)
+            settings = settings_from_profiles(project_cls, cfg, settings)
         elif cfg.model_cfg is not None:
             raise ConfigError("model_cfg", cfg.model_cfg, f"nothing: project {cfg.project} takes no model_cfg")
         cfg = dataclasses.replace(
@@ -245,6 +260,7 @@ def _load_deploy_config(
                 cfg.quantization, info_file=_resolve(cfg.quantization.info_file, base_dir),
                 data_root=_resolve(cfg.quantization.data_root, base_dir),
                 calibration_cache=_resolve(cfg.quantization.calibration_cache, base_dir)),
+            package=dataclasses.replace(cfg.package, check_dir=_resolve(cfg.package.check_dir, base_dir)),
             source=source,
             project_dir=project_ref,
             model_settings=settings,
@@ -253,6 +269,8 @@ def _load_deploy_config(
         _check_files(cfg)
         cfg = handed_precision(cfg)
         check_project(project_cls, cfg)
+        awml_v2.check_components(v2.components, project_cls(cfg).graph_names(), cfg.project)
+        notes.extend(fixed_axes_notes(project_cls, cfg))
         project_cls.check_config(cfg)  # its own checks first: they name the input shapes they bound
         check_model_size(project_cls, cfg)
     except ConfigError as exc:
@@ -288,18 +306,76 @@ def check_model_size(project_cls: Any, cfg: DeployConfig) -> None:
                           "fix the setting or raise limits.max_elements")
 
 
+def _flag_field(item: str) -> str:
+    """`model_cfg.rot_y_axis_reference=True` -> `rot_y_axis_reference`."""
+    return item.partition("=")[0].strip().removeprefix("model_cfg.")
+
+
 def _is_model_override(item: str) -> bool:
     return scoped(item)[1].partition("=")[0].strip().startswith("model_cfg.")
 
 
-def _override_settings(settings: Any, settings_cls: type, overrides: Sequence[str], scope_names: Sequence[str]) -> Any:
+def _override_settings(settings: Any, settings_cls: type, overrides: Sequence[str], scope_names: Sequence[str],
+                       notes: list[str] | None = None) -> Any:
     """`model_cfg.<key>=<value>` on settings read from a model config file: the settings as
     data, the overrides applied, validated again (so a wrong key or value is the usual
-    config error naming `model_cfg.<key>`)."""
+    config error naming `model_cfg.<key>`). A value the override changes is reported: the
+    model config's value is the one ignored."""
     from awml_harness.config.validation import to_builtin
 
-    data = apply_overrides({"model_cfg": to_builtin(settings)}, overrides, scope_names=scope_names)
-    return from_mapping(settings_cls, data["model_cfg"], "model_cfg")
+    before = to_builtin(settings)
+    data = apply_overrides({"model_cfg": before}, overrides, scope_names=scope_names)
+    out = from_mapping(settings_cls, data["model_cfg"], "model_cfg")
+    source = getattr(settings, "openmmlab_config", None) or "the model config file"
+    if notes is not None and isinstance(before, dict):
+        after = to_builtin(out)
+        try:  # a value equal to the default is no value the file set
+            defaults = to_builtin(settings_cls())
+        except TypeError:  # settings without defaults: every changed value is reported
+            defaults = {}
+        for k in before:
+            if before[k] != after.get(k) and before[k] != defaults.get(k, object()):
+                notes.append(f"model_cfg.{k}={before[k]!r} from {source} is ignored: --cfg-options sets "
+                             f"{after[k]!r} (the deploy config's setting wins)")
+    return out
+
+
+def settings_from_profiles(project_cls: Any, cfg: DeployConfig, settings: Any) -> Any:
+    """A TensorRT profile the config writes decides the settings the project derives it
+    from (`ProjectAdapter.profile_settings`: `"<graph>.<input>"` -> (axis, settings field)),
+    where the settings leave that field unset (None). A field set differently stays: the
+    project's own check then names the mismatch."""
+    from awml_harness.config.validation import to_builtin
+    from awml_harness.graph import profile_input
+
+    mapping = getattr(project_cls, "profile_settings", None) or {}
+    for target, (axis, name) in mapping.items():
+        graph, _, input_name = target.partition(".")
+        if settings is None or getattr(settings, name, None) is not None:
+            continue
+        for entry in cfg.backend_config.model_inputs:
+            shapes = [p for k, p in entry.input_shapes.items() if profile_input(k, graph, (input_name,))]
+            if shapes and all(len(s) > axis for s in (shapes[-1].min_shape, shapes[-1].opt_shape, shapes[-1].max_shape)):
+                p = shapes[-1]
+                triple = [int(p.min_shape[axis]), int(p.opt_shape[axis]), int(p.max_shape[axis])]
+                try:  # validated as if written in model_cfg
+                    settings = from_mapping(type(settings), {**to_builtin(settings), name: triple}, "model_cfg")
+                except ConfigError as exc:
+                    raise ConfigError(exc.key, exc.value, f"{exc.allowed} (model_cfg.{name} comes from the "
+                                                          f"TensorRT profile of {target})") from None
+                break
+    return settings
+
+
+def fixed_axes_notes(project_cls: Any, cfg: DeployConfig) -> list[str]:
+    """A project whose graphs decide their dynamic axes themselves (`fixed_dynamic_axes`,
+    the reason) ignores the config's `model_io` / `onnx_config` dynamic_axes: say so."""
+    reason = getattr(project_cls, "fixed_dynamic_axes", None)
+    if not reason:
+        return []
+    return [f"{section}.dynamic_axes={ {k: dict(v) for k, v in table.items()}!r} is ignored: {reason}"
+            for section, table in (("model_io", cfg.model_io.dynamic_axes), ("onnx_config", cfg.onnx_config.dynamic_axes))
+            if table]
 
 
 def check_task_type(task_type: str, project_cls: type) -> None:
@@ -340,6 +416,8 @@ def _check_files(cfg: DeployConfig) -> None:
         raise ConfigError("runtime_io.info_file", str(info), "an existing dataset annotation file")
     if cfg.runtime_io.data_root is not None and not cfg.runtime_io.data_root.is_dir():
         raise ConfigError("runtime_io.data_root", str(cfg.runtime_io.data_root), "an existing directory")
+    if cfg.package.check_dir is not None and not cfg.package.check_dir.is_dir():
+        raise ConfigError("package.check_dir", str(cfg.package.check_dir), "an existing Autoware package folder")
     if cfg.export.onnx_path is not None and not cfg.export.onnx_path.exists():
         raise ConfigError("export.onnx_path", str(cfg.export.onnx_path), "an existing ONNX file or folder")
     q = cfg.quantization

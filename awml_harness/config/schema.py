@@ -537,6 +537,21 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class PackageConfig:
+    """The Autoware package: the parameter files the model's ROS node reads, written with
+    the ONNX files (export target `autoware`, where the project has one) and checked by
+    test_package against the model config and the exported ONNX."""
+
+    enabled: bool = True
+    #: an existing package folder (a release, a user's package) test_package checks instead
+    #: of the one the harness writes; --awml-package DIR sets it for every config
+    check_dir: Path | None = None
+    #: values written over the derived ones, per file and dotted key: the node's choices the
+    #: model does not decide, e.g. {"ml_package.param.yaml": {"trt_precision": "fp32"}}
+    params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class DeployConfig:
     """A whole deploy config. `model_settings` is the project's typed `model_cfg`."""
 
@@ -555,6 +570,7 @@ class DeployConfig:
     verification: VerificationConfig = field(default_factory=VerificationConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    package: PackageConfig = field(default_factory=PackageConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     quantization: QuantizationConfig = field(default_factory=QuantizationConfig)
     devices: Mapping[str, str] = field(default_factory=dict)  # seed compatibility

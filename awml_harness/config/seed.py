@@ -48,12 +48,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from awml_harness.config.errors import ConfigError
-
-
-class IgnoredConfigKey(UserWarning):
-    """A deploy-config key accepted for compatibility that has no effect here, and why."""
-
+from awml_harness.config.errors import ConfigError, IgnoredConfigKey
 
 _PROJECT_IN_PATH = re.compile(r"(?:^|/)projects/([^/]+)/")
 

@@ -12,6 +12,8 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from awml_harness.graph import io_signature  # noqa: F401 - re-exported: test_export and users import it here
+
 if TYPE_CHECKING:  # pragma: no cover
     from awml_harness.config.schema import OnnxConfig
     from awml_harness.graph import Graph
@@ -130,17 +132,3 @@ def check_loads(path: Path, step: str = "export") -> None:
                           f"{type(exc).__name__}: {text[:600]}") from None
 
 
-def io_signature(path: Path) -> dict[str, dict[str, list]]:
-    """Names and shapes (ints, or the symbolic axis names) of the file's inputs/outputs."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    init = {i.name for i in model.graph.initializer}
-
-    def dims(v: Any) -> list:
-        return [d.dim_param if d.dim_param else d.dim_value for d in v.type.tensor_type.shape.dim]
-
-    return {
-        "inputs": {v.name: dims(v) for v in model.graph.input if v.name not in init},
-        "outputs": {v.name: dims(v) for v in model.graph.output},
-    }

@@ -119,6 +119,9 @@ def build_document(configs: Mapping[str, Any], run: Any, *, threads: Mapping[str
                 k: v for k, v in rec.items() if k not in ("kind", "config", "artifacts", "backend", "directions")}
         elif kind == "latency":
             entry["latency"][rec["backend"]] = {k: v for k, v in rec.items() if k not in ("kind", "config", "artifacts", "backend")}
+        elif kind == "package":
+            pkg = entry.setdefault("package", {"folder": rec["folder"], "written": rec["written"], "checks": []})
+            pkg["checks"].append({k: rec[k] for k in ("file", "key", "passed", "found", "expected", "source", "message")})
         elif kind == "shapes":
             entry["shapes"].append({"which": rec["which"], "scenario": rec["scenario"],
                                     "passed": all(c["passed"] for c in rec["checked"]), "checked": rec["checked"]})
@@ -141,6 +144,8 @@ def build_document(configs: Mapping[str, Any], run: Any, *, threads: Mapping[str
         if ver["status"] == "unverified":
             unverified.append(cid)
         entry["shapes"].sort(key=lambda s: (s["scenario"], s["which"]))
+        if "package" in entry:
+            entry["package"]["checks"].sort(key=lambda c: (c["file"], c["key"]))
         entry["tolerances"] = _tolerances(configs[cid], entry)
         entry["resolved_config"] = _resolved_config(configs[cid])
     now = time.time()

@@ -21,6 +21,7 @@ from awml_harness.config.errors import ConfigError
 from awml_harness.config.schema import check_elements
 from awml_harness.project import ModelSize, Prepared, ProjectAdapter, declared_input_shape
 
+from .autoware_package import AutowarePackage
 from .data import (
     CALIBRATED,
     CLASS_NAMES,
@@ -121,7 +122,7 @@ def _records(cfg: DeployConfig) -> list[CalibrationRecord]:
         raise ConfigError("runtime_io.info_file", str(info), f"a readable calibration info file ({type(exc).__name__}: {exc})") from None
 
 
-class Project(ProjectAdapter):
+class Project(AutowarePackage, ProjectAdapter):
     name: ClassVar[str] = "CalibrationStatusClassification"
     task_type: ClassVar[str] = "classification"
     codebase: ClassVar[str | None] = "mmpretrain"  # an AWML deploy config's codebase_config.type

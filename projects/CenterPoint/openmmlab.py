@@ -19,6 +19,8 @@ What is read (anything else in `model` or `test_pipeline` is named in one Config
     model.test_cfg.pts       nms_type="circle", min_radius (squared metres, one per task),
                              post_max_size; score_threshold / post_center_limit_range are
                              read by mmdet3d's rotate NMS only, so they are ignored here
+    val_evaluator            the metric (metric_config.py): T4MetricV2 -> metric="t4" with its
+                             distance buckets and thresholds, T4Metric -> "nuscenes" + ranges
     test_pipeline            LoadPointsFromFile load_dim / use_dim (a prefix);
                              LoadPointsFromMultiSweeps sweeps_num, load_dim, use_dim (any
                              columns, e.g. [0, 1, 2, 4]), remove_close, pad_empty_sweeps;
@@ -237,6 +239,9 @@ def translate(r: ConfigReader) -> dict[str, Any]:
                                  "PointsRangeFilter": range_filter},
                ignored=("Pack3DDetInputs", "LoadAnnotations3D"))
     _point_loading(r, out, loading)
+    from .metric_config import read_evaluator
+
+    read_evaluator(r, out.get("class_names"))  # the metric: the model config's evaluator (val_evaluator)
     return out
 
 

@@ -24,6 +24,7 @@ from awml_harness.config.errors import ConfigError
 from awml_harness.config.schema import check_elements
 from awml_harness.project import GraphCaller, ModelSize, Prepared, ProjectAdapter, StageTimer
 
+from .autoware_package import SCHEMAS, AutowarePackage
 from .settings import CenterPointSettings
 
 VOXEL_ENCODER = "pts_voxel_encoder"
@@ -31,7 +32,7 @@ BACKBONE_NECK_HEAD = "pts_backbone_neck_head"
 HEAD_OUTPUTS = ("heatmap", "reg", "height", "dim", "rot", "vel")
 
 
-class Project(ProjectAdapter):
+class Project(AutowarePackage, ProjectAdapter):
     name = "CenterPoint"
     task_type = "detection3d"
     codebase = "mmdet3d"  # an AWML deploy config's codebase_config.type
@@ -43,6 +44,13 @@ class Project(ProjectAdapter):
     # `input_features` before pts_voxel_encoder; neither graph sees them. `hm` is the
     # heatmap head output, exported as `heatmap` (the head's own key).
     model_io_aliases = {"hm": "heatmap"}
+    # the voxel axis of the encoder's input is dynamic (profile: model_cfg.num_voxels_profile,
+    # or a TensorRT profile the deploy config writes for input_features); nothing else is
+    fixed_dynamic_axes = (f"CenterPoint's graphs fix their axes: {VOXEL_ENCODER}'s input_features and "
+                          "pillar_features are dynamic along the voxel axis only (max_points_per_voxel and the "
+                          "BEV grid are the model's), test_export checks the file")
+    profile_settings = {f"{VOXEL_ENCODER}.input_features": (0, "num_voxels_profile")}
+    autoware_schemas = SCHEMAS  # the package (autoware_lidar_centerpoint): AutowarePackage
     model_io_pipeline_tensors = {
         "voxels": f"the voxelizer's points per voxel (V, max_points, point_dim), made in numpy and "
                   f"decorated into `input_features` before {VOXEL_ENCODER}; no exported graph takes it",

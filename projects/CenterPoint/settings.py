@@ -206,6 +206,10 @@ class CenterPointSettings:
             a, b, c = self.num_voxels_profile
             if not 0 < a <= b <= c:
                 raise ConfigError(f"{key}.num_voxels_profile", self.num_voxels_profile, "0 < min <= opt <= max")
+            if c < self.max_voxels:
+                raise ConfigError(f"{key}.num_voxels_profile", self.num_voxels_profile,
+                                  f"a max of at least max_voxels ({self.max_voxels}): the voxelizer keeps that many "
+                                  "pillars and an engine refuses more than its profile's max")
         if self.metric not in ("nuscenes", "t4"):
             raise ConfigError(f"{key}.metric", self.metric, "'nuscenes' (nuScenes devkit) or 't4' (AWML T4MetricV2)")
         matchers = ("center_distance_bev", "center_distance", "plane_distance", "iou_2d", "iou_3d")

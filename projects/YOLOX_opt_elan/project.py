@@ -18,6 +18,7 @@ from awml_harness.config.errors import ConfigError
 from awml_harness.config.schema import check_elements
 from awml_harness.project import Evaluator, ModelSize, Prepared, ProjectAdapter
 
+from .autoware_package import AutowarePackage
 from .settings import YoloxSettings
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -33,7 +34,7 @@ INPUT_NAME = "images"
 OUTPUT_NAME = "output"
 
 
-class Project(ProjectAdapter):
+class Project(AutowarePackage, ProjectAdapter):
     name: ClassVar[str] = "YOLOX_opt_elan"
     task_type: ClassVar[str] = "detection2d"
     codebase: ClassVar[str | None] = "mmdet"  # an AWML deploy config's codebase_config.type

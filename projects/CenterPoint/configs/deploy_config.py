@@ -63,6 +63,11 @@ model_cfg = dict(
 
 export = dict(mode="onnx", work_dir="work_dirs/centerpoint")
 
+# no Autoware package: this small model has 20 points per pillar and the harness's head
+# layout, and autoware_lidar_centerpoint fills 32 and decodes the rot_y layout
+# (deploy_config_full.py writes one; docs/awml.md "The Autoware package")
+package = dict(enabled=False)
+
 runtime_io = dict(
     info_file="{{ fileDirname }}/../../../fixtures/centerpoint/infos_eval.pkl",
     data_root="{{ fileDirname }}/../../../fixtures/centerpoint",

@@ -45,7 +45,11 @@ model_cfg = dict(
     min_radius=[1.0],  # circle NMS across the classes: squared BEV distance, m^2
     synthetic_samples=1,
     synthetic_points=200000,
+    rot_y_axis_reference=True,  # Autoware's head layout: dim (w, l, h), rot (-cos, -sin)
 )
+
+# the Autoware package (autoware_lidar_centerpoint's ml_package.param.yaml + class remapper)
+package = dict(enabled=True)
 
 export = dict(work_dir="work_dirs/centerpoint_full")
 
