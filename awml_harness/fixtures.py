@@ -17,7 +17,8 @@ from awml_harness.stash_keys import SESSION_KEY
 if TYPE_CHECKING:  # pragma: no cover
     from awml_harness.protocols import HarnessLike
 
-CASE_FIXTURES = ("awml_export_case", "awml_verify_case", "awml_eval_case", "awml_latency_case", "awml_shape_case")
+CASE_FIXTURES = ("awml_export_case", "awml_verify_case", "awml_eval_case", "awml_latency_case", "awml_shape_case",
+                 "awml_profile_case")
 
 
 def generate_cases(session: HarnessLike, kind: str) -> list[Any]:
@@ -51,6 +52,8 @@ def generate_cases(session: HarnessLike, kind: str) -> list[Any]:
             else:
                 cases += [BackendCase(cid, name, spec) for name, spec in cfg.evaluation.specs().items()]
         elif kind == "awml_latency_case" and cfg.evaluation.latency:
+            cases += [BackendCase(cid, name, spec) for name, spec in cfg.evaluation.specs().items()]
+        elif kind == "awml_profile_case" and (session.options.profile or cfg.evaluation.profile.enabled):
             cases += [BackendCase(cid, name, spec) for name, spec in cfg.evaluation.specs().items()]
     return cases
 

@@ -75,6 +75,12 @@ class BuildPlan:
     # auto_mixed on a weakly typed build: ONNX node names whose layers must run in fp32
     # (export/auto_mixed.py's choice plus the always-fp32 operators); filled by build_engines
     fp32_layers: tuple[str, ...] = ()
+    # IBuilderConfig.profiling_verbosity (tensorrt.ProfilingVerbosity member): DETAILED keeps
+    # each layer's type, formats, tactic and ONNX origin in the engine, which the engine
+    # inspector reports and the per-node profiles read (awml_harness/profile/tensorrt.py);
+    # TensorRT's default, LAYER_NAMES_ONLY, keeps names only. It changes what the engine
+    # records, not the kernels TensorRT picks.
+    profiling_verbosity: str = "DETAILED"
 
     @property
     def onnx_precision(self) -> str:
@@ -88,7 +94,7 @@ class BuildPlan:
             "strongly_typed": self.strongly_typed, "convert_fp16": self.convert_fp16,
             "workspace_bytes": self.workspace_bytes, "optimization_level": self.optimization_level,
             "profiles": [{n: [list(s) for s in triple] for n, triple in p.items()} for p in self.profiles],
-            "fp32_layers": list(self.fp32_layers),
+            "fp32_layers": list(self.fp32_layers), "profiling_verbosity": self.profiling_verbosity,
         }
 
 

@@ -96,6 +96,7 @@ def build_document(configs: Mapping[str, Any], run: Any, *, threads: Mapping[str
 
     projects: dict[str, dict[str, Any]] = {}
     artifacts: dict[str, dict[str, dict[str, Any]]] = {}
+    profiles: dict[str, list[dict[str, Any]]] = {}
     for rec in run.records:
         cid = rec.get("config")
         if cid not in configs:
@@ -119,6 +120,8 @@ def build_document(configs: Mapping[str, Any], run: Any, *, threads: Mapping[str
                 k: v for k, v in rec.items() if k not in ("kind", "config", "artifacts", "backend", "directions")}
         elif kind == "latency":
             entry["latency"][rec["backend"]] = {k: v for k, v in rec.items() if k not in ("kind", "config", "artifacts", "backend")}
+        elif kind == "profile":
+            profiles.setdefault(cid, []).append(rec)
         elif kind == "shapes":
             entry["shapes"].append({"which": rec["which"], "scenario": rec["scenario"],
                                     "passed": all(c["passed"] for c in rec["checked"]), "checked": rec["checked"]})
@@ -127,6 +130,11 @@ def build_document(configs: Mapping[str, Any], run: Any, *, threads: Mapping[str
         projects[cid]["artifacts"] = sorted(arts.values(), key=lambda a: (a["name"], a.get("variant", "")))
         if found:
             projects[cid]["auto_mixed"] = auto_mixed_entry(found[0], projects[cid]["evaluation"]["backends"])
+    if profiles:
+        from awml_harness.profile.join import profile_entry
+
+        for cid, recs in profiles.items():
+            projects[cid]["profile"] = profile_entry(recs, configs[cid].evaluation.profile.top)
     unverified = []
     for cid, entry in projects.items():
         ver = entry["verification"]
