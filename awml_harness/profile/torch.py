@@ -159,17 +159,27 @@ def _spread(ms: list[float], calls: list[Call], targets: list[str | None]) -> tu
     """One round: node -> ms. A call's self time goes to its target; a container's (no
     target) is spread over the nodes of its subtree in proportion to their time: replayed
     alone, children run on warm caches, so the parent's excess is theirs as much as its
-    own Python. What has no node anywhere below it is returned as unplaced."""
+    own Python. Children replayed alone can also sum to more than their parent took (noise
+    on a loaded machine): the parent's time is the measured whole, so they are scaled down
+    to it and a round's nodes always add up to the root call. What has no node anywhere
+    below it is returned as unplaced."""
     dist: list[dict[str, float]] = [{} for _ in calls]
-    unplaced = 0.0
+    lost = [0.0 for _ in calls]
     for i in range(len(calls) - 1, -1, -1):  # pre-order: children after their parent
         c = calls[i]
         d: dict[str, float] = {}
+        away = 0.0
         for j in c.children:
             for node, v in dist[j].items():
                 d[node] = d.get(node, 0.0) + v
+            away += lost[j]
             dist[j] = {}
-        own = max(0.0, ms[i] - sum(ms[j] for j in c.children))
+        below = sum(ms[j] for j in c.children)
+        if below > ms[i] > 0:
+            scale = ms[i] / below
+            d = {node: v * scale for node, v in d.items()}
+            away *= scale
+        own = max(0.0, ms[i] - below)
         target = targets[i]
         if target is not None:
             d[target] = d.get(target, 0.0) + own
@@ -178,9 +188,9 @@ def _spread(ms: list[float], calls: list[Call], targets: list[str | None]) -> tu
             for node in d:
                 d[node] += own * (d[node] / total if total > 0 else 1.0 / len(d))
         else:
-            unplaced += own
-        dist[i] = d
-    return (dist[0] if calls else {}), unplaced
+            away += own
+        dist[i], lost[i] = d, away
+    return (dist[0] if calls else {}), (lost[0] if calls else 0.0)
 
 
 def _events(calls: list[Call], times: list[list[float]], targets: list[str | None], named: Mapping[str, Any],
