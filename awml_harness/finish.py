@@ -111,6 +111,7 @@ def finish(harness: HarnessLike, run: RunRecord, exitstatus: int, opts: EndOptio
     doc["run"]["exitstatus"] = status
     record_failures(doc, run.problems, failures)
     path = metrics_path(harness.configs, opts.metrics_json, opts.rootdir, doc["projects"])
+    traces = _trace_targets(run.records, doc, path)
     try:
         write_json(path, doc)
     except OSError as exc:
@@ -122,6 +123,7 @@ def finish(harness: HarnessLike, run: RunRecord, exitstatus: int, opts: EndOptio
             _log_tracking(tracking, doc, [], _Writer([], []))
         return Outcome(doc, path, 1, tuple(failures), tuple(notes), write_error=error)
     writer = _Writer(list(failures), list(notes))
+    _write_traces(traces, writer)
     if harness.options.split is not None:
         _write_shard(harness, run, doc, path, opts, writer)
     if opts.suggest is not None:
@@ -218,6 +220,39 @@ class _Writer:
         if note is not None:
             self.notes.append(note)
         return True
+
+
+def _trace_targets(records: Sequence[dict[str, Any]], doc: dict[str, Any], metrics: Path
+                   ) -> list[tuple[Path, dict[str, Any]]]:
+    """--awml-profile: a Chrome-trace file per config and backend beside the metrics JSON,
+    named in the document (`projects.<id>.profile.backends.<name>.trace`) before it is written."""
+    from awml_harness.profile.trace import trace_file_name
+
+    out = []
+    for rec in records:
+        if rec.get("kind") != "profile" or not rec.get("trace_events"):
+            continue
+        entry = doc["projects"].get(rec["config"], {}).get("profile", {}).get("backends", {}).get(rec["backend"])
+        if entry is None:
+            continue
+        target = metrics.with_name(trace_file_name(rec["config"], rec["backend"]))
+        entry["trace"] = str(target)
+        out.append((target, rec))
+    return out
+
+
+def _write_traces(traces: list[tuple[Path, dict[str, Any]]], writer: _Writer) -> None:
+    import json
+
+    from awml_harness.profile.trace import chrome_trace
+
+    written = [target for target, rec in traces
+               if writer.text(target, json.dumps(chrome_trace(rec)), "the profile trace",
+                              "fix export.work_dir or --awml-metrics-json (the traces go beside the metrics JSON)",
+                              None)]
+    if written:
+        writer.notes.append((f"awml profile traces (chrome://tracing, ui.perfetto.dev): {len(written)} beside the "
+                             f"metrics JSON, e.g. {written[0].name}", ""))
 
 
 def _write_shard(harness: HarnessLike, run: RunRecord, doc: dict[str, Any], metrics: Path, opts: EndOptions,

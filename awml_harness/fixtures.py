@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from awml_harness.protocols import HarnessLike
 
 CASE_FIXTURES = ("awml_export_case", "awml_verify_case", "awml_eval_case", "awml_latency_case", "awml_shape_case",
-                 "awml_package_case")
+                 "awml_package_case", "awml_profile_case")
 
 
 def generate_cases(session: HarnessLike, kind: str) -> list[Any]:
@@ -67,6 +67,8 @@ def generate_cases(session: HarnessLike, kind: str) -> list[Any]:
             else:
                 cases += [BackendCase(cid, name, spec) for name, spec in cfg.evaluation.specs().items()]
         elif kind == "awml_latency_case" and cfg.evaluation.latency:
+            cases += [BackendCase(cid, name, spec) for name, spec in cfg.evaluation.specs().items()]
+        elif kind == "awml_profile_case" and (session.options.profile or cfg.evaluation.profile.enabled):
             cases += [BackendCase(cid, name, spec) for name, spec in cfg.evaluation.specs().items()]
     return cases
 

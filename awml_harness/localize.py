@@ -206,6 +206,27 @@ def _resolve_scope(parts: list[str], paths: list[str]) -> str | None:
     return cur or None
 
 
+def node_owners(node_names: list[str], module: Any) -> dict[str, str]:
+    """ONNX node name -> the path of the module whose name scope holds it (TorchScript
+    exporter scopes, resolved as module_tensor_map does); "" for the root module (a node
+    outside every scope, or whose scope names no module). What the per-node profiles
+    (awml_harness/profile/torch.py) time a node's work under."""
+    import re
+
+    paths = [p for p, _ in module.named_modules() if p]
+    tails = {p.rpartition(".")[2] for p in paths} | set(paths)
+    resolved: dict[str, str] = {}
+    out = {}
+    for node in node_names:
+        key = "/".join(node.split("/")[1:-1]) if node.startswith("/") else ""
+        if key not in resolved:
+            # a module called again gets the scope `<name>_<n>` (TorchScript exporter): its own
+            parts = [p if p in tails else re.sub(r"_\d+$", "", p) for p in key.split("/")]
+            resolved[key] = (_resolve_scope(parts, paths) if key else None) or ""
+        out[node] = resolved[key]
+    return out
+
+
 def module_tensor_map(model: Any, module: Any) -> dict[str, tuple[str, str, str]]:
     """module path -> (node, op type, tensor) of the last ONNX node inside its name scope.
 

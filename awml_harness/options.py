@@ -98,6 +98,10 @@ def add_options(parser: pytest.Parser) -> None:
                     help="when a verification fails, run both backends with every intermediate tensor marked "
                          "as an output and name the first diverging nodes (ONNX, fp16, TensorRT; PyTorch at "
                          "module boundaries). Slow: opt-in")
+    group.addoption("--awml-profile", action="store_true", default=False,
+                    help="per-node profiles: a profiled run of every backend after its warm-up (test_profile, "
+                         "never inside test_latency's rounds), joined by ONNX node in the metrics JSON, the summary "
+                         "and the report, with a Chrome-trace file per backend; as evaluation.profile.enabled")
     group.addoption("--awml-progress-interval", type=float, default=10.0, metavar="SECONDS",
                     help="seconds between progress lines of an evaluation pass (default 10; 0: every sample). "
                          "Exports and engine builds print a line when they start and end")
@@ -138,7 +142,7 @@ def run_options(config: pytest.Config, started: float) -> Any:
     return RunOptions(
         rebuild_before=float(started) if o.awml_rebuild else None, strict=o.awml_strict, threads=o.awml_threads,
         ort_spinning=o.awml_ort_spinning, save_golden=_abs(o.awml_save_golden, config.rootpath),
-        golden=_abs(o.awml_golden, config.rootpath), split=split, localize=o.awml_localize)
+        golden=_abs(o.awml_golden, config.rootpath), split=split, localize=o.awml_localize, profile=o.awml_profile)
 
 
 def end_options(config: pytest.Config) -> Any:

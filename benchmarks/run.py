@@ -20,6 +20,11 @@ table. Targets (exact definitions in benchmarks/README.md):
   P7  `-n 2` / serial wall time: shipped configs                            <= 1.1
       and a calibration config with >= 500 evaluation samples               < 0.7
   P8  peak RSS of the full-size CenterPoint run (cold, from P2)             <= 2.5 GB
+  P10 per-node profile (--awml-profile), per shipped config, backend and graph: the
+      profile's per-node total / the unprofiled median graph time (latency runners,
+      same test, just before)                                                0.85-1.15
+      and test_latency with --awml-profile / without (p50; p95/p50 spread), interleaved
+      pairs                                                                  0.9-1.1; spread <= 1.25
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ KEYWORD = {"CalibrationStatusClassification": "calibration", "YOLOX_opt_elan": "
 FULL = {"YOLOX_opt_elan": "projects/YOLOX_opt_elan/configs/deploy_config_960.py",
         "CenterPoint": "projects/CenterPoint/configs/deploy_config_full.py"}
 P7_SAMPLES = 1040  # >= 500: the 40 shipped calibration items served 26 times
-TARGETS = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8")
+TARGETS = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P10")
 
 
 @dataclass
@@ -270,6 +275,98 @@ def p7(quick: bool) -> list[Row]:
                             f"{spread(pars, serials)}; last pair: -n 2 rc {par['rc']}: {par['summary']}; serial rc "
                             f"{serial['rc']}: {serial['summary']}; {_cpu(par, serial)}"))
     return rows
+
+
+# -- P10: per-node profiles ----------------------------------------------------------------
+
+def p10(quick: bool) -> list[Row]:
+    """Per shipped config: pairs of `pytest suites/ --deploy-cfg C -k "latency or profile"`
+    with and without --awml-profile, interleaved. Coverage: in each profiled run, every
+    backend's per-graph profile total over the unprofiled median of that graph the same
+    test measured on the latency runners just before (paired in time, so a burst of load
+    moves both), median over the pairs; the detail adds the ratio to test_latency's stage
+    median of the graph (measured earlier in the run). Latency:
+    the median over pairs of each backend's p50 (and p95/p50) with the profile tests in
+    the run, over the same without them."""
+    rows: list[Row] = []
+    repeats = 2 if quick else 3
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        for project, config in shipped_configs().items():
+            log(f"P10 {project}: with and without --awml-profile, interleaved")
+            base = ("--deploy-cfg", str(config))
+            suite_run("export", tmp, "p10-warm", *base, cold=False)  # artifacts warm on both sides
+            withs, withouts = interleaved(
+                lambda b=base: suite_run("latency or profile", tmp, "p10-with", *b, "--awml-profile", cold=False),
+                lambda b=base: suite_run("latency or profile", tmp, "p10-without", *b, cold=False), repeats)
+            rows += _p10_coverage(project, withs)
+            rows += _p10_latency(project, withs, withouts)
+    return rows
+
+
+def _entry(run: dict[str, Any]) -> dict[str, Any]:
+    projects = run["doc"].get("projects", {})
+    return next(iter(projects.values()), {}) if projects else {}
+
+
+def _p10_coverage(project: str, runs: list[dict[str, Any]]) -> list[Row]:
+    ratios: dict[tuple[str, str], list[float]] = {}
+    staged: dict[tuple[str, str], list[float]] = {}
+    tops: dict[str, str] = {}
+    for run in runs:
+        entry = _entry(run)
+        profile = entry.get("profile") or {}
+        for name, b in profile.get("backends", {}).items():
+            stages = (entry.get("latency", {}).get(name) or {}).get("stages_median_ms") or {}
+            for graph, g in b.get("graphs", {}).items():
+                if g.get("coverage"):
+                    ratios.setdefault((name, graph), []).append(g["coverage"])
+                if stages.get(graph):
+                    staged.setdefault((name, graph), []).append(g["total_ms"] / stages[graph])
+        for name in profile.get("backends", {}):
+            best = max(profile.get("nodes", []), key=lambda r: (r["backends"].get(name) or {}).get("ms", 0.0),
+                       default=None)
+            if best is not None:
+                cell = best["backends"][name]
+                tops[name] = (f"{name} top node {best['node']} ({best['op_type']}, {cell['ms']:.3f} ms, "
+                              f"{100 * cell['share']:.0f} %, {cell.get('precision')})")
+    if not ratios:
+        return [Row("P10", f"profile total/unprofiled {project}", None, "0.85-1.15", False,
+                    f"no profile recorded; last run rc {runs[-1]['rc']}: {runs[-1]['summary']}")]
+    out = []
+    for (name, graph), values in ratios.items():
+        ratio = statistics.median(values)
+        other = staged.get((name, graph)) or []
+        vs_stage = f"; vs test_latency's stage median {statistics.median(other):.2f}" if other else ""
+        out.append(Row("P10", f"profile total/unprofiled {project} {name} {graph}", ratio, "0.85-1.15",
+                       0.85 <= ratio <= 1.15, f"{len(values)} runs, {min(values):.2f}-{max(values):.2f}"
+                                              f"{vs_stage}; {tops.get(name, '')}"))
+    return out
+
+
+def _f2(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _p10_latency(project: str, withs: list[dict[str, Any]], withouts: list[dict[str, Any]]) -> list[Row]:
+    def stat(runs: list[dict[str, Any]], name: str, key: str) -> float | None:
+        values = [(_entry(r).get("latency", {}).get(name) or {}).get(key) for r in runs]
+        values = [v for v in values if isinstance(v, (int, float))]
+        return statistics.median(values) if values else None
+
+    out = []
+    for name in (_entry(withouts[-1]).get("latency") or {}):
+        a, b = stat(withs, name, "p50"), stat(withouts, name, "p50")
+        sa, sb = stat(withs, name, "p95_over_p50"), stat(withouts, name, "p95_over_p50")
+        if a is None or b is None:
+            continue
+        ratio, spread_ratio = a / b, (sa / sb if sa and sb else None)
+        ok = 0.9 <= ratio <= 1.1 and (spread_ratio is None or spread_ratio <= 1.25)
+        out.append(Row("P10", f"latency with/without --awml-profile {project} {name}", ratio,
+                       "0.9-1.1; spread <= 1.25", ok,
+                       f"p50 {a:.3f} vs {b:.3f} ms; p95/p50 {_f2(sa)} vs {_f2(sb)} (ratio {_f2(spread_ratio)}); "
+                       f"{len(withs)} interleaved pairs"))
+    return out
 
 
 # -- P3: harness model call vs bare loop, every backend ------------------------------------
@@ -555,14 +652,15 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     steps: list[tuple[str, Callable[[], list[Row]]]] = [
         ("P1", lambda: p1(args.quick)), ("P3", lambda: p3(args.quick)), ("P4", lambda: p4(args.quick)),
-        ("P5", lambda: p5(args.quick)), ("P6", lambda: p6(args.quick)), ("P7", lambda: p7(args.quick))]
+        ("P5", lambda: p5(args.quick)), ("P6", lambda: p6(args.quick)), ("P7", lambda: p7(args.quick)),
+        ("P10", lambda: p10(args.quick))]
     for label, fn in steps:
         if label in want:
             log(label)
             rows += fn()
     if want & {"P2", "P8"}:
         rows += p2_p8(want, args.quick)
-    rows.sort(key=lambda r: r.label)
+    rows.sort(key=lambda r: int(r.label[1:]))  # stable: each target's rows in measured order
     lines = render(rows)
     stamp = f"{started:%Y-%m-%d %H:%M %Z}, {'quick' if args.quick else 'full'} run, {time.strftime('%H:%M')} end"
     steal_after = cpu_steal_seconds()

@@ -3,8 +3,10 @@
 Compared per project and backend: the task metrics in the direction their evaluator
 declares (higher or lower is better), the metric and latency gates' outcomes, latency
 p50/p95 (plus every statistic a backend's `latency_regression` names in NEW, with that
-limit), peak memory, and verification. Exit 1 names every regression beyond the
-thresholds; exit 0 otherwise, so a CI step can gate a pull request on the main branch's
+limit), peak memory, verification, and the per-node profiles of runs made with `--awml-profile`
+(a node slower by more than `--node-increase`, among the nodes holding at least
+`--node-min-share` of their graph and `--node-min-ms`; a node that ran as an integer
+kernel and no longer does). Exit 1 names every regression beyond the thresholds; exit 0 otherwise, so a CI step can gate a pull request on the main branch's
 last metrics JSON.
 
 Gated metrics: every metric with a declared direction, the headline, and any `--metric
@@ -37,6 +39,9 @@ class Thresholds:
     memory_increase: float = 0.20
     metrics: tuple[str, ...] = ()
     metric_worse_rel: float = 0.0  # times |OLD value|, added to metric_worse
+    node_increase: float = 0.5  # a profiled node's time, relative
+    node_min_share: float = 0.02  # ... among nodes with at least this share of their graph in NEW
+    node_min_ms: float = 0.01  # ... and at least this many ms more
 
     def allowed(self, old: float) -> float:
         return self.metric_worse + self.metric_worse_rel * abs(old)
@@ -88,6 +93,14 @@ def add_parser(subparsers: Any) -> None:
                         "evaluation.backends.<name>.latency_regression recorded in NEW takes precedence")
     p.add_argument("--memory-increase", type=_fraction, default=Thresholds.memory_increase, metavar="FRAC",
                    help="allowed relative peak-memory increase (default %(default)s)")
+    p.add_argument("--node-increase", type=_fraction, default=Thresholds.node_increase, metavar="FRAC",
+                   help="allowed relative slowdown of one node in the per-node profiles (--awml-profile runs), "
+                        "0.5 = 50%% slower (default %(default)s)")
+    p.add_argument("--node-min-share", type=_fraction, default=Thresholds.node_min_share, metavar="FRAC",
+                   help="only nodes holding at least this share of their graph's time in NEW can regress, so noise "
+                        "in tiny nodes does not flag (default %(default)s)")
+    p.add_argument("--node-min-ms", type=_fraction, default=Thresholds.node_min_ms, metavar="MS",
+                   help="... and only by at least this many milliseconds (default %(default)s)")
     p.add_argument("--metric", action="append", default=[], metavar="NAME",
                    help="also gate this scalar metric (in its declared direction, both ways if it has none); "
                         "repeatable. Always gated: the headline and every metric with a declared direction")
@@ -97,7 +110,7 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     old, new = load_document(args.old), load_document(args.new)
     th = Thresholds(args.metric_worse, args.latency_increase, args.memory_increase, tuple(args.metric),
-                    args.metric_worse_rel)
+                    args.metric_worse_rel, args.node_increase, args.node_min_share, args.node_min_ms)
     rows, notes = compare_documents(old, new, th)
     for line in render(rows, notes, args.old, args.new):
         print(line)
@@ -144,6 +157,7 @@ def compare_documents(old: dict[str, Any], new: dict[str, Any], th: Thresholds) 
         rows += _verification(cid, a, b)
         rows += _evaluation(cid, a, b, th, notes)
         rows += _latency(cid, a, b, th)
+        rows += _profile(cid, a.get("profile"), b.get("profile"), th, notes)
     return rows, notes
 
 
@@ -317,6 +331,54 @@ def _latency(cid: str, a: dict[str, Any], b: dict[str, Any], th: Thresholds) -> 
                               f"(+{100 * change:.1f} %, allowed +{100 * limit:g} %; {source})")
             rows.append(Row(cid, name, f"latency {stat} ms", f"{old_v:.3f}", f"{new_v:.3f}",
                             f"{100 * change:+.1f} %", f"+{100 * limit:g} %", regression))
+    return rows
+
+
+def _profile(cid: str, a: dict[str, Any] | None, b: dict[str, Any] | None, th: Thresholds,
+             notes: list[str]) -> list[Row]:
+    """Per-node profiles: rows only for the nodes beyond --node-increase (regressions, or
+    noted as too small to count) and for integer kernels lost."""
+    if a is None or b is None:
+        if a is not None:
+            notes.append(f"{cid}: OLD has a per-node profile, NEW none (run with --awml-profile to compare)")
+        return []
+    old = {(r["graph"], r["node"]): r for r in a.get("nodes", [])}
+    rows = []
+    for r in b.get("nodes", []):
+        before = old.get((r["graph"], r["node"]))
+        if before is None:
+            continue
+        for name, y in r["backends"].items():
+            x = before["backends"].get(name)
+            if x is None:
+                continue
+            rows += _node_rows(cid, name, r, x, y, th)
+    return rows
+
+
+def _node_rows(cid: str, name: str, r: dict[str, Any], x: dict[str, Any], y: dict[str, Any], th: Thresholds
+               ) -> list[Row]:
+    label = f"node {r['graph']}:{r['node']} ({r['op_type']})"
+    rows = []
+    old_v, new_v = _num(x.get("ms")) or 0.0, _num(y.get("ms")) or 0.0
+    share = _num(y.get("share")) or 0.0
+    big = share >= th.node_min_share and new_v - old_v >= th.node_min_ms
+    if old_v > 0 and new_v / old_v - 1.0 > th.node_increase + 1e-12:
+        change = new_v / old_v - 1.0
+        regression = (f"{cid} {name}: {label} {old_v:.3f} -> {new_v:.3f} ms (+{100 * change:.0f} %, "
+                      f"{100 * share:.1f} % of its graph; allowed +{100 * th.node_increase:g} %; --node-increase)"
+                      if big else None)
+        limit = f"+{100 * th.node_increase:g} %" + ("" if big else " (under --node-min-share/--node-min-ms: not counted)")
+        rows.append(Row(cid, name, label + " ms", f"{old_v:.3f}", f"{new_v:.3f}", f"{100 * change:+.0f} %", limit,
+                        regression))
+    elif old_v == 0 and y.get("status") == "timed" and x.get("status") in ("fused", "folded") and big:
+        rows.append(Row(cid, name, label + " ms", x.get("status", "-"), f"{new_v:.3f}", "", "", (
+            f"{cid} {name}: {label} was {x.get('status')}{' into ' + x['into'] if x.get('into') else ''} in OLD and "
+            f"takes {new_v:.3f} ms of its own in NEW ({100 * share:.1f} % of its graph)")))
+    if x.get("integer") is True and y.get("integer") is False:
+        rows.append(Row(cid, name, label + " kernel", "integer", y.get("precision") or "float", "", "", (
+            f"{cid} {name}: {label} ran as an integer kernel in OLD, as {y.get('precision') or 'float'} "
+            f"({', '.join(y.get('kernels') or [])}) in NEW")))
     return rows
 
 

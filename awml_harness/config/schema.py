@@ -374,6 +374,19 @@ LATENCY_STABILITY_KEYS = frozenset({"p95_over_p50", "outlier_share"})
 
 
 @dataclass(frozen=True)
+class ProfileConfig:
+    """Per-node profiles (awml_harness/profile/): `enabled` generates test_profile per
+    backend (`--awml-profile` does for every config); each profiles `rounds` forwards
+    after `warmup` (at least 1: the first run includes kernel selection); the terminal
+    summary lists the `top` nodes."""
+
+    enabled: bool = False
+    rounds: PosInt = 20
+    warmup: PosInt = 3
+    top: PosInt = 10
+
+
+@dataclass(frozen=True)
 class EvaluationConfig:
     enabled: bool = True
     num_samples: int = -1  # -1: all
@@ -390,6 +403,7 @@ class EvaluationConfig:
     latency: bool = True  # test_latency per backend (independent of `enabled`)
     latency_rounds: PosInt = 20
     latency_warmup: NonNegInt = 3
+    profile: ProfileConfig = field(default_factory=ProfileConfig)  # per-node profiles, opt-in
     # CPU threads per backend (PyTorch and ONNX Runtime intra-op; inter-op 1); None: the
     # harness default (awml_harness/threads.py), 0: each library's own default.
     # --awml-threads overrides it.

@@ -21,6 +21,7 @@ class RunOptions:
     golden: Path | None = None
     split: tuple[int, int] | None = None  # --awml-shard I/N as (I - 1, N): this job's slice (awml_harness/split.py)
     localize: bool = False  # --awml-localize: failing verifications name the first diverging nodes
+    profile: bool = False  # --awml-profile: per-node profiles of every config (evaluation.profile.enabled)
 
 
 class ModelData:

@@ -28,6 +28,7 @@ TensorRT Python API used here (present in the 10.x and 11.x references):
     IBuilderConfig.set_flag, tensorrt.BuilderFlag (TF32; FP16 on 10.x only),
     IBuilderConfig.set_memory_pool_limit, tensorrt.MemoryPoolType.WORKSPACE,
     IBuilderConfig.builder_optimization_level, IBuilderConfig.add_optimization_profile,
+    IBuilderConfig.profiling_verbosity, tensorrt.ProfilingVerbosity.DETAILED,
     IOptimizationProfile.set_shape, IBuilderConfig.create_timing_cache,
     IBuilderConfig.set_timing_cache, ITimingCache.combine, ITimingCache.serialize,
     IHostMemory (buffer protocol); for auto_mixed on 10.x: INetworkDefinition.num_layers,
@@ -166,6 +167,8 @@ def build_engine(trt: Any, onnx_path: Path, plan: BuildPlan, folder: Path, file_
         config.set_flag(getattr(trt.BuilderFlag, flag))
     if plan.fp32_layers:
         pin_fp32_layers(trt, network, plan.fp32_layers, onnx_path)
+    if plan.profiling_verbosity and hasattr(trt, "ProfilingVerbosity"):
+        config.profiling_verbosity = getattr(trt.ProfilingVerbosity, plan.profiling_verbosity)
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, plan.workspace_bytes)
     config.builder_optimization_level = plan.optimization_level
 

@@ -89,6 +89,12 @@ class BuildPlan:
     # (export/auto_mixed.py's choice plus the always-fp32 operators); filled by build_engines
     fp32_layers: tuple[str, ...] = ()
     quantized: bool = False  # build from the int8 Q/DQ ONNX (policies int8, auto_int8)
+    # IBuilderConfig.profiling_verbosity (tensorrt.ProfilingVerbosity member): DETAILED keeps
+    # each layer's type, formats, tactic and ONNX origin in the engine, which the engine
+    # inspector reports and the per-node profiles read (awml_harness/profile/tensorrt.py);
+    # TensorRT's default, LAYER_NAMES_ONLY, keeps names only. It changes what the engine
+    # records, not the kernels TensorRT picks.
+    profiling_verbosity: str = "DETAILED"
 
     @property
     def onnx_precision(self) -> str:
@@ -103,6 +109,7 @@ class BuildPlan:
             "workspace_bytes": self.workspace_bytes, "optimization_level": self.optimization_level,
             "profiles": [{n: [list(s) for s in triple] for n, triple in p.items()} for p in self.profiles],
             "fp32_layers": list(self.fp32_layers), "quantized": self.quantized,
+            "profiling_verbosity": self.profiling_verbosity,
         }
 
 

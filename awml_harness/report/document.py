@@ -96,6 +96,7 @@ def build_document(configs: Mapping[str, Any], run: Any, *, threads: Mapping[str
 
     projects: dict[str, dict[str, Any]] = {}
     artifacts: dict[str, dict[str, dict[str, Any]]] = {}
+    profiles: dict[str, list[dict[str, Any]]] = {}
     for rec in run.records:
         cid = rec.get("config")
         if cid not in configs:
@@ -122,6 +123,8 @@ def build_document(configs: Mapping[str, Any], run: Any, *, threads: Mapping[str
         elif kind == "package":
             pkg = entry.setdefault("package", {"folder": rec["folder"], "written": rec["written"], "checks": []})
             pkg["checks"].append({k: rec[k] for k in ("file", "key", "passed", "found", "expected", "source", "message")})
+        elif kind == "profile":
+            profiles.setdefault(cid, []).append(rec)
         elif kind == "shapes":
             entry["shapes"].append({"which": rec["which"], "scenario": rec["scenario"],
                                     "passed": all(c["passed"] for c in rec["checked"]), "checked": rec["checked"]})
@@ -134,6 +137,11 @@ def build_document(configs: Mapping[str, Any], run: Any, *, threads: Mapping[str
         if quantized:
             projects[cid]["int8"] = int8_entry(quantized[-1], projects[cid]["evaluation"]["backends"],
                                                projects[cid]["latency"])
+    if profiles:
+        from awml_harness.profile.join import profile_entry
+
+        for cid, recs in profiles.items():
+            projects[cid]["profile"] = profile_entry(recs, configs[cid].evaluation.profile.top)
     unverified = []
     for cid, entry in projects.items():
         ver = entry["verification"]

@@ -43,7 +43,7 @@ img{max-width:100%}
 """
 
 _KNOWN_PROJECT_KEYS = {"project", "task_type", "config", "export_mode", "artifacts", "verification", "evaluation",
-                       "latency", "shapes", "tolerances", "resolved_config"}
+                       "latency", "shapes", "tolerances", "resolved_config", "profile"}
 
 
 def _e(value: Any) -> str:
@@ -326,6 +326,96 @@ def _latency_plot(lat: dict[str, Any], stages: dict[str, dict[str, float]]) -> s
     return _png(fig, "latency distribution and per-stage breakdown")
 
 
+def _profile_cell(cell: dict[str, Any] | None) -> _Cell:
+    if not cell:
+        return _Cell("-")
+    if cell.get("status") != "timed":
+        into = f" into {cell['into']}" if cell.get("into") else ""
+        return _Cell(cell.get("status", "-"), "meta", title=f"{cell.get('status')}{into}")
+    prec = cell.get("precision") or "-"
+    kernels = ", ".join(cell.get("kernels") or [])
+    return _Cell(f"{cell['ms']:.3f} ms · {100 * (cell.get('share') or 0):.1f} % · {prec}", "n",
+                 title=f"kernels: {kernels}" + (f"; includes {', '.join(cell['includes'])}" if cell.get("includes") else ""))
+
+
+def _profile_section(profile: dict[str, Any] | None) -> str:
+    """--awml-profile: the top nodes as a chart (time per backend) and a table (time,
+    share of the graph, precision each node ran in), time by op type, then every node."""
+    if not profile or not profile.get("nodes"):
+        return ""
+    from awml_harness.profile.join import short_node, top_rows
+
+    names = list(profile.get("backends", {}))
+    top = top_rows(profile)
+    graphs = {r["graph"] for r in profile["nodes"]}
+
+    def label(r: dict[str, Any], width: int = 48) -> str:
+        return short_node(r["node"], width) if len(graphs) == 1 else f"{r['graph']}: {short_node(r['node'], width - 10)}"
+
+    meta = []
+    for name, b in profile["backends"].items():
+        for g, e in (b.get("graphs") or {}).items():
+            cov = e.get("coverage")
+            meta.append([name, g, b.get("method", ""), _n(fmt.ms(e.get("total_ms"))), _n(fmt.ms(e.get("unprofiled_ms"))),
+                         _n(f"{cov:.2f}" if isinstance(cov, (int, float)) else "-"), _n(fmt.ms(e.get("unmapped_ms"))),
+                         _n(e.get("rounds", "-")), _Cell(f"<code>{_e(b.get('trace', ''))}</code>", raw=True)])
+    out = (f"<h3>Per-node profile (top {len(top)} of {len(profile['nodes'])} nodes)</h3>"
+           + _profile_plot(profile, top, names, label)
+           + _table(["node", "op", *names], [[_Cell(label(r, 64), title=r["node"]), r["op_type"],
+                                              *(_profile_cell(r["backends"].get(n)) for n in names)] for r in top])
+           + _table(["backend", "graph", "method", "profiled total", "unprofiled", "total / unprofiled", "unmapped",
+                     "rounds", "trace (chrome://tracing, ui.perfetto.dev)"], meta))
+    notes = sorted({n for b in profile["backends"].values() for n in b.get("notes") or []})
+    out += "".join(f"<p class=meta>{_e(n)}</p>" for n in notes)
+    rows = [[r["graph"], _Cell(r["node"]), r["op_type"], *(_profile_cell(r["backends"].get(n)) for n in names)]
+            for r in profile["nodes"]]
+    return out + (f"<details><summary>every node ({len(rows)}; fused: ran inside another node's kernel, grouped: "
+                  "timed with another node's module, folded: no kernel ran it, absent: not in that backend's "
+                  "graph)</summary>" + _table(["graph", "node", "op", *names], rows) + "</details>")
+
+
+def _profile_plot(profile: dict[str, Any], top: list[dict[str, Any]], names: list[str], label: Any) -> str:
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, (ax, ops_ax) = plt.subplots(1, 2, figsize=(13, 1.2 + 0.42 * max(len(top), 3)),
+                                     gridspec_kw={"width_ratios": [3, 2]})
+    height = 0.8 / max(len(names), 1)
+    y = np.arange(len(top))
+    for i, name in enumerate(names):
+        cells = [r["backends"].get(name) or {} for r in top]
+        ms = [c.get("ms", 0.0) if c.get("status") == "timed" else 0.0 for c in cells]
+        bars = ax.barh(y + (i - (len(names) - 1) / 2) * height, ms, height, label=name, color=colors[i % len(colors)])
+        for bar, c in zip(bars, cells, strict=True):
+            if c.get("status") == "timed":
+                ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2,
+                        f" {100 * (c.get('share') or 0):.0f}% {c.get('precision') or ''}", va="center", fontsize=7)
+    ax.set_yticks(y, [label(r, 40) for r in top], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("ms per round (share of its graph, precision it ran in)")
+    ax.set_title("slowest nodes", fontsize=10)
+    ax.grid(axis="x", alpha=.3)
+    ax.legend(fontsize=8, loc="lower right")
+    by_op: dict[str, dict[str, float]] = {}
+    for r in profile["nodes"]:
+        for name, c in r["backends"].items():
+            by_op.setdefault(r["op_type"], {}).setdefault(name, 0.0)
+            by_op[r["op_type"]][name] += c.get("ms") or 0.0
+    ops = sorted(by_op, key=lambda o: -max(by_op[o].values()))[:8]
+    left = np.zeros(len(names))
+    for i, op in enumerate(ops):
+        widths = np.array([by_op[op].get(n, 0.0) for n in names])
+        ops_ax.barh(names, widths, left=left, label=op, color=colors[i % len(colors)])
+        left += widths
+    ops_ax.invert_yaxis()
+    ops_ax.set_xlabel("ms per round by op type (top 8)")
+    ops_ax.set_title("time by op type", fontsize=10)
+    ops_ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=4, frameon=False)
+    fig.tight_layout()
+    return _png(fig, "per-node profile: slowest nodes per backend and time by op type")
+
+
 def _leaf_num(value: Any) -> float:
     """For picking the worst sample: a problem (NaN, shape mismatch: a string) ranks first."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -538,6 +628,7 @@ def _project_section(cid: str, entry: dict[str, Any]) -> str:
              _metrics_section(entry),
              _per_class_section(entry["evaluation"].get("backends", {})),
              _latency_section(entry),
+             _profile_section(entry.get("profile")),
              _memory_section(entry),
              _verification_section(entry),
              _shapes_section(entry),

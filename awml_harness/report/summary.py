@@ -78,6 +78,42 @@ def threads_line(doc: dict[str, Any], cid: str) -> str | None:
     return f"  threads: intra-op {intra}, inter-op {policy['inter_op'] or 'library default'} ({policy['source']})"
 
 
+def profile_cell(cell: dict[str, Any] | None) -> str:
+    """`0.456 4.5% fp32`; a node that did not run on its own: `fused`, `grouped`, `folded`, `absent`."""
+    if not cell:
+        return "-"
+    if cell.get("status") not in ("timed", None):
+        return str(cell["status"])
+    return f"{cell.get('ms', 0.0):.3f} {100 * (cell.get('share') or 0.0):.1f}% {cell.get('precision') or '-'}"
+
+
+def profile_lines(profile: dict[str, Any] | None) -> list[str]:
+    """--awml-profile: the top nodes across backends, and how much of each graph the profile covers."""
+    if not profile:
+        return []
+    from awml_harness.profile.join import short_node, top_rows
+
+    rows = top_rows(profile)
+    names = list(profile.get("backends", {}))
+    graphs = {r["graph"] for r in profile.get("nodes", [])}
+    lines = [f"  profile: top {len(rows)} of {len(profile.get('nodes', []))} nodes (ms per round, share of its graph, "
+             "precision it ran in)"]
+    table = [["node", "op", *names]]
+    for r in rows:
+        node = short_node(r["node"]) if len(graphs) == 1 else f"{r['graph']}:{short_node(r['node'], 40)}"
+        table.append([node, r["op_type"], *(profile_cell(r["backends"].get(n)) for n in names)])
+    widths = [max(len(t[i]) for t in table) for i in range(len(table[0]))]
+    lines += ["    " + "  ".join(c.ljust(w) for c, w in zip(t, widths, strict=True)).rstrip() for t in table]
+    cover = []
+    for name, meta in profile.get("backends", {}).items():
+        ratios = [g.get("coverage") for g in meta.get("graphs", {}).values() if g.get("coverage") is not None]
+        if ratios:
+            cover.append(f"{name} {'/'.join(f'{c:.2f}' for c in ratios)}")
+    if cover:
+        lines.append("    profiled total / unprofiled graph time: " + ", ".join(cover))
+    return lines
+
+
 def render_summary(doc: dict[str, Any]) -> list[str]:
     lines = []
     for cid, entry in doc.get("projects", {}).items():
@@ -98,6 +134,7 @@ def render_summary(doc: dict[str, Any]) -> list[str]:
             lines.append(f"  verification: {ver['passed']}/{ver['passed'] + ver['failed']} passed")
         if ver.get("status") == "unverified":
             lines.append(f"  UNVERIFIED: no deployed artifact was compared with a reference in this run ({ver.get('reason')})")
+        lines += profile_lines(entry.get("profile"))
         for art in entry.get("artifacts", []):
             how = "reused from cache" if art["reused"] else f"built in {art['build_seconds']:.2f} s"
             lines.append(f"  artifact {art['name']} ({art.get('variant', '')}, {art['size_bytes'] / 1e6:.2f} MB): {how}")

@@ -126,6 +126,8 @@ def test_plan_is_frozen_json_data():
     data = json.loads(json.dumps(plan.as_dict()))
     assert data["profiles"] == [{"x": [[1, 3, 8, 8], [2, 3, 8, 8], [4, 3, 8, 8]]}]
     assert data["convert_fp16"] is True and data["trt_major"] == 11
+    # engines record layer types, formats and tactics: what the per-node profiles read
+    assert data["profiling_verbosity"] == "DETAILED"
     assert isinstance(plan, BuildPlan)
 
 
