@@ -21,8 +21,9 @@ from awml_harness.stash_keys import END_KEY, RECORDER_KEY, SESSION_KEY
 
 #: workerinput key: the deploy configs the xdist controller read, handed to each worker
 HANDOFF_KEY = "awml_configs"
-#: suites whose tests exist only when asked for (--awml-profile or evaluation.profile.enabled)
-OPT_IN_CASES = ("awml_profile_case",)
+#: cases that exist only when asked for (--awml-profile, evaluation.profile.enabled) or where a
+#: project has them (an Autoware package): without any they are deselected, not a skip in every run
+OPT_IN_CASES = ("awml_profile_case", "awml_package_case")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

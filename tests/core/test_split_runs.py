@@ -195,7 +195,7 @@ def test_merged_calibration_metrics_equal_the_serial_pass_and_tampering_is_caugh
     assert not failures
     serial = ctx.evaluate_all()
     got = doc["projects"][ctx.cfg.id]["evaluation"]["backends"]
-    assert set(got) == set(serial) == {"pytorch", "onnx", "onnx-fp16"}
+    assert set(got) == set(serial) == {"pytorch", "onnx", "onnx-fp16", "onnx-int8"}
     for name, entry in serial.items():
         assert got[name]["metrics"] == jsonable(entry.metrics) and got[name]["num_samples"] == 40
 

@@ -100,7 +100,7 @@ def test_the_limit_is_configurable_and_the_activation_is_bounded_too():
         _load(CP, "model_cfg.voxel_size=(0.01, 0.01, 6.0)")
     assert info.value.key == "model_cfg.voxel_size" and "limits.max_elements" in str(info.value)
     with pytest.raises(ConfigError) as info:
-        _load(CP, "model_cfg.max_voxels=3000000")
+        _load(CP, "model_cfg.max_voxels=3000000", "model_cfg.num_voxels_profile=(1, 1000, 3000000)")
     assert info.value.key == "model_cfg.max_voxels"
 
 

@@ -150,7 +150,7 @@ evaluation = dict(
 # and head are int8, calibrated on frames of the train split (none of them evaluated), the
 # backbone on the pillar features the voxel encoder made for those frames (docs/int8.md)
 quantization = dict(
-    info_file="fixtures/centerpoint/infos_train.pkl",
+    info_file="{{ fileDirname }}/../../../fixtures/centerpoint/infos_train.pkl",
     num_samples=32,
     method="minmax",
     graphs=["pts_backbone_neck_head"],
