@@ -290,17 +290,9 @@ def tolerance_key(cfg: DeployConfig, scenario: Scenario) -> dict[str, Any]:
 
 def samples_digest(ctx: ContextLike, indices: Sequence[int]) -> str:
     """sha256 over the verification samples' ids and preprocessed input arrays."""
-    import numpy as np
+    from awml_harness.export.calibration import inputs_digest
 
-    h = hashlib.sha256()
-    for i in indices:
-        prepared = ctx.prepared(i)
-        h.update(f"{i}:{prepared.sample_id}\n".encode())
-        for name in sorted(prepared.inputs):
-            arr = np.ascontiguousarray(prepared.inputs[name])
-            h.update(f"{name}:{arr.dtype.str}:{list(arr.shape)}\n".encode())
-            h.update(arr.tobytes())
-    return h.hexdigest()
+    return inputs_digest(ctx.prepared(i) for i in indices)
 
 
 def code_version() -> str:
