@@ -20,6 +20,8 @@ table. Targets (exact definitions in benchmarks/README.md):
   P7  `-n 2` / serial wall time: shipped configs                            <= 1.1
       and a calibration config with >= 500 evaluation samples               < 0.7
   P8  peak RSS of the full-size CenterPoint run (cold, from P2)             <= 2.5 GB
+  P9  onnx-int8 / onnx fp32 median latency, full-size YOLOX 960 and CenterPoint
+      backbone, interleaved rounds, same thread policy (benchmarks/int8_latency.py) <= 0.6
   P10 per-node profile (--awml-profile), per shipped config, backend and graph: the
       profile's per-node total / the unprofiled median graph time (latency runners,
       same test, just before)                                                0.85-1.15
@@ -54,7 +56,7 @@ KEYWORD = {"CalibrationStatusClassification": "calibration", "YOLOX_opt_elan": "
 FULL = {"YOLOX_opt_elan": "projects/YOLOX_opt_elan/configs/deploy_config_960.py",
         "CenterPoint": "projects/CenterPoint/configs/deploy_config_full.py"}
 P7_SAMPLES = 1040  # >= 500: the 40 shipped calibration items served 26 times
-TARGETS = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P10")
+TARGETS = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10")
 
 
 @dataclass
@@ -369,6 +371,14 @@ def _p10_latency(project: str, withs: list[dict[str, Any]], withouts: list[dict[
     return out
 
 
+# -- P9: int8 latency (benchmarks/int8_latency.py) -------------------------------------------
+
+def p9_rows() -> list[Row]:
+    from benchmarks.int8_latency import p9
+
+    return p9(ROOT, log, Row)
+
+
 # -- P3: harness model call vs bare loop, every backend ------------------------------------
 
 def p3(quick: bool) -> list[Row]:
@@ -653,7 +663,7 @@ def main(argv: list[str] | None = None) -> int:
     steps: list[tuple[str, Callable[[], list[Row]]]] = [
         ("P1", lambda: p1(args.quick)), ("P3", lambda: p3(args.quick)), ("P4", lambda: p4(args.quick)),
         ("P5", lambda: p5(args.quick)), ("P6", lambda: p6(args.quick)), ("P7", lambda: p7(args.quick)),
-        ("P10", lambda: p10(args.quick))]
+        ("P9", lambda: p9_rows()), ("P10", lambda: p10(args.quick))]
     for label, fn in steps:
         if label in want:
             log(label)

@@ -301,3 +301,23 @@ def test_a_qdq_graph_builds_a_strongly_typed_engine(quantized, tmp_path):
     plan = dataclasses.replace(_plan("int8", trt_major(trt.__version__)), profiles=({"x": ((1, 3, 8, 8),) * 3},))
     assert build_engine(trt, tmp_path / "q.onnx", plan, tmp_path, "q.engine", None) == "q.engine"
     assert (tmp_path / "q.engine").stat().st_size > 0
+
+
+# -- P9's fusion count (benchmarks/int8_latency.py) ------------------------------------------------
+def test_ort_cpu_leaves_the_tensorrt_form_unfused_and_fuses_u8s8(quantized, tmp_path):
+    from benchmarks.int8_latency import describe_ops, optimized_ops, u8s8
+
+    src, prepared, cal = quantized
+    trt_form = tmp_path / "trt.onnx"
+    int8.quantize(prepared, trt_form, cal.ranges)
+    ops = optimized_ops(trt_form, 1, 1)
+    assert ops["QLinearConv"] == 0 and ops["DequantizeLinear"] >= 2  # fake quantization: float Conv behind DQ
+    assert ops["Conv"] + ops["FusedConv"] == 2
+    assert describe_ops(ops).endswith(", 0 integer kernels, 2 float Conv/FusedConv/ConvTranspose/Gemm/MatMul")
+    cpu = tmp_path / "u8s8.onnx"
+    u8s8(src, cpu, _feeds(1)[0])
+    fused = optimized_ops(cpu, 1, 1)
+    assert fused["QLinearConv"] == 2 and fused["Conv"] + fused["FusedConv"] == 0
+    assert describe_ops(fused).startswith("Q 1 / DQ 1 left, 3 integer kernels (QLinearConv 2, QLinearAdd 1), 0 float")
+    ref, got = _run(src, _feeds(1)[0]), _run(cpu, _feeds(1)[0])
+    assert np.max(np.abs(ref - got)) < 0.1 * np.max(np.abs(ref))  # it is still the same model
