@@ -24,7 +24,7 @@ def metrics(pytester: pytest.Pytester) -> dict:
 def test_passing_run_writes_a_valid_metrics_json(toy_repo):
     result = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider")
     # export 1, verification 2, evaluation 2, latency 2, shapes 4; test_package: the toy ships no package
-    result.assert_outcomes(passed=11, skipped=1)
+    result.assert_outcomes(passed=11, deselected=2)
     result.stdout.fnmatch_lines(["awml Toy (classification, export onnx)", "*onnx*cpu*fp32*", "awml metrics JSON: *"])
     doc = metrics(toy_repo)
     toy = doc["projects"]["Toy"]
@@ -90,10 +90,10 @@ def test_missing_backend_skips_with_reason_and_fails_under_strict(toy_repo):
 def test_xdist_run_writes_one_complete_json(toy_repo):
     pytest.importorskip("xdist")
     serial = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-k", "not latency")
-    serial.assert_outcomes(passed=9, skipped=1)  # test_package: no package
+    serial.assert_outcomes(passed=9, deselected=4)  # test_package, test_profile: deselected, not skipped
     serial_doc = metrics(toy_repo)
     result = toy_repo.runpytest_subprocess("suites", "-p", "no:cacheprovider", "-n", "2")
-    result.assert_outcomes(passed=9, skipped=3)  # latency refuses to run under xdist; no package
+    result.assert_outcomes(passed=9, skipped=2)  # latency refuses to run under xdist
     doc = metrics(toy_repo)
     assert doc["run"]["xdist_workers"] == 2
     toy = doc["projects"]["Toy"]
