@@ -3,8 +3,8 @@ reads, beside the ONNX files) and test_package's comparison of a package with th
 config and the exported ONNX.
 
 Packages here are written by the harness or edited from one in tmp_path; nothing is a
-copied upstream file. test_autoware_upstream_schemas.py validates against Autoware's own
-schema files when they are given.
+copied upstream file. test_written_packages_validate_against_autowares_schema_files (below)
+validates against Autoware's own schema files when AWML_AUTOWARE_SCHEMAS names their folder.
 """
 
 from __future__ import annotations
